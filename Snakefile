@@ -1,0 +1,23 @@
+# latentedit workflow: table of contents only. Logic lives in rules/common.smk and the latentedit package.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/oracles.smk"
+include: "rules/dlsgan.smk"
+include: "rules/projection.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,1 @@
+"""Datasets of the worlds: digits (built here, offline)."""

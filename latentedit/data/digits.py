@@ -1,0 +1,129 @@
+"""MultiMNIST-like digits world, composed from scikit-learn's bundled 8×8 digits (no download).
+
+A square canvas is cut into a ``grid × grid`` array of slots; each image holds 1..``max_digits`` digits, each in
+its own slot (so digits never overlap), resized to ``digit_size`` pixels and jittered inside the slot. The 1797
+source digits are split disjointly into train/val/test *before* composing, so test images only contain digits never
+seen in training.
+
+Attributes (binary, in this column order):
+
+- ``count_1 .. count_<max_digits>``: the image holds exactly n digits (one-hot);
+- ``has_0 .. has_9``: digit d appears at least once.
+
+Per-image layout is stored too (``extra/slot_labels``: digit class per slot, −1 = empty; ``extra/source_index``:
+index into ``load_digits`` per slot, −1 = empty), so layout-aware models can be supervised per slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from latentedit.io.image_store import SPLITS, ImageStore
+
+
+@dataclass(frozen=True)
+class DigitsConfig:
+    """Options of the digits world; defaults mirror ``config.yaml`` (``digits:`` section)."""
+
+    canvas: int = 32  # pixels per side
+    grid: int = 2  # slots per side: grid² slots
+    digit_size: int = 12  # pixels per side of a placed digit (must fit in a slot: canvas // grid)
+    max_digits: int = 4  # 1..max_digits digits per image, uniform
+    n_train: int = 20000
+    n_val: int = 2000
+    n_test: int = 2000
+    source_fractions: tuple = (0.6, 0.2, 0.2)  # share of the 1797 source digits per split
+    seed: int = 0
+
+    def __post_init__(self):
+        slot = self.canvas // self.grid
+        if self.digit_size > slot:
+            raise ValueError(f"digits.digit_size={self.digit_size} does not fit a slot of {slot} px "
+                             f"(canvas {self.canvas} / grid {self.grid})")
+        if not 1 <= self.max_digits <= self.grid ** 2:
+            raise ValueError(f"digits.max_digits={self.max_digits} must be in 1..{self.grid ** 2} (grid²)")
+        if abs(sum(self.source_fractions) - 1.0) > 1e-6:
+            raise ValueError(f"digits.source_fractions must sum to 1, got {self.source_fractions}")
+
+
+def attribute_names(max_digits: int) -> list[str]:
+    return [f"count_{n}" for n in range(1, max_digits + 1)] + [f"has_{d}" for d in range(10)]
+
+
+def attributes_from_slots(slot_labels: np.ndarray, max_digits: int) -> np.ndarray:
+    """Binary attribute matrix (N, max_digits + 10) from per-slot labels (N, S), −1 = empty."""
+    n = len(slot_labels)
+    count = (slot_labels >= 0).sum(axis=1)
+    out = np.zeros((n, max_digits + 10), dtype=np.uint8)
+    out[np.arange(n), count - 1] = 1
+    for d in range(10):
+        out[:, max_digits + d] = (slot_labels == d).any(axis=1)
+    return out
+
+
+def split_sources(targets: np.ndarray, fractions, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Disjoint, class-stratified split of source-digit indices into train/val/test."""
+    parts: dict[str, list] = {s: [] for s in SPLITS}
+    for d in range(10):
+        idx = rng.permutation(np.flatnonzero(targets == d))
+        cuts = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
+        for s, chunk in zip(SPLITS, np.split(idx, cuts)):
+            parts[s].append(chunk)
+    return {s: np.sort(np.concatenate(v)) for s, v in parts.items()}
+
+
+def _resized_sources(images8: np.ndarray, size: int) -> np.ndarray:
+    """Resize the 8×8 (0..16) sources to size×size uint8 (0..255), bilinear."""
+    out = np.empty((len(images8), size, size), dtype=np.uint8)
+    for i, im in enumerate(images8):
+        pil = Image.fromarray((im * (255.0 / 16.0)).astype(np.uint8))
+        out[i] = np.asarray(pil.resize((size, size), Image.BILINEAR))
+    return out
+
+
+def build_digits(cfg: DigitsConfig) -> ImageStore:
+    """Compose the whole digits world deterministically from ``cfg.seed``."""
+    rng = np.random.default_rng(cfg.seed)
+    src = load_digits()
+    sources = split_sources(src.target, cfg.source_fractions, rng)
+    glyphs = _resized_sources(src.images, cfg.digit_size)
+    slot = cfg.canvas // cfg.grid
+    n_slots = cfg.grid ** 2
+    jitter = slot - cfg.digit_size
+
+    images, slots, source_idx, splits, ids = [], [], [], [], []
+    for split, n in zip(SPLITS, (cfg.n_train, cfg.n_val, cfg.n_test)):
+        pool = sources[split]
+        canvas = np.zeros((n, cfg.canvas, cfg.canvas), dtype=np.uint8)
+        labels = np.full((n, n_slots), -1, dtype=np.int8)
+        index = np.full((n, n_slots), -1, dtype=np.int32)
+        counts = rng.integers(1, cfg.max_digits + 1, size=n)
+        for i in range(n):
+            for s in rng.choice(n_slots, size=counts[i], replace=False):
+                k = pool[rng.integers(len(pool))]
+                r, c = divmod(int(s), cfg.grid)
+                dy, dx = rng.integers(0, jitter + 1, size=2)
+                y, x = r * slot + dy, c * slot + dx
+                canvas[i, y:y + cfg.digit_size, x:x + cfg.digit_size] = glyphs[k]
+                labels[i, s] = src.target[k]
+                index[i, s] = k
+        images.append(canvas)
+        slots.append(labels)
+        source_idx.append(index)
+        splits += [split] * n
+        ids += [f"{split}_{i:06d}" for i in range(n)]
+
+    slot_labels = np.concatenate(slots)
+    return ImageStore(
+        images=np.concatenate(images)[:, None],  # (N, 1, H, W)
+        attributes=attributes_from_slots(slot_labels, cfg.max_digits),
+        attribute_names=attribute_names(cfg.max_digits),
+        split=np.array(splits, dtype=object),
+        ids=np.array(ids, dtype=object),
+        extra={"slot_labels": slot_labels, "source_index": np.concatenate(source_idx)},
+        attrs={"world": "digits", "seed": cfg.seed, "grid": cfg.grid, "canvas": cfg.canvas},
+    )

@@ -1,0 +1,146 @@
+"""DLSGAN training (Algorithm 1 of Kang et al. 2022) and its per-epoch evaluation.
+
+Each step:
+  s ← √d_z·v^{1/2}/‖v^{1/2}‖₂                                    (s ≡ 1 without DLS)
+  D: L_D = softplus(−D(x)) + softplus(D(G(z∘s))) + λ_enc·L_enc(z, E(G(z∘s)), s) [+ λ_r1/2·‖∇ₓD(x)‖², lazily]
+  v ← track(z'²)                                                   (moving average of the last N, or EMA)
+  G: L_G = softplus(−D(G(z∘s))) [+ λ_enc·L_enc]                    (``enc_in_g``, default on)
+The generator that ships is an EMA of G's weights; the encoder is D's encoder head.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from latentedit.dlsgan.models import Discriminator, Generator
+from latentedit.dlsgan.scale import VarianceTracker, differential_entropy, dynamic_scale, encoder_loss, sample_latent
+from latentedit.dlsgan.evaluate import evaluate
+
+log = logging.getLogger(__name__)
+HISTORY_PLOT_COLUMNS = ["l_enc", "eval_l_enc", "entropy", "psnr_generated", "psnr_real", "ssim_generated",
+                        "ssim_real", "frechet_oracle", "count_agreement", "presence_agreement", "loss_d", "loss_g"]
+
+
+@dataclass(frozen=True)
+class DLSGANConfig:
+    z_dim: int = 64
+    distribution: str = "normal"  # or "uniform": U(−√3, √3)
+    dls: bool = True  # False → the paper's "No DLS" baseline (s ≡ 1); set from the rule's {variant}
+    lambda_enc: float = 1.0
+    enc_in_g: bool = True  # add λ_enc·L_enc to the generator loss too
+    lambda_r1: float = 5.0
+    r1_every: int = 4  # lazy R1: every k D steps, scaled by k
+    variance_mode: str = "moving_average"  # or "ema"
+    variance_window: int = 10000  # samples, for moving_average
+    variance_beta: float = 0.999  # for ema
+    width: int = 16  # channels at full resolution (×2 per octave down, capped); 16 keeps a CPU step ~0.2 s
+    max_channels: int = 128
+    batch_size: int = 32
+    lr: float = 2.0e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    ema_decay: float = 0.999  # generator weight EMA
+    epochs: int = 20
+    steps_per_epoch: int = 500
+    eval_samples: int = 1000
+    seed: int = 0
+
+
+def build_models(cfg: DLSGANConfig, canvas: int, channels: int) -> tuple[Generator, Discriminator]:
+    g = Generator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels)
+    d = Discriminator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels)
+    return g, d
+
+
+@torch.no_grad()
+def _ema(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:
+    for pt, ps in zip(target.parameters(), source.parameters()):
+        pt.lerp_(ps, 1 - decay)
+
+
+def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANConfig, device: torch.device,
+                 oracle=None) -> dict:
+    """Train on uint8 (N,C,H,W) images; evaluate each epoch on ``eval_images`` (held-out real).
+
+    Returns ``{"generator", "discriminator", "scale", "v", "history"}`` (EMA generator, best not selected:
+    GAN losses are no model-selection criterion, the last epoch is kept).
+    """
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_all = torch.from_numpy(train_images).float().div(127.5).sub(1)
+    x_eval = torch.from_numpy(eval_images[: cfg.eval_samples]).float().div(127.5).sub(1).to(device)
+    canvas, channels = train_images.shape[-1], train_images.shape[1]
+    g, d = build_models(cfg, canvas, channels)
+    g, d = g.to(device), d.to(device)
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    tracker = VarianceTracker(cfg.z_dim, cfg.variance_mode, cfg.variance_window, cfg.variance_beta)
+    ones = torch.ones(cfg.z_dim, device=device)
+
+    history = []
+    step = 0
+    for epoch in range(cfg.epochs):
+        t0 = time.time()
+        sums = {"loss_d": 0.0, "loss_g": 0.0, "l_enc": 0.0, "r1": 0.0}
+        for _ in tqdm(range(cfg.steps_per_epoch), desc=f"dlsgan epoch {epoch}", leave=False):
+            s = dynamic_scale(tracker.v).float().to(device) if cfg.dls else ones
+            real = x_all[torch.randint(len(x_all), (cfg.batch_size,), generator=gen)].to(device)
+            z = sample_latent(cfg.batch_size, cfg.z_dim, cfg.distribution, gen, device)
+
+            # --- discriminator + encoder
+            do_r1 = cfg.lambda_r1 > 0 and step % cfg.r1_every == 0
+            real.requires_grad_(do_r1)
+            with torch.no_grad():
+                fake = g(z * s)
+            adv_real, _ = d(real)
+            adv_fake, z_pred = d(fake)
+            l_enc = encoder_loss(z, z_pred, s)
+            loss_d = F.softplus(-adv_real).mean() + F.softplus(adv_fake).mean() + cfg.lambda_enc * l_enc
+            if do_r1:
+                (grad,) = torch.autograd.grad(adv_real.sum(), real, create_graph=True)
+                r1 = grad.pow(2).flatten(1).sum(1).mean()
+                loss_d = loss_d + cfg.lambda_r1 / 2 * r1 * cfg.r1_every
+                sums["r1"] += float(r1.detach())
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            if cfg.dls:
+                tracker.update(z_pred)
+
+            # --- generator
+            z = sample_latent(cfg.batch_size, cfg.z_dim, cfg.distribution, gen, device)
+            adv, z_pred = d(g(z * s))
+            loss_g = F.softplus(-adv).mean()
+            if cfg.enc_in_g:
+                loss_g = loss_g + cfg.lambda_enc * encoder_loss(z, z_pred, s)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            _ema(g_ema, g, cfg.ema_decay)
+
+            sums["loss_d"] += float(loss_d.detach())
+            sums["loss_g"] += float(loss_g.detach())
+            sums["l_enc"] += float(l_enc.detach())
+            step += 1
+
+        s = dynamic_scale(tracker.v).float().to(device) if cfg.dls else ones
+        row = {"epoch": epoch, "step": step, "seconds": time.time() - t0,
+               **{k: v / cfg.steps_per_epoch for k, v in sums.items()},
+               "entropy": differential_entropy(s.cpu(), cfg.distribution),
+               **evaluate(g_ema, d, s, cfg, x_eval, oracle, device, seed=cfg.seed + 1)}
+        row["r1"] *= cfg.r1_every
+        history.append(row)
+        log.info("dlsgan epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+
+    s = dynamic_scale(tracker.v).float() if cfg.dls else torch.ones(cfg.z_dim)
+    return {"generator": g_ema.cpu(), "discriminator": d.cpu(), "scale": s, "v": tracker.v.float(),
+            "history": history, "options": asdict(cfg)}

@@ -1,0 +1,48 @@
+"""Checkpoints: atomic save, ``weights_only=True`` load, clear errors naming the file.
+
+A checkpoint here is a dict ``{"kind": str, "spec": dict, "state_dict": ..., ...}`` of tensors and plain Python
+values, so it loads with ``torch.load(weights_only=True)``: a pickle that would execute code is refused.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from latentedit.io.atomic import atomic_path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded: unreadable, unsafe, of the wrong kind, or its keys/shapes do not match."""
+
+
+def save_checkpoint(path: str | os.PathLike, obj: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint file does not exist") from None
+    except Exception as e:  # unpickling refused, truncated zip, not a torch file at all
+        raise CheckpointError(f"{path}: cannot load checkpoint safely (weights_only=True): {e}") from e
+    if expect_kind is not None and (not isinstance(ck, dict) or ck.get("kind") != expect_kind):
+        found = ck.get("kind") if isinstance(ck, dict) else type(ck).__name__
+        raise CheckpointError(f"{path}: expected a {expect_kind!r} checkpoint, found {found!r}")
+    return ck
+
+
+def load_state_dict_strict(module: torch.nn.Module, state_dict: dict, path) -> None:
+    """``load_state_dict(strict=True)`` with an error naming the file and the missing/unexpected/mis-shaped keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{path}: checkpoint does not match the model: missing keys {missing[:10]}, "
+                              f"unexpected keys {unexpected[:10]}, shape mismatches {shapes[:10]}")
+    module.load_state_dict(state_dict, strict=True)

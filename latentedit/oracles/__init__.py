@@ -1,0 +1,1 @@
+"""Image attribute oracles: the evaluation's "pretrained image attribute predictors"."""

@@ -1,0 +1,14 @@
+rule digits_images:
+    input:
+        code=[f"{LIB}/data/digits.py", f"{LIB}/io/image_store.py", *CORE_CODE],
+    output:
+        images="results/digits/images.h5",
+        preview="results/digits/images_preview.png",
+    log:
+        "logs/digits/images.log",
+    benchmark:
+        "benchmarks/digits/images.tsv"
+    params:
+        digits=lookup(dpath="digits", within=config),
+    script:
+        "../workflow_scripts/make_digits.py"

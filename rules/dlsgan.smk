@@ -1,0 +1,61 @@
+# DLSGAN: trained here only when dlsgan.retrain is true (or its outputs are asked for by name, e.g. the
+# No-DLS ablation results/digits/dlsgan/nodls/checkpoint.pt); otherwise the shipped checkpoint is used.
+
+
+rule train_dlsgan:
+    input:
+        images="results/digits/images.h5",
+        oracle="results/digits/oracle/model.pt",
+        code=[f"{LIB}/dlsgan/train.py", f"{LIB}/dlsgan/models.py", f"{LIB}/dlsgan/scale.py", f"{LIB}/metrics.py"],
+    output:
+        checkpoint="results/digits/dlsgan/{variant}/checkpoint.pt",
+        history="results/digits/dlsgan/{variant}/history.csv",
+        options="results/digits/dlsgan/{variant}/options.json",
+        curves="results/digits/dlsgan/{variant}/curves.png",
+    log:
+        "logs/digits/dlsgan_{variant}.log",
+    benchmark:
+        "benchmarks/digits/dlsgan_{variant}.tsv"
+    params:
+        train=lookup(dpath="dlsgan/train", within=config),
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../workflow_scripts/train_dlsgan.py"
+
+
+rule dlsgan_quality:
+    input:
+        checkpoint=generator_checkpoint,
+        images="results/digits/images.h5",
+        oracle="results/digits/oracle/model.pt",
+        code=[f"{LIB}/dlsgan/evaluate.py", f"{LIB}/dlsgan/train.py", f"{LIB}/metrics.py"],
+    output:
+        quality="results/digits/dlsgan/quality.json",
+        curves="results/digits/dlsgan/curves.png",
+    log:
+        "logs/digits/dlsgan_quality.log",
+    benchmark:
+        "benchmarks/digits/dlsgan_quality.tsv"
+    params:
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../workflow_scripts/evaluate_dlsgan.py"
+
+
+rule dlsgan_ablation:
+    input:
+        dls="results/digits/dlsgan/dls/history.csv",
+        nodls="results/digits/dlsgan/nodls/history.csv",
+    output:
+        summary="results/digits/dlsgan/ablation.json",
+        curves="results/digits/dlsgan/ablation.png",
+    log:
+        "logs/digits/dlsgan_ablation.log",
+    script:
+        "../workflow_scripts/dlsgan_ablation.py"

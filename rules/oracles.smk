@@ -1,0 +1,19 @@
+rule train_oracle:
+    input:
+        images="results/digits/images.h5",
+        code=[f"{LIB}/oracles/digits_oracle.py", f"{LIB}/io/image_store.py", *CORE_CODE],
+    output:
+        model="results/digits/oracle/model.pt",
+        metrics="results/digits/oracle/metrics.json",
+    log:
+        "logs/digits/oracle.log",
+    benchmark:
+        "benchmarks/digits/oracle.tsv"
+    params:
+        oracle=lookup(dpath="oracle", within=config),
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../workflow_scripts/train_oracle.py"

@@ -1,0 +1,49 @@
+# Projection: refine the DLSGAN encoder on real images (generator frozen), then encode every image into the
+# generator's input space (the scaled latent z'∘s) and write the latent store.
+
+
+rule refine_encoder:
+    input:
+        checkpoint=generator_checkpoint,
+        images="results/digits/images.h5",
+        code=[f"{LIB}/projection/refine.py", f"{LIB}/dlsgan/checkpoint.py", f"{LIB}/dlsgan/models.py"],
+    output:
+        encoder="results/digits/projection/encoder.pt",
+        history="results/digits/projection/refine_history.csv",
+        curves="results/digits/projection/refine_curves.png",
+    log:
+        "logs/digits/refine_encoder.log",
+    benchmark:
+        "benchmarks/digits/refine_encoder.tsv"
+    params:
+        projection=lookup(dpath="projection", within=config),
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../workflow_scripts/refine_encoder.py"
+
+
+rule project:
+    input:
+        checkpoint=generator_checkpoint,
+        encoder="results/digits/projection/encoder.pt",
+        images="results/digits/images.h5",
+        oracle="results/digits/oracle/model.pt",
+        code=[f"{LIB}/projection/project.py", f"{LIB}/io/latent_store.py", f"{LIB}/dlsgan/evaluate.py"],
+    output:
+        latents="results/digits/latents.h5",
+        quality="results/digits/projection/quality.json",
+        grid="results/digits/projection/reconstructions.png",
+    log:
+        "logs/digits/project.log",
+    benchmark:
+        "benchmarks/digits/project.tsv"
+    params:
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../workflow_scripts/project.py"

@@ -1,0 +1,26 @@
+"""Train DLSGAN (variant dls) or its No-DLS ablation (variant nodls) (rule train_dlsgan)."""
+import pandas as pd
+import torch
+
+from latentedit.dlsgan.checkpoint import save_dlsgan
+from latentedit.dlsgan.train import HISTORY_PLOT_COLUMNS, DLSGANConfig, train_dlsgan
+from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.image_store import read_image_store
+from latentedit.oracles.digits_oracle import load_oracle
+from latentedit.plotting import plot_curves
+from latentedit.training_utils import pick_device, setup_logging
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+device = pick_device(snakemake.params.device)
+cfg = DLSGANConfig(**snakemake.params.train, dls=snakemake.wildcards.variant == "dls")
+store = read_image_store(snakemake.input.images)
+result = train_dlsgan(store.select("train").images, store.select("val").images, cfg, device,
+                      oracle=load_oracle(snakemake.input.oracle, device))
+save_dlsgan(snakemake.output.checkpoint, result)
+history = pd.DataFrame(result["history"])
+with atomic_path(snakemake.output.history) as tmp:
+    history.to_csv(tmp, index=False, float_format="%.6g")
+write_json(snakemake.output.options, result["options"])
+plot_curves({snakemake.wildcards.variant: history}, HISTORY_PLOT_COLUMNS, snakemake.output.curves,
+            title=f"DLSGAN training ({snakemake.wildcards.variant})")
