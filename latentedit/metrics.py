@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import linalg
 from torch.nn import functional as F
 
 
@@ -38,14 +37,21 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window: int 
     return m.flatten(1).mean(1)
 
 
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N, F)."""
+    """Fréchet distance between Gaussians fitted to two feature sets (N, F).
+
+    Tr((Σ_a Σ_b)^{1/2}) is computed as Σ √λ of the symmetric PSD matrix Σ_a^{1/2} Σ_b Σ_a^{1/2} (same spectrum),
+    which stays real and stable when the covariances are singular.
+    """
     mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
-    cov_a = np.cov(feats_a, rowvar=False)
-    cov_b = np.cov(feats_b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():  # singular product: regularise as FID implementations do
-        eps = 1e-6 * np.eye(len(cov_a))
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    cov_a = np.atleast_2d(np.cov(feats_a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(feats_b, rowvar=False))
+    root_a = _psd_sqrt(cov_a)
+    eig = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean)

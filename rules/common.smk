@@ -47,6 +47,7 @@ def final_outputs():
         "results/digits/oracle/metrics.json",
         "results/digits/dlsgan/quality.json",
         "results/digits/dlsgan/curves.png",
+        "results/digits/dlsgan/samples.png",
         "results/digits/latents.h5",
         "results/digits/projection/quality.json",
         "results/digits/projection/reconstructions.png",

@@ -10,5 +10,7 @@ rule digits_images:
         "benchmarks/digits/images.tsv"
     params:
         digits=lookup(dpath="digits", within=config),
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/make_digits.py"

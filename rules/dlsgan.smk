@@ -22,6 +22,8 @@ rule train_dlsgan:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/train_dlsgan.py"
 
@@ -35,6 +37,7 @@ rule dlsgan_quality:
     output:
         quality="results/digits/dlsgan/quality.json",
         curves="results/digits/dlsgan/curves.png",
+        samples="results/digits/dlsgan/samples.png",
     log:
         "logs/digits/dlsgan_quality.log",
     benchmark:
@@ -44,6 +47,8 @@ rule dlsgan_quality:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/evaluate_dlsgan.py"
 
@@ -57,5 +62,7 @@ rule dlsgan_ablation:
         curves="results/digits/dlsgan/ablation.png",
     log:
         "logs/digits/dlsgan_ablation.log",
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/dlsgan_ablation.py"

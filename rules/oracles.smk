@@ -15,5 +15,7 @@ rule train_oracle:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/train_oracle.py"

@@ -21,6 +21,8 @@ rule refine_encoder:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/refine_encoder.py"
 
@@ -41,9 +43,12 @@ rule project:
     benchmark:
         "benchmarks/digits/project.tsv"
     params:
+        projection=lookup(dpath="projection", within=config),
         device=config["device"],
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/latentedit.yaml"
     script:
         "../workflow_scripts/project.py"

@@ -1,0 +1,97 @@
+"""Shared fixtures for the fast test suite.
+
+Everything here is sized to run on two busy CPU cores: torch uses one thread, hypothesis has no deadline, and any
+Snakemake run happens in a pytest ``tmp_path`` (``--directory``), never in the checkout.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import HealthCheck, settings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
+# Busy shared CPU: timing-based health checks would be flaky.
+settings.register_profile("fast", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# A complete, schema-valid configuration whose whole DAG runs in well under a minute on a CPU
+# (mirrors the smoke-test config: 500 images, one oracle epoch, 2×3 DLSGAN steps).
+TINY_CONFIG = {
+    "world": "digits",
+    "device": "cpu",
+    "digits": {"canvas": 32, "grid": 2, "digit_size": 12, "max_digits": 4, "n_train": 300, "n_val": 100,
+               "n_test": 100, "source_fractions": [0.6, 0.2, 0.2], "seed": 0},
+    "oracle": {"width": 8, "feature_dim": 16, "dropout": 0.3, "lr": 1.0e-3, "batch_size": 64, "max_epochs": 1,
+               "patience": 1, "seed": 0},
+    "dlsgan": {
+        "retrain": True,
+        "checkpoint": "checkpoints/digits/dlsgan.pt",
+        "train": {"z_dim": 8, "distribution": "normal", "lambda_enc": 1.0, "enc_in_g": True, "lambda_r1": 5.0,
+                  "r1_every": 4, "variance_mode": "moving_average", "variance_window": 100,
+                  "variance_beta": 0.999, "width": 8, "max_channels": 16, "batch_size": 16, "lr": 2.0e-4,
+                  "beta1": 0.5, "beta2": 0.99, "ema_decay": 0.999, "epochs": 2, "steps_per_epoch": 3,
+                  "eval_samples": 50, "seed": 0},
+    },
+    "projection": {"refine": True, "epochs": 1, "batch_size": 32, "lr": 1.0e-4, "lambda_latent": 1.0, "seed": 0},
+}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout under test (holds Snakefile, config.yaml, schemas/, latentedit/)."""
+    return REPO_ROOT
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    """A fresh deep copy of TINY_CONFIG, free to mutate."""
+    return copy.deepcopy(TINY_CONFIG)
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """``write_config(cfg, workdir=tmp_path) -> Path``: dump ``cfg`` to ``<workdir>/config.yaml``.
+
+    The Snakefile's ``configfile: "config.yaml"`` is resolved against ``--directory``, so the file must live there.
+    """
+
+    def _write(cfg: dict, workdir: Path | None = None) -> Path:
+        workdir = Path(workdir or tmp_path)
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def run_snakemake(repo_root):
+    """``run_snakemake(workdir, *args, timeout=120) -> CompletedProcess`` in ``workdir``, never in the checkout.
+
+    Uses the checkout's Snakefile with ``--directory workdir --configfile workdir/config.yaml``; stdout and stderr
+    are merged into ``.stdout``.
+    """
+
+    def _run(workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        workdir = Path(workdir)
+        assert workdir.resolve() != repo_root.resolve(), "never run snakemake in the checkout"
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(repo_root / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "1", *args]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        return subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=timeout)
+
+    return _run

@@ -1,0 +1,307 @@
+"""HDF5 image/latent stores, atomic writes and provenance hashes (latentedit.io)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from latentedit import __version__
+from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.h5 import StoreError, create_atomically
+from latentedit.io.image_store import ImageStore, read_image_store, write_image_store
+from latentedit.io.latent_store import LatentStore, read_latent_store, write_latent_store
+from latentedit.io.provenance import config_hash, file_hash
+
+N = 6
+
+
+def make_image_store(n: int = N, seed: int = 0) -> ImageStore:
+    rng = np.random.default_rng(seed)
+    split = np.array(["train", "train", "train", "val", "test", "test"][:n], dtype=object)
+    return ImageStore(
+        images=rng.integers(0, 256, size=(n, 1, 8, 8), dtype=np.uint8),
+        attributes=rng.integers(0, 2, size=(n, 3), dtype=np.uint8),
+        attribute_names=["count_1", "has_0", "has_1"],
+        split=split,
+        ids=np.array([f"img_{i}" for i in range(n)], dtype=object),
+        extra={"slot_labels": rng.integers(-1, 10, size=(n, 4)).astype(np.int8),
+               "source_index": rng.integers(-1, 1797, size=(n, 4)).astype(np.int32)},
+        attrs={"config_hash": "abc123", "seed": 7, "world": "digits"},
+    )
+
+
+def make_latent_store(n: int = N, seed: int = 0) -> LatentStore:
+    rng = np.random.default_rng(seed)
+    return LatentStore(
+        latents=rng.normal(size=(n, 5)).astype(np.float32),
+        ids=np.array([f"img_{i}" for i in range(n)], dtype=object),
+        split=np.array(["train", "train", "train", "val", "test", "test"][:n], dtype=object),
+        attributes=rng.integers(0, 2, size=(n, 3), dtype=np.uint8),
+        attribute_names=["count_1", "has_0", "has_1"],
+        attrs={"latent_space": "z_scaled", "config_hash": "deadbeef"},
+    )
+
+
+def truncate_to_half(path) -> None:
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+
+
+# ----------------------------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_path_renames_on_success(tmp_path):
+    final = tmp_path / "sub" / "out.txt"
+    with atomic_path(final) as tmp:
+        assert tmp.parent == final.parent and tmp != final
+        tmp.write_text("done")
+        assert not final.exists()  # nothing visible under the final name before the block completes
+    assert final.read_text() == "done"
+    assert list(final.parent.iterdir()) == [final]  # no temporary sibling left
+
+
+def test_atomic_path_exception_leaves_previous_file_and_no_temp(tmp_path):
+    final = tmp_path / "out.txt"
+    final.write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(final) as tmp:
+            tmp.write_text("half-written")
+            raise RuntimeError("boom")
+    assert final.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [final]
+
+
+def test_create_atomically_exception_leaves_no_store(tmp_path):
+    final = tmp_path / "store.h5"
+    with pytest.raises(RuntimeError, match="killed"):
+        with create_atomically(final, "latentedit.images", {"seed": 1}) as f:
+            f.create_dataset("images", data=np.zeros((2, 1, 4, 4), np.uint8))
+            raise RuntimeError("killed mid-write")
+    assert not final.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_image_store_failing_midway_leaves_no_file(tmp_path, monkeypatch):
+    final = tmp_path / "images.h5"
+    store = make_image_store()
+    original = h5py.Group.create_dataset
+
+    def failing(self, name, *args, **kwargs):
+        if name == "ids":
+            raise OSError("disk full")
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_image_store(final, store)
+    assert not final.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_sorted_and_atomic(tmp_path):
+    path = tmp_path / "a" / "m.json"
+    write_json(path, {"b": 1, "a": [1, 2]})
+    text = path.read_text()
+    assert json.loads(text) == {"a": [1, 2], "b": 1}
+    assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
+
+
+# ----------------------------------------------------------------------------------------------- image store
+
+
+def test_image_store_round_trip(tmp_path):
+    path = tmp_path / "images.h5"
+    store = make_image_store()
+    write_image_store(path, store)
+    back = read_image_store(path)
+    np.testing.assert_array_equal(back.images, store.images)
+    assert back.images.dtype == np.uint8
+    np.testing.assert_array_equal(back.attributes, store.attributes)
+    assert back.attribute_names == store.attribute_names
+    assert list(back.split) == list(store.split)
+    assert list(back.ids) == list(store.ids)
+    assert set(back.extra) == set(store.extra)
+    for k, v in store.extra.items():
+        np.testing.assert_array_equal(back.extra[k], v)
+        assert back.extra[k].dtype == v.dtype
+    for k, v in store.attrs.items():
+        assert back.attrs[k] == v
+    assert back.attrs["library_version"] == __version__
+    assert back.attrs["format"] == "latentedit.images"
+
+
+def test_image_store_select_and_helpers():
+    store = make_image_store()
+    test = store.select("test")
+    assert list(test.ids) == ["img_4", "img_5"]
+    np.testing.assert_array_equal(test.extra["slot_labels"], store.extra["slot_labels"][4:])
+    np.testing.assert_array_equal(store.attribute("has_1"), store.attributes[:, 2])
+    with pytest.raises(KeyError, match="has_7"):
+        store.attribute("has_7")
+    f = store.images_float()
+    assert f.dtype == np.float32 and f.min() >= -1 and f.max() <= 1
+    np.testing.assert_allclose(f, store.images / 127.5 - 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda s: setattr(s, "ids", np.array(["x"] * N, dtype=object)), "not unique"),
+    (lambda s: setattr(s, "split", np.array(["train"] * (N - 1) + ["holdout"], dtype=object)), "holdout"),
+    (lambda s: setattr(s, "attributes", s.attributes[:-1]), "attributes has"),
+    (lambda s: setattr(s, "attribute_names", ["a", "b"]), "attribute names"),
+    (lambda s: setattr(s, "images", s.images.astype(np.float32)), "uint8"),
+    (lambda s: s.extra.update(bad=np.zeros(N - 2)), "extra/bad"),
+])
+def test_image_store_writer_refuses_invalid(tmp_path, breakage, message):
+    store = make_image_store()
+    breakage(store)
+    path = tmp_path / "images.h5"
+    with pytest.raises(StoreError, match=message) as e:
+        write_image_store(path, store)
+    assert str(path) in str(e.value)
+    assert not path.exists()
+
+
+def test_image_store_refuses_truncated_file(tmp_path):
+    path = tmp_path / "images.h5"
+    write_image_store(path, make_image_store())
+    truncate_to_half(path)
+    with pytest.raises(StoreError) as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_image_store_refuses_non_hdf5(tmp_path):
+    path = tmp_path / "images.h5"
+    path.write_text("this is not HDF5\n" * 100)
+    with pytest.raises(StoreError) as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_image_store_refuses_missing_file(tmp_path):
+    path = tmp_path / "nope.h5"
+    with pytest.raises(StoreError, match="does not exist") as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_image_store_refuses_wrong_format(tmp_path):
+    path = tmp_path / "latents.h5"
+    write_latent_store(path, make_latent_store())
+    with pytest.raises(StoreError, match="latentedit.images") as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_image_store_refuses_missing_dataset(tmp_path):
+    path = tmp_path / "images.h5"
+    write_image_store(path, make_image_store())
+    with h5py.File(path, "r+") as f:
+        del f["ids"]
+    with pytest.raises(StoreError, match="ids") as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+
+
+# ----------------------------------------------------------------------------------------------- latent store
+
+
+def test_latent_store_round_trip(tmp_path):
+    path = tmp_path / "latents.h5"
+    store = make_latent_store()
+    write_latent_store(path, store)
+    back = read_latent_store(path)
+    np.testing.assert_array_equal(back.latents, store.latents)
+    assert back.latents.dtype == np.float32
+    assert list(back.ids) == list(store.ids) and list(back.split) == list(store.split)
+    np.testing.assert_array_equal(back.attributes, store.attributes)
+    assert back.attribute_names == store.attribute_names
+    for k, v in store.attrs.items():
+        assert back.attrs[k] == v
+    assert back.attrs["library_version"] == __version__
+    val = back.select("val")
+    assert list(val.ids) == ["img_3"] and val.latents.shape == (1, 5)
+
+
+def test_latent_store_round_trip_multidimensional(tmp_path):
+    path = tmp_path / "wplus.h5"
+    store = make_latent_store()
+    store.latents = np.random.default_rng(1).normal(size=(N, 3, 4)).astype(np.float32)  # (N, 18, 512)-like
+    write_latent_store(path, store)
+    np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_latent_store_writer_refuses_non_finite(tmp_path, bad):
+    store = make_latent_store()
+    store.latents[2, 1] = bad
+    path = tmp_path / "latents.h5"
+    with pytest.raises(StoreError, match="NaN/inf") as e:
+        write_latent_store(path, store)
+    assert str(path) in str(e.value) and "[2]" in str(e.value)
+    assert not path.exists()
+
+
+def test_latent_store_reader_refuses_nan_on_disk(tmp_path):
+    path = tmp_path / "latents.h5"
+    write_latent_store(path, make_latent_store())
+    with h5py.File(path, "r+") as f:  # corrupt behind the writer's back
+        f["latents"][3, 0] = np.nan
+    with pytest.raises(StoreError, match="NaN/inf") as e:
+        read_latent_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_latent_store_refuses_float64(tmp_path):
+    store = make_latent_store()
+    store.latents = store.latents.astype(np.float64)
+    with pytest.raises(StoreError, match="float32"):
+        write_latent_store(tmp_path / "l.h5", store)
+
+
+def test_latent_store_refuses_truncated_and_non_hdf5(tmp_path):
+    path = tmp_path / "latents.h5"
+    write_latent_store(path, make_latent_store(n=6))
+    truncate_to_half(path)
+    with pytest.raises(StoreError) as e:
+        read_latent_store(path)
+    assert str(path) in str(e.value)
+
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x00\x01garbage" * 64)
+    with pytest.raises(StoreError) as e:
+        read_latent_store(junk)
+    assert str(junk) in str(e.value)
+
+
+def test_latent_store_refuses_image_store(tmp_path):
+    path = tmp_path / "images.h5"
+    write_image_store(path, make_image_store())
+    with pytest.raises(StoreError, match="latentedit.latents"):
+        read_latent_store(path)
+
+
+# ----------------------------------------------------------------------------------------------- provenance
+
+
+def test_config_hash_is_order_independent_and_value_sensitive():
+    a = {"lr": 1.0e-3, "nested": {"x": 1, "y": [1, 2]}}
+    b = {"nested": {"y": [1, 2], "x": 1}, "lr": 1.0e-3}
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash({**a, "lr": 2.0e-3})
+    assert config_hash(a) != config_hash({**a, "nested": {"x": 1, "y": [2, 1]}})  # list order matters
+    h = config_hash(a)
+    assert len(h) == 16 and int(h, 16) >= 0
+
+
+def test_file_hash_matches_sha256(tmp_path):
+    path = tmp_path / "blob.bin"
+    data = os.urandom(3 * (1 << 20) + 17)  # spans several read blocks
+    path.write_bytes(data)
+    assert file_hash(path) == hashlib.sha256(data).hexdigest()[:16]
