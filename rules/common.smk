@@ -2,7 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir)))  # the latentedit package of this checkout
+sys.path.insert(
+    0, str(Path(workflow.basedir))
+)  # the latentedit package of this checkout
 
 from latentedit.data.digits import DigitsConfig
 
@@ -15,7 +17,12 @@ wildcard_constraints:
 def check_config(cfg):
     """Semantic checks the schema cannot express; fail before any job runs, naming the key."""
     try:
-        DigitsConfig(**{**cfg["digits"], "source_fractions": tuple(cfg["digits"]["source_fractions"])})
+        DigitsConfig(
+            **{
+                **cfg["digits"],
+                "source_fractions": tuple(cfg["digits"]["source_fractions"]),
+            }
+        )
     except ValueError as e:
         raise ValueError(f"config error: {e}") from None
 
@@ -32,7 +39,9 @@ def generator_checkpoint(wildcards=None):
     """The DLSGAN checkpoint the pipeline uses: trained here, or the shipped one."""
     if config["dlsgan"]["retrain"]:
         return "results/digits/dlsgan/dls/checkpoint.pt"
-    path = str(Path(workflow.basedir) / config["dlsgan"]["checkpoint"])  # relative paths: to the checkout
+    path = str(
+        Path(workflow.basedir) / config["dlsgan"]["checkpoint"]
+    )  # relative paths: to the checkout
     if not Path(path).exists():
         raise ValueError(
             f"config error: dlsgan.checkpoint={path!r} does not exist "

@@ -8,9 +8,9 @@ rule digits_images:
         "logs/digits/images.log",
     benchmark:
         "benchmarks/digits/images.tsv"
-    params:
-        digits=lookup(dpath="digits", within=config),
     conda:
         "../envs/latentedit.yaml"
+    params:
+        digits=lookup(dpath="digits", within=config),
     script:
         "../workflow_scripts/make_digits.py"

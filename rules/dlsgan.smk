@@ -6,7 +6,12 @@ rule train_dlsgan:
     input:
         images="results/digits/images.h5",
         oracle="results/digits/oracle/model.pt",
-        code=[f"{LIB}/dlsgan/train.py", f"{LIB}/dlsgan/models.py", f"{LIB}/dlsgan/scale.py", f"{LIB}/metrics.py"],
+        code=[
+            f"{LIB}/dlsgan/train.py",
+            f"{LIB}/dlsgan/models.py",
+            f"{LIB}/dlsgan/scale.py",
+            f"{LIB}/metrics.py",
+        ],
     output:
         checkpoint="results/digits/dlsgan/{variant}/checkpoint.pt",
         history="results/digits/dlsgan/{variant}/history.csv",
@@ -16,14 +21,14 @@ rule train_dlsgan:
         "logs/digits/dlsgan_{variant}.log",
     benchmark:
         "benchmarks/digits/dlsgan_{variant}.tsv"
-    params:
-        train=lookup(dpath="dlsgan/train", within=config),
-        device=config["device"],
+    conda:
+        "../envs/latentedit.yaml"
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../envs/latentedit.yaml"
+    params:
+        train=lookup(dpath="dlsgan/train", within=config),
+        device=config["device"],
     script:
         "../workflow_scripts/train_dlsgan.py"
 
@@ -33,7 +38,11 @@ rule dlsgan_quality:
         checkpoint=generator_checkpoint,
         images="results/digits/images.h5",
         oracle="results/digits/oracle/model.pt",
-        code=[f"{LIB}/dlsgan/evaluate.py", f"{LIB}/dlsgan/train.py", f"{LIB}/metrics.py"],
+        code=[
+            f"{LIB}/dlsgan/evaluate.py",
+            f"{LIB}/dlsgan/train.py",
+            f"{LIB}/metrics.py",
+        ],
     output:
         quality="results/digits/dlsgan/quality.json",
         curves="results/digits/dlsgan/curves.png",
@@ -42,13 +51,13 @@ rule dlsgan_quality:
         "logs/digits/dlsgan_quality.log",
     benchmark:
         "benchmarks/digits/dlsgan_quality.tsv"
-    params:
-        device=config["device"],
+    conda:
+        "../envs/latentedit.yaml"
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../envs/latentedit.yaml"
+    params:
+        device=config["device"],
     script:
         "../workflow_scripts/evaluate_dlsgan.py"
 

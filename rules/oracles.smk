@@ -9,13 +9,13 @@ rule train_oracle:
         "logs/digits/oracle.log",
     benchmark:
         "benchmarks/digits/oracle.tsv"
-    params:
-        oracle=lookup(dpath="oracle", within=config),
-        device=config["device"],
+    conda:
+        "../envs/latentedit.yaml"
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../envs/latentedit.yaml"
+    params:
+        oracle=lookup(dpath="oracle", within=config),
+        device=config["device"],
     script:
         "../workflow_scripts/train_oracle.py"

@@ -6,7 +6,11 @@ rule refine_encoder:
     input:
         checkpoint=generator_checkpoint,
         images="results/digits/images.h5",
-        code=[f"{LIB}/projection/refine.py", f"{LIB}/dlsgan/checkpoint.py", f"{LIB}/dlsgan/models.py"],
+        code=[
+            f"{LIB}/projection/refine.py",
+            f"{LIB}/dlsgan/checkpoint.py",
+            f"{LIB}/dlsgan/models.py",
+        ],
     output:
         encoder="results/digits/projection/encoder.pt",
         history="results/digits/projection/refine_history.csv",
@@ -15,14 +19,14 @@ rule refine_encoder:
         "logs/digits/refine_encoder.log",
     benchmark:
         "benchmarks/digits/refine_encoder.tsv"
-    params:
-        projection=lookup(dpath="projection", within=config),
-        device=config["device"],
+    conda:
+        "../envs/latentedit.yaml"
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../envs/latentedit.yaml"
+    params:
+        projection=lookup(dpath="projection", within=config),
+        device=config["device"],
     script:
         "../workflow_scripts/refine_encoder.py"
 
@@ -33,7 +37,11 @@ rule project:
         encoder="results/digits/projection/encoder.pt",
         images="results/digits/images.h5",
         oracle="results/digits/oracle/model.pt",
-        code=[f"{LIB}/projection/project.py", f"{LIB}/io/latent_store.py", f"{LIB}/dlsgan/evaluate.py"],
+        code=[
+            f"{LIB}/projection/project.py",
+            f"{LIB}/io/latent_store.py",
+            f"{LIB}/dlsgan/evaluate.py",
+        ],
     output:
         latents="results/digits/latents.h5",
         quality="results/digits/projection/quality.json",
@@ -42,13 +50,13 @@ rule project:
         "logs/digits/project.log",
     benchmark:
         "benchmarks/digits/project.tsv"
-    params:
-        projection=lookup(dpath="projection", within=config),
-        device=config["device"],
+    conda:
+        "../envs/latentedit.yaml"
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../envs/latentedit.yaml"
+    params:
+        projection=lookup(dpath="projection", within=config),
+        device=config["device"],
     script:
         "../workflow_scripts/project.py"

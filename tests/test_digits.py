@@ -131,3 +131,20 @@ def test_attributes_from_slots_by_hand():
 def test_config_errors_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f"digits.{key}"):
         DigitsConfig(**kwargs)
+
+
+def test_grid_must_divide_canvas():
+    with pytest.raises(ValueError, match="digits.grid"):
+        DigitsConfig(canvas=32, grid=3, digit_size=8)
+
+
+def test_tiny_source_fraction_names_the_key():
+    with pytest.raises(ValueError, match="source_fractions"):
+        build_digits(DigitsConfig(canvas=16, grid=2, digit_size=6, max_digits=3, n_train=2, n_val=2, n_test=2,
+                                  source_fractions=(0.998, 0.001, 0.001)))
+
+
+@pytest.mark.parametrize("row", [[-1, -1, -1, -1], [0, 1, 2, 3]])
+def test_attributes_from_slots_refuses_impossible_counts(row):
+    with pytest.raises(ValueError, match="expected 1..3"):
+        attributes_from_slots(np.array([row], dtype=np.int8), max_digits=3)

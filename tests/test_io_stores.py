@@ -305,3 +305,11 @@ def test_file_hash_matches_sha256(tmp_path):
     data = os.urandom(3 * (1 << 20) + 17)  # spans several read blocks
     path.write_bytes(data)
     assert file_hash(path) == hashlib.sha256(data).hexdigest()[:16]
+
+
+def test_empty_latent_store_round_trip(tmp_path):
+    store = make_latent_store().select("nonexistent-split")
+    assert len(store.latents) == 0
+    path = tmp_path / "empty.h5"
+    write_latent_store(path, store)
+    assert read_latent_store(path).latents.shape == (0, 5)

@@ -40,6 +40,8 @@ class DigitsConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.canvas % self.grid:
+            raise ValueError(f"digits.grid={self.grid} must divide digits.canvas={self.canvas}")
         slot = self.canvas // self.grid
         if self.digit_size > slot:
             raise ValueError(f"digits.digit_size={self.digit_size} does not fit a slot of {slot} px "
@@ -58,6 +60,9 @@ def attributes_from_slots(slot_labels: np.ndarray, max_digits: int) -> np.ndarra
     """Binary attribute matrix (N, max_digits + 10) from per-slot labels (N, S), −1 = empty."""
     n = len(slot_labels)
     count = (slot_labels >= 0).sum(axis=1)
+    bad = np.flatnonzero((count < 1) | (count > max_digits))
+    if len(bad):
+        raise ValueError(f"rows {bad[:5].tolist()} hold {count[bad[:5]].tolist()} digits; expected 1..{max_digits}")
     out = np.zeros((n, max_digits + 10), dtype=np.uint8)
     out[np.arange(n), count - 1] = 1
     for d in range(10):
@@ -73,7 +78,11 @@ def split_sources(targets: np.ndarray, fractions, rng: np.random.Generator) -> d
         cuts = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
         for s, chunk in zip(SPLITS, np.split(idx, cuts)):
             parts[s].append(chunk)
-    return {s: np.sort(np.concatenate(v)) for s, v in parts.items()}
+    out = {s: np.sort(np.concatenate(v)) for s, v in parts.items()}
+    for s, idx in out.items():
+        if len(idx) == 0:
+            raise ValueError(f"digits.source_fractions={list(fractions)} leaves split {s!r} without source digits")
+    return out
 
 
 def _resized_sources(images8: np.ndarray, size: int) -> np.ndarray:

@@ -56,7 +56,8 @@ def validate(store: LatentStore, path="<memory>") -> None:
             raise StoreError(f"{path}: {name} has {len(arr)} rows, latents has {n}")
     if store.attributes.shape[1] != len(store.attribute_names):
         raise StoreError(f"{path}: attributes/attribute_names disagree")
-    bad_rows = np.flatnonzero(~np.isfinite(store.latents.reshape(n, -1)).all(axis=1))
+    finite = np.isfinite(store.latents).all(axis=tuple(range(1, store.latents.ndim)))
+    bad_rows = np.flatnonzero(~finite)
     if len(bad_rows):
         raise StoreError(f"{path}: {len(bad_rows)} latent code(s) contain NaN/inf (first rows: {bad_rows[:5].tolist()})")
     bad = set(np.unique(store.split)) - set(SPLITS)

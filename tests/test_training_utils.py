@@ -1,0 +1,55 @@
+"""Helpers shared by the training loops (latentedit.training_utils)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from latentedit.training_utils import EarlyStopping, pick_device, seed_everything, setup_logging
+
+
+def test_early_stopping_max():
+    stop = EarlyStopping(patience=2, mode="max")
+    assert [stop.step(m) for m in (0.5, 0.6, 0.6, 0.55)] == [True, True, False, False]
+    assert stop.should_stop and stop.best == 0.6
+
+
+def test_early_stopping_min_with_delta_and_reset():
+    stop = EarlyStopping(patience=2, mode="min", min_delta=0.1)
+    assert stop.step(1.0) and not stop.step(0.95)  # not better by more than min_delta
+    assert stop.step(0.5) and not stop.should_stop  # an improvement resets the count
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(1, mode="best")
+
+
+def test_seed_everything_reproducible():
+    g1 = seed_everything(3)
+    a = (np.random.rand(), torch.rand(2), torch.rand(2, generator=g1))
+    g2 = seed_everything(3)
+    b = (np.random.rand(), torch.rand(2), torch.rand(2, generator=g2))
+    assert a[0] == b[0]
+    torch.testing.assert_close(a[1], b[1])
+    torch.testing.assert_close(a[2], b[2])
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_setup_logging_writes_log_file(tmp_path):
+    path = tmp_path / "rule.log"
+    try:
+        log = setup_logging(str(path))
+        log.info("hello %d", 42)
+        for h in logging.getLogger().handlers:
+            h.flush()
+        assert "hello 42" in path.read_text()
+    finally:
+        for h in list(logging.getLogger().handlers):  # leave pytest's own logging alone afterwards
+            if isinstance(h, logging.FileHandler):
+                h.close()
+                logging.getLogger().removeHandler(h)
