@@ -99,14 +99,15 @@ def test_tracker_starts_at_one():
 
 @given(st.integers(1, 12), st.lists(st.integers(1, 9), min_size=1, max_size=8), st.integers(0, 2 ** 16))
 def test_moving_average_is_mean_of_last_window_samples(window, batch_sizes, seed):
+    """v = mean of z'² over the last ``window`` samples, the buffer starting as ``window`` rows of the prior 1."""
     gen = torch.Generator().manual_seed(seed)
     t = VarianceTracker(3, "moving_average", window=window)
-    seen = []
+    seen = [torch.ones(window, 3, dtype=torch.float64)]
     for b in batch_sizes:
         zp = torch.randn(b, 3, generator=gen) * torch.tensor([0.5, 1.0, 3.0])
         seen.append(zp.double())
         v = t.update(zp)
-        expected = (torch.cat(seen) ** 2)[-window:].mean(0)
+        expected = (torch.cat(seen) ** 2)[-window:].mean(0)  # prior rows are 1² = 1
         torch.testing.assert_close(v, expected)
         torch.testing.assert_close(t.v, expected)
     torch.testing.assert_close(t.state_dict()["v"], t.v)

@@ -57,7 +57,8 @@ def test_v_is_moving_average_of_last_window_predictions(recorded):
     (tracker,) = recorded
     assert len(tracker.fed) == TINY.epochs * TINY.steps_per_epoch  # one update per D step
     assert all(z.shape == (TINY.batch_size, TINY.z_dim) for z in tracker.fed)
-    expected_v = (torch.cat(tracker.fed) ** 2)[-TINY.variance_window:].mean(0)
+    prior = torch.ones(TINY.variance_window, TINY.z_dim, dtype=torch.float64)  # the buffer starts at v = 1
+    expected_v = (torch.cat([prior, *tracker.fed]) ** 2)[-TINY.variance_window:].mean(0)
     torch.testing.assert_close(result["v"], expected_v.float())
     assert not torch.allclose(result["v"], torch.ones(TINY.z_dim))  # v moved away from its initial 1
     torch.testing.assert_close(result["scale"], dynamic_scale(expected_v).float())
@@ -82,8 +83,8 @@ def test_scale_used_in_losses_follows_tracker(monkeypatch, recorded):
     for t in range(n_steps):
         (n_d, s_d), (n_g, s_g) = used[2 * t], used[2 * t + 1]
         assert (n_d, n_g) == (t, t + 1)  # D loss before this step's v update, G loss after it
-        v = torch.ones(TINY.z_dim, dtype=torch.float64) if t == 0 else \
-            (torch.cat(tracker.fed[:t]) ** 2)[-TINY.variance_window:].mean(0)
+        prior = torch.ones(TINY.variance_window, TINY.z_dim, dtype=torch.float64)
+        v = (torch.cat([prior, *tracker.fed[:t]]) ** 2)[-TINY.variance_window:].mean(0)
         torch.testing.assert_close(s_d, dynamic_scale(v))
         torch.testing.assert_close(s_g, s_d)
 

@@ -53,7 +53,11 @@ class VarianceTracker:
 
     mode ``moving_average``: mean of z'² over the last ``window`` predicted samples (a ring buffer);
     mode ``ema``: v ← β·v + (1 − β)·mean_batch(z'²).
-    Starts at v = 1 (so s = 1 until predictions arrive).
+
+    Both start from the prior v = 1 (s = 1): the ring buffer is pre-filled with ``window`` rows of ones, so the
+    first predictions move v gradually. (Averaging only the predictions seen so far would set s from the
+    untrained encoder's first, arbitrary outputs; in a 64-d digits run that collapsed the scale's entropy from
+    90.8 to 36.7 nats within 500 steps and hurt real-image inversion.)
     """
 
     def __init__(self, dim: int, mode: str = "moving_average", window: int = 10000, beta: float = 0.999):
@@ -61,8 +65,8 @@ class VarianceTracker:
             raise ValueError(f"unknown variance tracking mode {mode!r}")
         self.mode, self.window, self.beta = mode, window, beta
         self.v = torch.ones(dim, dtype=torch.float64)
-        self.buffer = torch.zeros(window, dim, dtype=torch.float64) if mode == "moving_average" else None
-        self.filled, self.pos = 0, 0
+        self.buffer = torch.ones(window, dim, dtype=torch.float64) if mode == "moving_average" else None
+        self.pos = 0
 
     @torch.no_grad()
     def update(self, z_pred: torch.Tensor) -> torch.Tensor:
@@ -73,8 +77,7 @@ class VarianceTracker:
         for row in sq[-self.window:]:  # ring buffer; B ≪ window in practice
             self.buffer[self.pos] = row
             self.pos = (self.pos + 1) % self.window
-            self.filled = min(self.filled + 1, self.window)
-        self.v = self.buffer[: self.filled].mean(0)
+        self.v = self.buffer.mean(0)
         return self.v
 
     def state_dict(self) -> dict:

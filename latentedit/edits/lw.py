@@ -1,0 +1,284 @@
+"""LW: learn the edit of attribute k by minimising a Wasserstein loss (Doubinsky et al. 2023).
+
+    min_H  L_edit = S_ε(μ'_s, μ_t) + λ · L_pres,    μ'_s = (z ↦ z + H_k(z))_# μ_s,
+           L_pres = S_ε^c(F_# μ'_s, F_# μ_s),        c_ij = ½ Σ_l (1 − γ_lk) (F_l(x_i) − F_l(y_j))²,
+
+where μ_s, μ_t are the (weighted) source and target latent codes — without and with attribute k — S_ε the
+debiased Sinkhorn divergence (:mod:`latentedit.edits.sinkhorn`), H_k affine (:mod:`latentedit.edits.affine`) and
+F a latent classifier with one output per attribute. The OT problems are solved on minibatches: every epoch each
+side is shuffled and cut into batches of B = min(n_s, n_t, batch_cap) codes (the smaller side is cycled through
+fresh permutations until the larger one is exhausted). The affine form of H_k is the inductive bias that keeps the
+edit simple; early stopping on a held-out split keeps the best epoch, measured with the same loss on the whole
+validation sets (each capped at ``batch_cap`` codes, a fixed subset).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm import tqdm
+
+from latentedit.edits.affine import AffineEdit
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, attribute_cost_loss, default_blur,
+                                       preservation_weights, sinkhorn_loss)
+from latentedit.training_utils import EarlyStopping
+
+log = logging.getLogger(__name__)
+
+MONITORS = ("val_edit_loss", "val_wasserstein")
+
+
+@dataclass(frozen=True)
+class LWConfig:
+    lr: float = 1.0e-3  # Adam: moves each entry of W, c by ≲ 1e-3 per step, small against unit-scale codes
+    max_epochs: int = 1000  # an upper bound: early stopping normally ends the run long before
+    max_steps: int = 20_000  # hard cap on optimiser steps (one epoch = ⌈max(n_s, n_t) / B⌉ steps)
+    batch_cap: int = 1024  # B = min(n_s, n_t, batch_cap): four dense B×B cost matrices per loss (4 MiB each)
+    blur: float | None = None  # None: default_blur(train source, train target) = blur_fraction · σ_rms
+    blur_fraction: float = DEFAULT_BLUR_FRACTION  # 0.5: noise floor of minibatch OT ≪ signal at d = 64
+    scaling: float = DEFAULT_SCALING  # ε-annealing ratio; ≈ 14 Sinkhorn iterations at the default blur
+    lambda_pres: float = 0.0  # 0: plain LW (Wasserstein term only); > 0 adds L_pres and needs a classifier
+    pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
+    pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)
+    patience: int = 10  # epochs without an improvement of `monitor` larger than min_delta before stopping
+    min_delta: float = 1.0e-4  # squared latent units; smaller changes are Sinkhorn solver noise
+    monitor: str = "val_edit_loss"  # early-stopping quantity: "val_edit_loss" (total) or "val_wasserstein"
+    min_last_batch_fraction: float = 0.5  # drop an epoch's last batch below this × B: tiny-cloud OT is mostly noise
+    layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all); ignored for flat codes
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if not 0 < self.scaling < 1:
+            raise ValueError(f"scaling must lie in (0, 1), got {self.scaling}")
+        if self.batch_cap < 2 or self.patience < 1 or self.max_epochs < 1 or self.max_steps < 1:
+            raise ValueError("batch_cap ≥ 2, patience ≥ 1, max_epochs ≥ 1 and max_steps ≥ 1 are required")
+        if self.lambda_pres < 0 or not 0 <= self.min_last_batch_fraction <= 1:
+            raise ValueError("lambda_pres must be ≥ 0 and min_last_batch_fraction in [0, 1]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def epoch_batches(n_source: int, n_target: int, batch_size: int, min_last_fraction: float,
+                  generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of (source indices, target indices) batches of equal size.
+
+    The larger side is shuffled once and cut into batches of ``batch_size`` (the last one shorter, dropped when
+    below ``min_last_fraction · batch_size`` unless it is the only one); the smaller side is read from concatenated
+    fresh permutations of itself, so it is cycled as often as needed (a batch straddling two permutations may
+    repeat a code).
+    """
+    n_max = max(n_source, n_target)
+    n_batches = math.ceil(n_max / batch_size)
+    last = n_max - (n_batches - 1) * batch_size
+    if n_batches > 1 and last < min_last_fraction * batch_size:
+        n_batches, n_max = n_batches - 1, n_max - last
+
+    def stream(n: int) -> torch.Tensor:
+        perms = [torch.randperm(n, generator=generator) for _ in range(math.ceil(n_max / n))]
+        return torch.cat(perms)[:n_max]
+
+    s, t = stream(n_source), stream(n_target)
+    return [(s[i:i + batch_size], t[i:i + batch_size]) for i in range(0, n_max, batch_size)]
+
+
+def _as_weights(w, n: int, name: str, device) -> torch.Tensor | None:
+    if w is None:
+        return None
+    w = torch.as_tensor(w, dtype=torch.float32).reshape(-1).to(device)
+    if w.numel() != n:
+        raise ValueError(f"{name}: {w.numel()} weights for {n} codes")
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"{name} must be finite, non-negative and not all zero")
+    return w
+
+
+def _subset(w: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+    return None if w is None else w[idx]
+
+
+def _usable(w: torch.Tensor | None) -> bool:
+    return w is None or bool(w.sum() > 0)
+
+
+@torch.no_grad()
+def _features(classifier: Callable, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """F(z) in chunks, no gradient: (N, ...) codes → (N, L) outputs."""
+    return torch.cat([classifier(z[i:i + chunk]) for i in range(0, len(z), chunk)])
+
+
+def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tensor, val_target: torch.Tensor,
+             cfg: LWConfig = LWConfig(), source_weights: torch.Tensor | None = None,
+             target_weights: torch.Tensor | None = None, classifier: Callable | None = None,
+             gamma_row: torch.Tensor | None = None, *, val_source_weights: torch.Tensor | None = None,
+             val_target_weights: torch.Tensor | None = None, edited_attribute: int | None = None,
+             edit: AffineEdit | None = None) -> tuple[AffineEdit, list[dict]]:
+    """Train H_k by minimising L_edit = S_ε(z + H_k(z), target) + λ·L_pres on minibatches, with early stopping.
+
+    Parameters
+    ----------
+    source, target : Tensor, shapes (N, D), (M, D) — or W+ (N, L, D), (M, L, D)
+        Training codes without / with the edited attribute. Their device is the training device.
+    val_source, val_target : Tensor, shapes (N_v, ...), (M_v, ...)
+        Held-out codes for early stopping (each capped at ``cfg.batch_cap`` codes, a fixed random subset).
+    cfg : LWConfig
+    source_weights, target_weights : Tensor, shapes (N,), (M,), optional
+        Per-code weights (e.g. :func:`latentedit.edits.weights.balanced_weights`); uniform when None. They are
+        renormalised within every batch.
+    classifier : callable, optional
+        Latent classifier F: codes (B, ...) → outputs (B, L); needed when ``cfg.lambda_pres > 0``. It is not
+        optimised (freeze its parameters to save memory).
+    gamma_row : Tensor, shape (L,), optional
+        γ_lk for the preservation weights w_l = 1 − γ_lk (see :func:`preservation_weights`); required with a
+        classifier and ``lambda_pres > 0``.
+    val_source_weights, val_target_weights : Tensor, shapes (N_v,), (M_v,), optional
+        Weights of the validation codes; uniform when None.
+    edited_attribute : int, optional
+        Index k of the edited attribute among the classifier outputs; forces w_k = 0.
+    edit : AffineEdit, optional
+        Module to train (e.g. with custom layers); default: zero-initialised, full for flat codes, block-diagonal
+        over ``cfg.layers`` for W+ codes.
+
+    Returns
+    -------
+    edit : AffineEdit
+        The trained edit at its best validation epoch (possibly epoch −1, the identity), in eval mode.
+    history : list of dict
+        One row per epoch (−1 = before training): epoch, steps, train_wasserstein, train_preservation,
+        train_edit_loss (means over the epoch's batches; NaN for epoch −1), val_wasserstein, val_preservation,
+        val_edit_loss, best, seconds, blur, pres_blur.
+    """
+    device = source.device
+    target, val_source, val_target = (t.to(device) for t in (target, val_source, val_target))
+    for name, t in (("target", target), ("val_source", val_source), ("val_target", val_target)):
+        if t.shape[1:] != source.shape[1:]:
+            raise ValueError(f"{name} codes have shape {tuple(t.shape[1:])}, source {tuple(source.shape[1:])}")
+    if min(len(source), len(target), len(val_source), len(val_target)) == 0:
+        raise ValueError("source, target, val_source and val_target must all hold at least one code")
+    if cfg.lambda_pres > 0 and (classifier is None or gamma_row is None):
+        raise ValueError("lambda_pres > 0 needs a latent classifier and gamma_row")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    a_train = _as_weights(source_weights, len(source), "source_weights", device)
+    b_train = _as_weights(target_weights, len(target), "target_weights", device)
+    a_val_all = _as_weights(val_source_weights, len(val_source), "val_source_weights", device)
+    b_val_all = _as_weights(val_target_weights, len(val_target), "val_target_weights", device)
+    vs_idx = torch.randperm(len(val_source), generator=gen)[:cfg.batch_cap].to(device)
+    vt_idx = torch.randperm(len(val_target), generator=gen)[:cfg.batch_cap].to(device)
+    z_vs, z_vt = val_source[vs_idx], val_target[vt_idx]
+    a_val, b_val = _subset(a_val_all, vs_idx), _subset(b_val_all, vt_idx)
+
+    if edit is None:
+        if source.dim() == 2:
+            edit = AffineEdit(source.shape[1])
+        else:
+            edit = AffineEdit(source.shape[2], n_layers=source.shape[1], layers=cfg.layers)
+    edit = edit.to(device=device, dtype=source.dtype)
+    blur = cfg.blur if cfg.blur is not None else default_blur(source, target, cfg.blur_fraction)
+
+    use_pres = cfg.lambda_pres > 0
+    pres_blur, w_pres, f_vs = float("nan"), None, None
+    if use_pres:
+        w_pres = preservation_weights(gamma_row, edited_attribute, cfg.pres_absolute_gamma).to(device)
+        f_vs = _features(classifier, z_vs)
+        if cfg.pres_blur is not None:
+            pres_blur = cfg.pres_blur
+        elif (w_pres > 0).any():
+            pres_blur = default_blur(_features(classifier, source) * w_pres.sqrt(), fraction=cfg.blur_fraction)
+        log.info("preservation weights w = %s", [round(float(v), 4) for v in w_pres])
+    elif classifier is not None:
+        log.info("lambda_pres = 0: the classifier is not used")
+
+    batch_size = min(len(source), len(target), cfg.batch_cap)
+    log.info("LW: %d source / %d target codes %s, batch %d, blur %.4g, scaling %g, lambda_pres %g, device %s",
+             len(source), len(target), tuple(source.shape[1:]), batch_size, blur, cfg.scaling, cfg.lambda_pres,
+             device)
+
+    def losses(z_src, z_tgt, a, b, f_src):
+        """(wasserstein, preservation) for one pair of clouds; preservation is 0 without a classifier."""
+        edited = edit(z_src)
+        l_w = sinkhorn_loss(edited, z_tgt, a, b, blur=blur, scaling=cfg.scaling)
+        if not use_pres:
+            return l_w, torch.zeros((), device=device)
+        l_p = attribute_cost_loss(classifier(edited), f_src, w_pres, a, a, blur=pres_blur, scaling=cfg.scaling)
+        return l_w, l_p
+
+    @torch.no_grad()
+    def evaluate() -> dict:
+        edit.eval()
+        l_w, l_p = losses(z_vs, z_vt, a_val, b_val, f_vs)
+        return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
+                "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
+
+    nan = float("nan")
+    t0 = time.time()
+    row = {"epoch": -1, "steps": 0, "train_wasserstein": nan, "train_preservation": nan, "train_edit_loss": nan,
+           **evaluate(), "best": True, "seconds": 0.0, "blur": blur, "pres_blur": pres_blur}
+    history = [row]
+    log.info("before training (identity edit): %s", row)
+    stopper = EarlyStopping(cfg.patience, mode="min", min_delta=cfg.min_delta)
+    stopper.step(row[cfg.monitor])
+    best_state = copy.deepcopy(edit.state_dict())
+    opt = torch.optim.Adam(edit.parameters(), lr=cfg.lr)
+    steps, skipped = 0, 0
+
+    pbar = tqdm(range(cfg.max_epochs), desc="LW", leave=False)
+    for epoch in pbar:
+        edit.train()
+        sums, n = {"wasserstein": 0.0, "preservation": 0.0, "edit_loss": 0.0}, 0
+        for idx_s, idx_t in epoch_batches(len(source), len(target), batch_size, cfg.min_last_batch_fraction, gen):
+            if steps >= cfg.max_steps:
+                break
+            idx_s, idx_t = idx_s.to(device), idx_t.to(device)
+            a, b = _subset(a_train, idx_s), _subset(b_train, idx_t)
+            if not (_usable(a) and _usable(b)):
+                skipped += 1  # every code of the batch has weight 0 on one side: nothing to transport
+                continue
+            z_s = source[idx_s]
+            f_s = _features(classifier, z_s) if use_pres else None
+            l_w, l_p = losses(z_s, target[idx_t], a, b, f_s)
+            loss = l_w + cfg.lambda_pres * l_p
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite LW loss at epoch {epoch}, step {steps}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            n += 1
+            sums["wasserstein"] += float(l_w.detach())
+            sums["preservation"] += float(l_p.detach())
+            sums["edit_loss"] += float(loss.detach())
+        if n == 0:
+            break  # max_steps reached at the epoch boundary (or no usable batch)
+        row = {"epoch": epoch, "steps": steps, **{f"train_{k}": v / n for k, v in sums.items()}, **evaluate()}
+        row["best"] = stopper.step(row[cfg.monitor])
+        row.update(seconds=time.time() - t0, blur=blur, pres_blur=pres_blur)
+        history.append(row)
+        if row["best"]:
+            best_state = copy.deepcopy(edit.state_dict())
+        log.info("LW epoch %d: %s", epoch, row)
+        pbar.set_postfix(val=f"{row[cfg.monitor]:.4g}", best=f"{stopper.best:.4g}")
+        if stopper.should_stop:
+            log.info("early stop after epoch %d: %s has not improved by more than %g for %d epochs", epoch,
+                     cfg.monitor, cfg.min_delta, cfg.patience)
+            break
+        if steps >= cfg.max_steps:
+            log.info("max_steps = %d reached", cfg.max_steps)
+            break
+    pbar.close()
+    if skipped:
+        log.warning("%d batches skipped: all their codes had weight 0 on one side", skipped)
+    edit.load_state_dict(best_state)
+    best_row = [r for r in history if r["best"]][-1]
+    log.info("LW done: best %s = %.6g at epoch %d (%d steps, %.1f s)", cfg.monitor, stopper.best, best_row["epoch"],
+             steps, time.time() - t0)
+    return edit.eval(), history
