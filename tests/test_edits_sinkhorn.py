@@ -68,15 +68,16 @@ def test_agrees_with_exact_ot_at_small_blur(seed, d, shift, scale):
 
     Tolerance: at convergence |S_ε − OT| ≤ ε·log N (ε = blur²): OT ≤ OT_ε(α, β) ≤ OT + ε log N (a permutation
     plan has KL(π ‖ α⊗β) = log N), and 0 ≤ OT_ε(α, α) ≤ ε log N (the identity plan). GeomLoss runs one Sinkhorn
-    iteration per annealing step, which stops short of convergence and *under*-estimates the dual value: at
-    scaling 0.95 that undershoot was at most 2.6 % over 300 random cases, so we allow 4 % below (and nothing
-    beyond ε log N above).
+    iteration per annealing step, which stops short of convergence and *under*-estimates the dual value, most on
+    clouds whose OT cost is small: the worst undershoot we measured was 5.0 % at scaling 0.95 (~1100 random and
+    boundary cases: shift 0–3, scale 0.5–2, D = 2–5) but 0.32 % at 0.98 (200 boundary cases plus the worst cases at
+    0.95), so we run 0.98 and allow 2 % below (and nothing beyond ε log N above).
     """
     n, blur = 20, 0.01
     x, y = _cloud(seed, n, d), _cloud(seed + 1, n, d, shift=shift, scale=scale)
-    s, ot = float(sinkhorn_loss(x, y, blur=blur, scaling=0.95)), _exact_ot(x, y)
+    s, ot = float(sinkhorn_loss(x, y, blur=blur, scaling=0.98)), _exact_ot(x, y)
     bias = blur ** 2 * math.log(n)
-    assert ot - bias - 0.04 * ot <= s <= ot + bias + 1e-9
+    assert ot - bias - 0.02 * ot <= s <= ot + bias + 1e-9
 
 
 @given(seed=seeds, n=st.integers(3, 20), m=st.integers(3, 20))

@@ -28,8 +28,11 @@ So blur = 0.5·σ_rms (4.0 for unit-std codes at d = 64, i.e. 0.5·√d) is the 
 order of magnitude below the signal, while still seeing second-order structure (at blur = σ_rms the covariance
 change has all but vanished). :func:`default_blur` implements it from the within-cloud spreads (not the pooled
 spread, so the blur does not grow with the edit being learnt). With a bounding-box diameter of ≈ 6.5·σ_rms the
-default ``scaling`` = 0.8 then runs ≈ 14 iterations per call (under a second, forward and backward, for N = 1024,
-d = 64 on one CPU thread).
+default ``scaling`` = 0.8 then runs ≈ 14 iterations per call (≈ 0.25 s forward and backward for N = 1024, d = 64
+on one CPU thread), and its value is within 0.5 % of a converged (scaling 0.99) one, its gradient within 0.01 %. At a
+blur far below the spacing of the points (e.g. comparing with exact OT) one iteration per annealing step is not
+enough: the divergence then *under*-estimates the converged value, by up to ≈ 5 % at 0.95 on 20-point clouds; use
+scaling ≥ 0.98 there.
 """
 
 from __future__ import annotations

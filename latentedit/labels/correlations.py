@@ -1,0 +1,76 @@
+"""Absolute correlation γ between binary attributes: γ_lk = |φ(a_l, a_k)|, the phi coefficient.
+
+For 0/1 columns the Pearson correlation is the phi coefficient of their 2×2 contingency table,
+
+    φ_lk = (n₁₁ n₀₀ − n₁₀ n₀₁) / √(n₁• n₀• n•₁ n•₀),
+
+which is what the Latent Transformer (Yao et al. 2021) computes with ``np.corrcoef`` over the label table and LW
+(Doubinsky et al. 2023) uses to weight its attribute-preservation loss: w_l = 1 − γ_lk, so attributes tied to the
+edited attribute k are free to change with it. A constant column (an attribute nobody or everybody has in the split)
+has no defined correlation; here it is uncorrelated with every other attribute (γ = 0, the LT repository's NaN → 0)
+and γ_ll = 1 on the diagonal, so no NaN ever reaches a loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def correlation_matrix(attributes: np.ndarray, absolute: bool = True) -> np.ndarray:
+    """Pairwise (absolute) Pearson correlation of binary attribute columns.
+
+    Parameters
+    ----------
+    attributes : ndarray, shape (N, A)
+        Binary labels (any dtype holding 0/1, e.g. the latent store's uint8 ``attributes``), usually of the training
+        split. N ≥ 1.
+    absolute : bool
+        Return |φ| (γ, default) or the signed φ.
+
+    Returns
+    -------
+    ndarray, shape (A, A), float64
+        Symmetric, with 1 on the diagonal and entries in [0, 1] (absolute) or [−1, 1] (signed). Columns that are
+        constant over the N rows get 0 off the diagonal.
+    """
+    x = np.asarray(attributes, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"attributes must have shape (N, A) with N ≥ 1, got {x.shape}")
+    if not np.isin(x, (0.0, 1.0)).all():
+        raise ValueError("attributes must be binary (0/1)")
+    xc = x - x.mean(0)  # (N, A)
+    cov = xc.T @ xc / len(x)  # (A, A)
+    std = np.sqrt(np.diag(cov))  # (A,)
+    varying = std > 0
+    denom = np.outer(std, std)
+    corr = np.zeros_like(cov)
+    both = np.outer(varying, varying)
+    corr[both] = cov[both] / denom[both]
+    corr = np.clip(corr, -1.0, 1.0)  # rounding can leave |φ| a hair above 1
+    np.fill_diagonal(corr, 1.0)
+    return np.abs(corr) if absolute else corr
+
+
+def preservation_weights(gamma: np.ndarray, k: int) -> np.ndarray:
+    """Weights of the other attributes when editing attribute k: w_l = 1 − γ_lk, with w_k = 0.
+
+    Parameters
+    ----------
+    gamma : ndarray, shape (A, A)
+        Absolute correlation matrix from :func:`correlation_matrix` (entries in [0, 1]).
+    k : int
+        Index of the edited attribute.
+
+    Returns
+    -------
+    ndarray, shape (A,), float64
+        Entries in [0, 1]; an attribute perfectly (anti-)correlated with k gets 0, an independent one 1.
+    """
+    gamma = np.asarray(gamma, dtype=np.float64)
+    if gamma.ndim != 2 or gamma.shape[0] != gamma.shape[1]:
+        raise ValueError(f"gamma must be a square (A, A) matrix, got {gamma.shape}")
+    if not -len(gamma) <= k < len(gamma):
+        raise IndexError(f"attribute index {k} out of range for {len(gamma)} attributes")
+    w = 1.0 - gamma[:, k]
+    w[k] = 0.0
+    return w
