@@ -65,9 +65,3 @@ def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list
         img = full
     with atomic_path(path) as tmp:
         img.save(tmp, format="png")
-
-
-def to_uint8(x) -> np.ndarray:
-    """[-1, 1] float images (tensor or array) → uint8."""
-    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    return np.clip((x + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)

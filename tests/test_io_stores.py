@@ -8,6 +8,7 @@ import os
 
 import h5py
 import numpy as np
+import torch
 import pytest
 
 from latentedit import __version__
@@ -144,9 +145,16 @@ def test_image_store_select_and_helpers():
     np.testing.assert_array_equal(store.attribute("has_1"), store.attributes[:, 2])
     with pytest.raises(KeyError, match="has_7"):
         store.attribute("has_7")
-    f = store.images_float()
-    assert f.dtype == np.float32 and f.min() >= -1 and f.max() <= 1
-    np.testing.assert_allclose(f, store.images / 127.5 - 1, atol=1e-6)
+
+
+def test_model_range_round_trips_uint8():
+    from latentedit.imaging import to_model_range, to_uint8
+
+    store = make_image_store()
+    f = to_model_range(store.images)
+    assert f.dtype == torch.float32 and float(f.min()) >= -1 and float(f.max()) <= 1
+    np.testing.assert_allclose(f.numpy(), store.images / 127.5 - 1, atol=1e-6)
+    np.testing.assert_array_equal(to_uint8(f), store.images)
 
 
 @pytest.mark.parametrize("breakage, message", [

@@ -10,7 +10,8 @@ from latentedit.io.atomic import write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.io.provenance import file_hash
 from latentedit.oracles.digits_oracle import load_oracle
-from latentedit.plotting import image_grid, plot_curves, to_uint8
+from latentedit.imaging import to_model_range, to_uint8
+from latentedit.plotting import image_grid, plot_curves
 from latentedit.training_utils import pick_device, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -19,7 +20,7 @@ device = pick_device(snakemake.params.device)
 g, d, s, ck = load_dlsgan(snakemake.input.checkpoint, device)
 cfg = DLSGANConfig(**ck["options"])
 test = read_image_store(snakemake.input.images).select("test")
-x = torch.from_numpy(test.images).float().div(127.5).sub(1).to(device)
+x = to_model_range(test.images, device)
 quality = evaluate(g, d, s, cfg, x, load_oracle(snakemake.input.oracle, device), device, seed=cfg.seed + 2)
 quality.update({"entropy": differential_entropy(s.cpu(), cfg.distribution), "n_test_images": len(x),
                 "checkpoint": snakemake.input.checkpoint, "checkpoint_hash": file_hash(snakemake.input.checkpoint),

@@ -8,7 +8,8 @@ from latentedit.io.image_store import read_image_store
 from latentedit.io.latent_store import LatentStore, write_latent_store
 from latentedit.io.provenance import config_hash, file_hash
 from latentedit.oracles.digits_oracle import load_oracle
-from latentedit.plotting import image_grid, to_uint8
+from latentedit.imaging import to_uint8
+from latentedit.plotting import image_grid
 from latentedit.projection.project import inversion_quality, project_images
 from latentedit.training_utils import pick_device, setup_logging
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from latentedit.dlsgan.models import Discriminator, Generator
 from latentedit.dlsgan.scale import VarianceTracker, differential_entropy, dynamic_scale, encoder_loss, sample_latent
 from latentedit.dlsgan.evaluate import evaluate
+from latentedit.imaging import to_model_range
 
 log = logging.getLogger(__name__)
 HISTORY_PLOT_COLUMNS = ["l_enc", "eval_l_enc", "entropy", "psnr_generated", "psnr_real", "ssim_generated",
@@ -75,8 +76,8 @@ def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANC
     """
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    x_all = torch.from_numpy(train_images).float().div(127.5).sub(1)
-    x_eval = torch.from_numpy(eval_images[: cfg.eval_samples]).float().div(127.5).sub(1).to(device)
+    x_all = to_model_range(train_images)
+    x_eval = to_model_range(eval_images[: cfg.eval_samples], device)
     canvas, channels = train_images.shape[-1], train_images.shape[1]
     g, d = build_models(cfg, canvas, channels)
     g, d = g.to(device), d.to(device)

@@ -54,10 +54,6 @@ class ImageStore:
             raise KeyError(f"unknown attribute {name!r}; known: {self.attribute_names}")
         return self.attributes[:, self.attribute_names.index(name)]
 
-    def images_float(self) -> np.ndarray:
-        """Images as float32 in [-1, 1], the range every model here works in."""
-        return self.images.astype(np.float32) / 127.5 - 1.0
-
 
 def validate(store: ImageStore, path="<memory>") -> None:
     n = len(store.images)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from latentedit.imaging import to_model_range
 from latentedit.io.image_store import ImageStore
 from latentedit.training_utils import EarlyStopping
 
@@ -118,11 +119,7 @@ def predict_images(model: SlotOracle, images: np.ndarray | torch.Tensor, device,
     model.eval()
     out: dict[str, list] = {"probs": [], "embedding": [], "slot_classes": []}
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        x = torch.as_tensor(x)
-        if x.dtype == torch.uint8:
-            x = x.float() / 127.5 - 1
-        r = model.predict(x.to(device))
+        r = model.predict(to_model_range(images[i:i + batch_size], device))
         for k in out:
             out[k].append(r[k].cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -141,7 +138,7 @@ def train_oracle(store: ImageStore, cfg: OracleConfig, device: torch.device) -> 
                        cfg.dropout).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     train, val, test = (store.select(s) for s in ("train", "val", "test"))
-    x_train = torch.from_numpy(train.images_float())
+    x_train = to_model_range(train.images)
     y_train = torch.from_numpy(train.extra["slot_labels"].astype(np.int64))
     y_train[y_train < 0] = EMPTY
 

@@ -11,6 +11,7 @@ import torch
 
 from latentedit.dlsgan.evaluate import reconstruct, reconstruction_agreement
 from latentedit.dlsgan.models import Discriminator, Generator
+from latentedit.imaging import to_model_range
 from latentedit.metrics import psnr, ssim
 from latentedit.oracles.digits_oracle import SlotOracle, predict_images
 
@@ -23,7 +24,7 @@ def project_images(encoder: Discriminator, s: torch.Tensor, images: np.ndarray, 
     s = s.to(device)
     out = []
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(device).float().div(127.5).sub(1)
+        x = to_model_range(images[i:i + batch_size], device)
         out.append((encoder.encode(x) * s).cpu())
     return torch.cat(out).numpy().astype(np.float32)
 
@@ -32,7 +33,7 @@ def project_images(encoder: Discriminator, s: torch.Tensor, images: np.ndarray, 
 def inversion_quality(g: Generator, encoder: Discriminator, s: torch.Tensor, images: np.ndarray,
                       oracle: SlotOracle, device) -> tuple[dict, torch.Tensor]:
     """Quality numbers of G(E(x)∘s) against x, and the reconstructions themselves ([-1, 1])."""
-    x = torch.from_numpy(images).to(device).float().div(127.5).sub(1)
+    x = to_model_range(images, device)
     rec, _ = reconstruct(g.to(device), encoder.to(device), s.to(device), x)
     p_x = predict_images(oracle, x, device)["probs"]
     p_rec = predict_images(oracle, rec, device)["probs"]

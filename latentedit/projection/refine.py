@@ -23,6 +23,7 @@ from tqdm import tqdm
 from latentedit.dlsgan.evaluate import reconstruct
 from latentedit.dlsgan.models import Discriminator, Generator
 from latentedit.dlsgan.scale import encoder_loss, sample_latent
+from latentedit.imaging import to_model_range
 from latentedit.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,8 @@ def refine_encoder(g: Generator, d: Discriminator, s: torch.Tensor, z_distributi
     e = copy.deepcopy(d).to(device)
     e.adv.requires_grad_(False)  # only the trunk and the encoder head are refined
     s = s.to(device)
-    x_train = torch.from_numpy(train_images).float().div(127.5).sub(1)
-    x_val = torch.from_numpy(val_images).float().div(127.5).sub(1).to(device)
+    x_train = to_model_range(train_images)
+    x_val = to_model_range(val_images, device)
     z_dim = s.numel()
 
     history = [{"epoch": -1, **{f"val_{k}": v for k, v in reconstruction_quality(g, e.eval(), s, x_val).items()}}]
