@@ -15,6 +15,8 @@ include: "rules/data.smk"
 include: "rules/oracles.smk"
 include: "rules/dlsgan.smk"
 include: "rules/projection.smk"
+include: "rules/labels.smk"
+include: "rules/train.smk"
 
 
 rule all:

@@ -65,3 +65,27 @@ def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list
         img = full
     with atomic_path(path) as tmp:
         img.save(tmp, format="png")
+
+
+def plot_heatmap(matrix: np.ndarray, labels: list[str], path: str | os.PathLike, title: str = "",
+                 vmin: float = 0.0, vmax: float = 1.0) -> None:
+    """A square matrix (e.g. the attribute correlation γ) as an annotated heatmap, rows and columns labelled."""
+    m = np.asarray(matrix, dtype=float)
+    n = len(labels)
+    size = max(4.0, 0.45 * n + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    im = ax.imshow(m, vmin=vmin, vmax=vmax, cmap="viridis")
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="black" if m[i, j] > (vmin + vmax) / 2 else "white")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -6,12 +6,20 @@ sys.path.insert(
     0, str(Path(workflow.basedir))
 )  # the latentedit package of this checkout
 
-from latentedit.data.digits import DigitsConfig
+from latentedit.data.digits import DigitsConfig, attribute_names
+
+# Methods that read the latent classifier F and the correlations γ (see latentedit.edits.train).
+EDIT_METHODS_WITH_CLASSIFIER = ["lw", "lt", "lt_core"]
+# Config section of each method's options: lw/lw_nopres share edits.lw, lt/lt_core edits.lt.
+EDIT_OPTIONS_SECTION = dict(lw="lw", lw_nopres="lw", lt="lt", lt_core="lt", ifg="ifg")
 
 
+# method/edit match the configured methods and definitions only (an unconfigured path has no rule).
 wildcard_constraints:
     world="digits",
     variant="dls|nodls",
+    method="|".join(config["edits"]["methods"]),
+    edit="|".join(config["edits"]["definitions"]),
 
 
 def check_config(cfg):
@@ -25,6 +33,45 @@ def check_config(cfg):
         )
     except ValueError as e:
         raise ValueError(f"config error: {e}") from None
+    check_edit_config(cfg)
+
+
+def check_edit_config(cfg):
+    """Every attribute the labels/edits sections name exists in the digits world; definitions are consistent.
+
+    The digits attributes are count_1..count_<max_digits> and has_0..has_9 (latentedit.data.digits). Mirrors
+    latentedit.edits.train.check_definition, without importing torch at parse time.
+    """
+    names = attribute_names(cfg["digits"]["max_digits"])
+    known = f"the digits world with max_digits={cfg['digits']['max_digits']} has {', '.join(names)}"
+    for attr in cfg["labels"]["weight_attributes"]:
+        if attr not in names:
+            raise ValueError(
+                f"config error: labels.weight_attributes: unknown attribute {attr!r} ({known})"
+            )
+    for edit, d in cfg["edits"]["definitions"].items():
+        where = f"edits.definitions.{edit}"
+        for side in ("source", "target"):
+            for attr in d[side]:
+                if attr not in names:
+                    raise ValueError(
+                        f"config error: {where}.{side}: unknown attribute {attr!r} ({known})"
+                    )
+        k = d["attribute"]
+        if k not in names:
+            raise ValueError(
+                f"config error: {where}.attribute: unknown attribute {k!r} ({known})"
+            )
+        if k not in d["target"]:
+            raise ValueError(
+                f"config error: {where}.attribute: {k!r} must be one of the target's "
+                f"attributes {sorted(d['target'])}"
+            )
+        if d["source"].get(k, 1 - d["target"][k]) == d["target"][k]:
+            raise ValueError(
+                f"config error: {where}: source and target both require "
+                f"{k}={d['target'][k]}, so there is nothing to edit"
+            )
 
 
 check_config(config)
@@ -48,6 +95,62 @@ def generator_checkpoint(wildcards=None):
             "(set dlsgan.retrain: true to train the generator here)"
         )
     return path
+
+
+def edit_definition(wildcards):
+    """The job's edit definition; lambda_pres only for method lw (the only one that reads it), so that changing
+    one edit's lambda_pres reruns that edit's lw job alone."""
+    d = config["edits"]["definitions"][wildcards.edit]
+    return {
+        key: v
+        for key, v in d.items()
+        if key != "lambda_pres" or wildcards.method == "lw"
+    }
+
+
+def edit_options(wildcards):
+    """The options of the job's method family (lw and lw_nopres share edits.lw, lt and lt_core edits.lt).
+    edits.ifg.alpha only sets the evaluation step, so the ifg training jobs do not receive it.
+    """
+    opts = config["edits"][EDIT_OPTIONS_SECTION[wildcards.method]]
+    return {key: v for key, v in opts.items() if key != "alpha"}
+
+
+def edit_weight_attributes(wildcards):
+    """labels.weight_attributes for the LW jobs that use balanced weights; [] for every other job."""
+    uses = (
+        wildcards.method in ("lw", "lw_nopres") and config["edits"]["lw"]["weighting"]
+    )
+    return list(config["labels"]["weight_attributes"]) if uses else []
+
+
+def edit_labels_inputs(wildcards):
+    """Latent classifier and correlations, for the methods that read them (lw, lt, lt_core)."""
+    if wildcards.method not in EDIT_METHODS_WITH_CLASSIFIER:
+        return {}
+    return {
+        "classifiers": "results/digits/labels/classifiers.pt",
+        "correlations": "results/digits/labels/correlations.csv",
+    }
+
+
+def edit_code(wildcards):
+    """Library modules a (method, edit) job runs: editing lt.py reruns the lt/lt_core jobs only."""
+    modules = {
+        "lw": ["lw.py", "affine.py", "sinkhorn.py", "weights.py"],
+        "lt": ["lt.py", "affine.py"],
+        "ifg": ["interfacegan.py"],
+    }[EDIT_OPTIONS_SECTION[wildcards.method]]
+    return [f"{LIB}/edits/train.py", *(f"{LIB}/edits/{m}" for m in modules)]
+
+
+def edit_models(wildcards=None):
+    """Every configured (method, edit) model."""
+    return expand(
+        "results/digits/edits/{method}/{edit}/model.pt",
+        method=config["edits"]["methods"],
+        edit=list(config["edits"]["definitions"]),
+    )
 
 
 def final_outputs():

@@ -45,6 +45,27 @@ TINY_CONFIG = {
                   "eval_samples": 50, "seed": 0},
     },
     "projection": {"refine": True, "epochs": 1, "batch_size": 32, "lr": 1.0e-4, "lambda_latent": 1.0, "seed": 0},
+    "labels": {
+        "classifier": {"hidden": [16], "dropout": 0.0, "negative_slope": 0.2, "lr": 1.0e-2, "weight_decay": 0.0,
+                       "batch_size": 64, "max_epochs": 2, "patience": 1, "min_delta": 1.0e-4, "monitor": "val_loss",
+                       "seed": 0},
+        "weight_attributes": ["count_1", "count_2", "count_3", "count_4"],
+    },
+    "edits": {
+        "methods": ["lw", "lw_nopres", "lt", "lt_core", "ifg"],
+        "lw": {"lr": 1.0e-2, "max_epochs": 2, "max_steps": 4, "batch_cap": 64, "blur_fraction": 0.5, "scaling": 0.5,
+               "patience": 1, "min_delta": 1.0e-4, "monitor": "val_edit_loss", "pres_absolute_gamma": False,
+               "weighting": True, "weight_min_count": 1, "seed": 0},
+        "lt": {"lambda_pres": 1.0, "lambda_reg": 10.0, "pres_weight_power": 2, "batch_size": 32, "lr": 1.0e-2,
+               "weight_decay": 5.0e-4, "equalized_lr": True, "init": "xavier", "max_epochs": 2, "max_steps": 4,
+               "patience": 1, "min_delta": 1.0e-4, "seed": 0},
+        "ifg": {"C": 1.0, "max_samples": 100, "balance": True, "solver": "svc", "seed": 0, "alpha": 1.0},
+        "definitions": {
+            "add_digit_1to2": {"source": {"count_1": 1}, "target": {"count_2": 1}, "attribute": "count_2",
+                               "lambda_pres": 1.0},
+            "add_7": {"source": {"has_7": 0}, "target": {"has_7": 1}, "attribute": "has_7", "lambda_pres": 1.0},
+        },
+    },
 }
 
 

@@ -45,9 +45,14 @@ def test_shipped_floats_are_numbers(shipped_config):
     assert isinstance(shipped_config["oracle"]["lr"], float)
     assert isinstance(shipped_config["dlsgan"]["train"]["lr"], float)
     assert isinstance(shipped_config["projection"]["lr"], float)
+    assert isinstance(shipped_config["labels"]["classifier"]["lr"], float)
+    assert isinstance(shipped_config["edits"]["lw"]["lr"], float)
+    assert isinstance(shipped_config["edits"]["lt"]["lr"], float)
+    assert all(isinstance(d["lambda_pres"], float) for d in shipped_config["edits"]["definitions"].values())
 
 
-@pytest.mark.parametrize("section", [("oracle",), ("dlsgan", "train"), ("projection",)])
+@pytest.mark.parametrize("section", [("oracle",), ("dlsgan", "train"), ("projection",), ("labels", "classifier"),
+                                     ("edits", "lw"), ("edits", "lt")])
 def test_lr_as_string_names_the_key(tiny_config, schema_path, section):
     node = tiny_config
     for k in section:
@@ -66,6 +71,14 @@ def test_lr_as_string_names_the_key(tiny_config, schema_path, section):
     (("dlsgan", "train", "variance_mode"), "median"),
     (("dlsgan", "train", "variance_beta"), 1.0),
     (("device",), "tpu"),
+    (("labels", "classifier", "monitor"), "val_f1"),
+    (("edits", "methods"), ["lw", "gan"]),
+    (("edits", "lw", "scaling"), 1.0),
+    (("edits", "lw", "weighting"), "yes"),
+    (("edits", "lt", "init"), "normal"),
+    (("edits", "ifg", "solver"), "rbf"),
+    (("edits", "definitions", "add_7", "source", "has_7"), 2),
+    (("edits", "definitions", "add_7", "lambda_pres"), -1.0),
 ])
 def test_bad_values_name_the_key(tiny_config, schema_path, path, bad):
     node = tiny_config
@@ -76,7 +89,9 @@ def test_bad_values_name_the_key(tiny_config, schema_path, path, bad):
     assert "".join(f"['{k}']" for k in path) in msg
 
 
-@pytest.mark.parametrize("path", [(), ("digits",), ("oracle",), ("dlsgan",), ("dlsgan", "train"), ("projection",)])
+@pytest.mark.parametrize("path", [(), ("digits",), ("oracle",), ("dlsgan",), ("dlsgan", "train"), ("projection",),
+                                  ("labels",), ("labels", "classifier"), ("edits",), ("edits", "lw"), ("edits", "lt"),
+                                  ("edits", "ifg"), ("edits", "definitions", "add_7")])
 def test_unknown_key_is_named(tiny_config, schema_path, path):
     node = tiny_config
     for k in path:
@@ -87,7 +102,10 @@ def test_unknown_key_is_named(tiny_config, schema_path, path):
 
 
 @pytest.mark.parametrize("path", [("world",), ("digits", "seed"), ("oracle", "patience"),
-                                  ("dlsgan", "train", "variance_window"), ("projection", "refine")])
+                                  ("dlsgan", "train", "variance_window"), ("projection", "refine"),
+                                  ("labels", "weight_attributes"), ("edits", "methods"), ("edits", "ifg", "alpha"),
+                                  ("edits", "definitions", "add_7", "lambda_pres"),
+                                  ("edits", "definitions", "add_7", "attribute")])
 def test_missing_key_is_named(tiny_config, schema_path, path):
     node = tiny_config
     for k in path[:-1]:
@@ -95,3 +113,9 @@ def test_missing_key_is_named(tiny_config, schema_path, path):
     del node[path[-1]]
     msg = _error(tiny_config, schema_path)
     assert f"'{path[-1]}' is a required property" in msg
+
+
+def test_edit_names_must_be_wildcard_safe(tiny_config, schema_path):
+    defs = tiny_config["edits"]["definitions"]
+    defs["add-7/x"] = defs["add_7"]
+    assert "'add-7/x' does not match" in _error(tiny_config, schema_path)

@@ -6,6 +6,9 @@ Space of GANs", 2023 — method LW).
 - ``weights``: per-code weights that balance the other attributes' combinations between source and target.
 - ``affine``: the edit z' = z + α·H_k(z) with H_k affine (full, or block-diagonal per W+ layer).
 - ``lw``: the LW training loop (Adam, minibatch OT, early stopping on a held-out split).
+- ``lt``, ``interfacegan``: the Latent Transformer and InterFaceGAN baselines.
+- ``train``: one edit model per (method, edit definition) — code selection, weights, dispatch (``rules/train.smk``).
+- ``evaluate``: target-change rate and preservation of edits in latent space (rule ``edits_latent_summary``).
 """
 
 from latentedit.edits.affine import AffineEdit

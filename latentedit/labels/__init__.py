@@ -9,8 +9,9 @@
 from latentedit.labels.classifiers import (ClassifierConfig, LatentClassifier, evaluate_classifiers,
                                            load_latent_classifiers, predict_logits, save_latent_classifiers,
                                            train_latent_classifiers)
-from latentedit.labels.correlations import correlation_matrix, preservation_weights
+from latentedit.labels.correlations import (correlation_matrix, preservation_weights, read_correlations,
+                                            write_correlations)
 
 __all__ = ["ClassifierConfig", "LatentClassifier", "correlation_matrix", "evaluate_classifiers",
-           "load_latent_classifiers", "predict_logits", "preservation_weights", "save_latent_classifiers",
-           "train_latent_classifiers"]
+           "load_latent_classifiers", "predict_logits", "preservation_weights", "read_correlations",
+           "save_latent_classifiers", "train_latent_classifiers", "write_correlations"]

@@ -74,3 +74,40 @@ def preservation_weights(gamma: np.ndarray, k: int) -> np.ndarray:
     w = 1.0 - gamma[:, k]
     w[k] = 0.0
     return w
+
+
+def write_correlations(path, gamma: np.ndarray, attribute_names) -> None:
+    """Write γ as a CSV table (header and index = attribute names, ``%.6g``), atomically."""
+    import pandas as pd
+
+    from latentedit.io.atomic import atomic_path
+
+    gamma = np.asarray(gamma, dtype=np.float64)
+    names = list(attribute_names)
+    if gamma.shape != (len(names), len(names)):
+        raise ValueError(f"gamma has shape {gamma.shape} for {len(names)} attribute names")
+    with atomic_path(path) as tmp:
+        pd.DataFrame(gamma, index=pd.Index(names, name="attribute"), columns=names).to_csv(tmp, float_format="%.6g")
+
+
+def read_correlations(path, attribute_names=None) -> tuple[np.ndarray, list[str]]:
+    """Read a table written by :func:`write_correlations`: (γ (A, A), names).
+
+    With ``attribute_names`` the table is returned in that order and must hold exactly those attributes
+    (a ValueError names the file otherwise).
+    """
+    import pandas as pd
+
+    df = pd.read_csv(path, index_col=0)
+    names = [str(c) for c in df.columns]
+    if [str(i) for i in df.index] != names:
+        raise ValueError(f"{path}: rows and columns of the correlation table disagree")
+    if attribute_names is not None:
+        wanted = list(attribute_names)
+        if sorted(wanted) != sorted(names):
+            raise ValueError(f"{path}: correlation table has attributes {names}, expected {wanted}")
+        df, names = df.loc[wanted, wanted], wanted
+    gamma = df.to_numpy(dtype=np.float64)
+    if not np.isfinite(gamma).all():
+        raise ValueError(f"{path}: correlation table holds non-finite values")
+    return gamma, names

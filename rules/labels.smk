@@ -1,0 +1,33 @@
+# Labels in latent space: the latent classifiers F (one logit per attribute, trained on the train split's codes,
+# early-stopped on val, scored on test) and the absolute attribute correlation γ of the train split's labels. Both
+# feed the LW preservation loss, the Latent Transformer and the latent-space evaluation of edits (rules/train.smk).
+
+
+rule train_latent_classifiers:
+    input:
+        latents="results/digits/latents.h5",
+        code=[
+            f"{LIB}/labels/classifiers.py",
+            f"{LIB}/labels/correlations.py",
+            f"{LIB}/io/latent_store.py",
+            *CORE_CODE,
+        ],
+    output:
+        classifiers="results/digits/labels/classifiers.pt",
+        metrics="results/digits/labels/classifier_metrics.json",
+        correlations="results/digits/labels/correlations.csv",
+        heatmap="results/digits/labels/correlations.png",
+    log:
+        "logs/digits/latent_classifiers.log",
+    benchmark:
+        "benchmarks/digits/latent_classifiers.tsv"
+    conda:
+        "../envs/latentedit.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        classifier=lookup(dpath="labels/classifier", within=config),
+        device=config["device"],
+    script:
+        "../workflow_scripts/train_latent_classifiers.py"

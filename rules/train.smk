@@ -1,0 +1,61 @@
+# Per-attribute edit training: one model per (method, edit definition), then their latent-space summary.
+# Methods: lw (LW with the preservation loss, λ = the definition's lambda_pres), lw_nopres (LW, λ = 0), lt (Latent
+# Transformer), lt_core (LT(*), classification loss only), ifg (InterFaceGAN). An edit goes one way: "remove k" is
+# a second definition with source and target swapped (e.g. source {has_7: 1} → target {has_7: 0}), a separate model.
+# Not part of `all`: ask for the target `edits` (or for one model by its path).
+
+
+rule train_edit:
+    input:
+        unpack(edit_labels_inputs),
+        latents="results/digits/latents.h5",
+        code=edit_code,
+    output:
+        model="results/digits/edits/{method}/{edit}/model.pt",
+        options="results/digits/edits/{method}/{edit}/options.json",
+        history="results/digits/edits/{method}/{edit}/history.csv",
+        curves="results/digits/edits/{method}/{edit}/curves.png",
+    log:
+        "logs/digits/edits/{method}/{edit}.log",
+    benchmark:
+        "benchmarks/digits/edits/{method}/{edit}.tsv"
+    conda:
+        "../envs/latentedit.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        definition=edit_definition,
+        options=edit_options,
+        weight_attributes=edit_weight_attributes,
+        device=config["device"],
+    script:
+        "../workflow_scripts/train_edit.py"
+
+
+rule edits_latent_summary:
+    input:
+        models=edit_models,
+        latents="results/digits/latents.h5",
+        classifiers="results/digits/labels/classifiers.pt",
+        code=[f"{LIB}/edits/evaluate.py", f"{LIB}/edits/train.py"],
+    output:
+        csv="results/digits/edits/latent_target_change.csv",
+        md="results/digits/edits/latent_target_change.md",
+    log:
+        "logs/digits/edits_latent_summary.log",
+    benchmark:
+        "benchmarks/digits/edits_latent_summary.tsv"
+    conda:
+        "../envs/latentedit.yaml"
+    threads: 1
+    params:
+        ifg_alpha=lookup(dpath="edits/ifg/alpha", within=config),
+    script:
+        "../workflow_scripts/summarize_edits.py"
+
+
+rule edits:
+    input:
+        "results/digits/edits/latent_target_change.csv",
+        "results/digits/edits/latent_target_change.md",

@@ -1,0 +1,243 @@
+"""The labels and per-(method, edit) training stages through Snakemake: target `edits` on a tiny config, what a
+config change reruns, and parse-time checks of edit definitions.
+
+Every run happens in a pytest tmp dir (``--directory``) with the checkout's Snakefile, never in the checkout.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from latentedit.edits.train import apply_edit, load_edit
+from latentedit.io.latent_store import read_latent_store
+from test_pipeline_tiny import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+EDITS = ["add_digit_1to2", "add_7"]  # a count edit (uniform weights) and a presence edit (balanced over counts)
+METHODS = TINY["edits"]["methods"]
+
+
+def _edits_config() -> dict:
+    """TINY with the smallest DLSGAN budget and two of its edit definitions (10 training jobs)."""
+    cfg = copy.deepcopy(TINY)
+    cfg["dlsgan"]["train"].update(epochs=1, steps_per_epoch=2, eval_samples=20)
+    cfg["edits"]["definitions"] = {e: cfg["edits"]["definitions"][e] for e in EDITS}
+    return cfg
+
+
+def _snakemake(work: Path, *args: str, configfile: str = "config.yaml", cores: int = 1,
+               timeout: int = 180) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(work / configfile), "--cores", str(cores), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)
+
+
+def _job_stats(output: str) -> dict[str, int]:
+    """The ``Job stats`` table of a dry run as {rule: count} ({} when there is nothing to do)."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if m.group(1) != "total"}
+
+
+def _edit_jobs(output: str) -> set[tuple[str, str]]:
+    """(method, edit) of every train_edit job a dry run lists."""
+    return set(re.findall(r"output: results/digits/edits/(\w+)/(\w+)/model\.pt", output))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end (target `edits`)
+
+
+@pytest.fixture(scope="module")
+def edits_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("edits")
+    (work / "config.yaml").write_text(yaml.safe_dump(_edits_config(), sort_keys=False))
+    proc = _snakemake(work, "edits", cores=2, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return work
+
+
+@pytest.mark.slow
+def test_every_method_and_edit_produced_its_outputs(edits_run):
+    root = edits_run / "results/digits"
+    for rel in ["labels/classifiers.pt", "labels/classifier_metrics.json", "labels/correlations.csv",
+                "labels/correlations.png", "edits/latent_target_change.csv", "edits/latent_target_change.md"]:
+        assert (root / rel).stat().st_size > 0, rel
+    for method in METHODS:
+        for edit in EDITS:
+            for name in ("model.pt", "options.json", "history.csv", "curves.png"):
+                assert (root / "edits" / method / edit / name).stat().st_size > 0, (method, edit, name)
+    assert not (root / "dlsgan/quality.json").exists()  # `edits` asks for nothing of `all` it does not need
+
+
+@pytest.mark.slow
+def test_labels_outputs(edits_run):
+    root = edits_run / "results/digits/labels"
+    store = read_latent_store(edits_run / "results/digits/latents.h5")
+    metrics = json.loads((root / "classifier_metrics.json").read_text())
+    assert list(metrics["test"]) == store.attribute_names
+    assert all(0 <= v <= 1 for v in metrics["test"].values())
+    gamma = pd.read_csv(root / "correlations.csv", index_col=0)
+    assert list(gamma.columns) == store.attribute_names == list(gamma.index)
+    np.testing.assert_allclose(gamma.to_numpy(), gamma.to_numpy().T, atol=1e-6)
+    assert ((gamma.to_numpy() >= 0) & (gamma.to_numpy() <= 1)).all()
+
+
+@pytest.mark.slow
+def test_models_load_weights_only_and_apply(edits_run):
+    store = read_latent_store(edits_run / "results/digits/latents.h5")
+    z = torch.as_tensor(store.latents[:8])
+    for method in METHODS:
+        for edit in EDITS:
+            path = edits_run / "results/digits/edits" / method / edit / "model.pt"
+            raw = torch.load(path, weights_only=True)
+            assert (raw["kind"], raw["method"], raw["edit"]) == ("edit", method, edit)
+            assert raw["definition"]["attribute"] == TINY["edits"]["definitions"][edit]["attribute"]
+            out = apply_edit(load_edit(path), z, alpha=1.0)
+            assert out.shape == z.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_options_hold_the_resolved_options(edits_run):
+    root = edits_run / "results/digits/edits"
+    for method in METHODS:
+        for edit in EDITS:
+            opts = json.loads((root / method / edit / "options.json").read_text())
+            assert (opts["method"], opts["edit"]) == (method, edit)
+            definition = TINY["edits"]["definitions"][edit]
+            assert opts["definition"]["source"] == definition["source"]
+            assert opts["n_codes"]["train_source"] > 0 and opts["n_codes"]["val_target"] > 0
+            section = {"lw_nopres": "lw", "lt_core": "lt"}.get(method, method)
+            given = {k: v for k, v in TINY["edits"][section].items() if k not in ("alpha", "weighting",
+                                                                                   "weight_min_count")}
+            assert given.items() <= opts["config"].items(), (method, edit)
+            if method == "lw":
+                assert opts["config"]["lambda_pres"] == definition["lambda_pres"]
+                assert opts["blur"] > 0 and "pres_blur" in opts
+                assert opts["weight_columns"] == [a for a in TINY["labels"]["weight_attributes"]
+                                                  if a not in opts["changed_attributes"]]
+            if method == "lw_nopres":
+                assert opts["config"]["lambda_pres"] == 0.0
+            if method.startswith("lt"):
+                assert opts["config"]["core"] == (method == "lt_core")
+                assert "lambda_reg" in opts["config"] and "layers" in opts["config"]  # LTConfig defaults too
+
+
+@pytest.mark.slow
+def test_summary_has_one_row_per_method_and_edit(edits_run):
+    root = edits_run / "results/digits/edits"
+    df = pd.read_csv(root / "latent_target_change.csv")
+    assert len(df) == len(METHODS) * len(EDITS)
+    assert set(zip(df["method"], df["edit"])) == {(m, e) for m in METHODS for e in EDITS}
+    for col in ("initial_rate", "target_change_rate", "preservation", "min_preservation"):
+        assert df[col].between(0, 1).all(), col
+    assert (df["n_test_source"] > 0).all()
+    assert (df.loc[df["method"] != "ifg", "alpha"] == 1.0).all()
+    by = df.set_index(["method", "edit"])
+    for edit in EDITS:  # InterFaceGAN steps as far as LW moves on average (config alpha when LW kept the identity)
+        lw_norm = by.loc[("lw", edit), "mean_edit_norm"]
+        expected = lw_norm if lw_norm > 0 else TINY["edits"]["ifg"]["alpha"]
+        assert by.loc[("ifg", edit), "alpha"] == pytest.approx(expected, rel=1e-4)
+    md = (root / "latent_target_change.md").read_text()
+    assert md.count("| lw |") == len(EDITS)
+
+
+@pytest.mark.slow
+def test_completed_run_has_nothing_to_rerun(edits_run):
+    proc = _snakemake(edits_run, "-n", "edits")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert _job_stats(proc.stdout) == {}, proc.stdout[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, expected_edit_jobs, expected", [
+    # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), then the summary
+    (lambda c: c["edits"]["definitions"]["add_7"].update(lambda_pres=2.0), {("lw", "add_7")},
+     {"train_edit": 1, "edits_latent_summary": 1, "edits": 1}),
+    # the IFG evaluation step: the summary only
+    (lambda c: c["edits"]["ifg"].update(alpha=2.5), set(), {"edits_latent_summary": 1, "edits": 1}),
+    # the LT options: lt and lt_core of every edit
+    (lambda c: c["edits"]["lt"].update(lambda_reg=1.0), {(m, e) for m in ("lt", "lt_core") for e in EDITS},
+     {"train_edit": 4, "edits_latent_summary": 1, "edits": 1}),
+])
+def test_config_change_reruns_exactly_what_it_touches(edits_run, change, expected_edit_jobs, expected):
+    cfg = _edits_config()
+    change(cfg)
+    (edits_run / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = _snakemake(edits_run, "-n", "edits", configfile="changed.yaml")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert _job_stats(proc.stdout) == expected, proc.stdout[-4000:]
+    assert _edit_jobs(proc.stdout) == expected_edit_jobs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dry runs and parse-time checks (fast)
+
+
+def test_edits_dry_run_lists_one_job_per_method_and_edit(tiny_config, tmp_path, write_config, run_snakemake):
+    tiny_config["edits"]["definitions"]["remove_7"] = {"source": {"has_7": 1}, "target": {"has_7": 0},
+                                                       "attribute": "has_7", "lambda_pres": 1.0}
+    write_config(tiny_config)
+    proc = run_snakemake(tmp_path, "-n", "edits")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    jobs = _job_stats(proc.stdout)
+    methods, edits = tiny_config["edits"]["methods"], list(tiny_config["edits"]["definitions"])
+    assert jobs["train_edit"] == len(methods) * len(edits)
+    assert jobs["train_latent_classifiers"] == jobs["edits_latent_summary"] == jobs["edits"] == 1
+    assert _edit_jobs(proc.stdout) == {(m, e) for m in methods for e in edits}
+    assert "dlsgan_quality" not in jobs
+    assert not (tmp_path / "results").exists()
+
+
+def test_default_target_does_not_train_edits(tiny_config, tmp_path, write_config, run_snakemake):
+    write_config(tiny_config)
+    proc = run_snakemake(tmp_path, "-n")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    jobs = _job_stats(proc.stdout)
+    assert "train_edit" not in jobs and "train_latent_classifiers" not in jobs
+
+
+def _set(cfg: dict, path: tuple, value) -> None:
+    node = cfg
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("edits", "definitions", "add_7", "source"), {"has_77": 0},
+     "edits.definitions.add_7.source: unknown attribute 'has_77'"),
+    (("edits", "definitions", "add_7", "target"), {"has_7": 1, "count_5": 1},
+     "edits.definitions.add_7.target: unknown attribute 'count_5'"),
+    (("edits", "definitions", "add_7", "attribute"), "has_8",
+     "edits.definitions.add_7.attribute: 'has_8' must be one of the target's attributes"),
+    (("edits", "definitions", "add_digit_1to2", "attribute"), "colour",
+     "edits.definitions.add_digit_1to2.attribute: unknown attribute 'colour'"),
+    (("labels", "weight_attributes"), ["count_1", "count_9"],
+     "labels.weight_attributes: unknown attribute 'count_9'"),
+])
+def test_unknown_attribute_in_edits_fails_naming_it(tiny_config, tmp_path, write_config, run_snakemake, path,
+                                                     value, message):
+    _set(tiny_config, path, value)
+    write_config(tiny_config)
+    proc = run_snakemake(tmp_path, "-n", "edits")
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert "Job stats" not in proc.stdout
+    assert message in proc.stdout, proc.stdout[-4000:]
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,22 @@
+"""Target-change rate and preservation of every edit model on the test split, in latent space (rule
+edits_latent_summary)."""
+import torch
+
+from latentedit.edits.evaluate import summarize_edits, to_markdown
+from latentedit.edits.train import load_edit
+from latentedit.io.atomic import atomic_path
+from latentedit.io.latent_store import read_latent_store
+from latentedit.labels.classifiers import load_latent_classifiers
+from latentedit.training_utils import setup_logging
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+store = read_latent_store(snakemake.input.latents)
+classifier = load_latent_classifiers(snakemake.input.classifiers)  # CPU: a few thousand codes at most
+summary = summarize_edits([load_edit(p) for p in snakemake.input.models], store, classifier,
+                          snakemake.params.ifg_alpha)
+log.info("latent-space edit summary:\n%s", summary.to_string())
+with atomic_path(snakemake.output.csv) as tmp:
+    summary.to_csv(tmp, index=False, float_format="%.6g")
+with atomic_path(snakemake.output.md) as tmp:
+    tmp.write_text("# Edits in latent space (test split, latent classifier)\n\n" + to_markdown(summary))

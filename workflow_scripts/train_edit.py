@@ -1,0 +1,31 @@
+"""Train one edit model, for the (method, edit) of the job's wildcards (rule train_edit)."""
+import pandas as pd
+import torch
+
+from latentedit.edits.train import HISTORY_PLOT_COLUMNS, train_edit
+from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.checkpoints import save_checkpoint
+from latentedit.io.latent_store import read_latent_store
+from latentedit.labels.classifiers import load_latent_classifiers
+from latentedit.labels.correlations import read_correlations
+from latentedit.plotting import plot_curves
+from latentedit.training_utils import pick_device, setup_logging
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+device = pick_device(snakemake.params.device)
+method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
+store = read_latent_store(snakemake.input.latents)
+classifier, gamma = None, None
+if snakemake.input.get("classifiers"):  # only the methods that use F and γ get them as inputs
+    classifier = load_latent_classifiers(snakemake.input.classifiers, device)
+    gamma, _ = read_correlations(snakemake.input.correlations, store.attribute_names)
+model, history, options = train_edit(method, store, snakemake.params.definition, classifier, gamma,
+                                     snakemake.params.options, name=edit,
+                                     weight_attributes=snakemake.params.weight_attributes, device=device)
+save_checkpoint(snakemake.output.model, model)
+write_json(snakemake.output.options, options)
+history = pd.DataFrame(history)
+with atomic_path(snakemake.output.history) as tmp:
+    history.to_csv(tmp, index=False, float_format="%.6g")
+plot_curves({method: history}, HISTORY_PLOT_COLUMNS[method], snakemake.output.curves, title=f"{method}: {edit}")
