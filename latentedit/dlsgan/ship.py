@@ -6,7 +6,7 @@ Usage (after ``snakemake results/digits/dlsgan/dls/checkpoint.pt results/digits/
         --command "<the exact snakemake command used>"
 
 Writes ``dlsgan.pt`` (the DLS run), ``dlsgan_history.csv``, ``nodls_history.csv`` (the ablation, when present),
-``curves.png`` and ``RECIPE.json``: the training options, the config file used, the command, the git commit,
+``curves.png``, ``ablation.json/png`` (when present) and ``RECIPE.json``: the training options, the config file used, the command, the git commit,
 the checkpoint's SHA-256, and the last-epoch metrics of both runs.
 """
 
@@ -42,6 +42,9 @@ def ship(results: Path, dest: Path, command: str, configfile: Path) -> dict:
     if (results / "nodls" / "history.csv").exists():
         shutil.copyfile(results / "nodls" / "history.csv", dest / "nodls_history.csv")
         last["nodls"] = pd.read_csv(results / "nodls" / "history.csv").iloc[-1].to_dict()
+    for name in ("ablation.json", "ablation.png"):  # from `snakemake dlsgan_ablation`, when it has run
+        if (results / name).exists():
+            shutil.copyfile(results / name, dest / name)
     recipe = {
         "command": command,
         "config": yaml.safe_load(configfile.read_text()),
