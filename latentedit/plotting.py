@@ -14,6 +14,14 @@ import pandas as pd  # noqa: E402
 from latentedit.io.atomic import atomic_path  # noqa: E402
 
 
+def _save_figure(fig, path: str | os.PathLike) -> None:
+    """Lay out, write atomically as PNG, and release the figure."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
 def plot_curves(histories: dict[str, pd.DataFrame], columns: list[str], path: str | os.PathLike,
                 x: str = "epoch", title: str = "") -> None:
     """One panel per column, one line per history (e.g. {"DLS": df, "No DLS": df})."""
@@ -35,10 +43,7 @@ def plot_curves(histories: dict[str, pd.DataFrame], columns: list[str], path: st
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list[str] | None = None,
@@ -85,7 +90,4 @@ def plot_heatmap(matrix: np.ndarray, labels: list[str], path: str | os.PathLike,
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)

@@ -74,9 +74,10 @@ class VarianceTracker:
         if self.mode == "ema":
             self.v = self.beta * self.v + (1 - self.beta) * sq.mean(0)
             return self.v
-        for row in sq[-self.window:]:  # ring buffer; B ≪ window in practice
-            self.buffer[self.pos] = row
-            self.pos = (self.pos + 1) % self.window
+        rows = sq[-self.window:]  # a batch larger than the window keeps only its last rows
+        slots = (self.pos + torch.arange(len(rows))) % self.window  # ring buffer, written in one indexed copy
+        self.buffer[slots] = rows
+        self.pos = int((self.pos + len(rows)) % self.window)
         self.v = self.buffer.mean(0)
         return self.v
 
