@@ -10,6 +10,9 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/oracles.smk"
@@ -17,6 +20,8 @@ include: "rules/dlsgan.smk"
 include: "rules/projection.smk"
 include: "rules/labels.smk"
 include: "rules/train.smk"
+include: "rules/render.smk"
+include: "rules/metrics.smk"
 
 
 rule all:

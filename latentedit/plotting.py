@@ -14,11 +14,11 @@ import pandas as pd  # noqa: E402
 from latentedit.io.atomic import atomic_path  # noqa: E402
 
 
-def _save_figure(fig, path: str | os.PathLike) -> None:
+def _save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
     """Lay out, write atomically as PNG, and release the figure."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
 
 
@@ -47,13 +47,13 @@ def plot_curves(histories: dict[str, pd.DataFrame], columns: list[str], path: st
 
 
 def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list[str] | None = None,
-               scale: int = 3) -> None:
-    """Save rows of uint8 images (each (K, C, H, W)) as one PNG grid, labelled on the left."""
+               scale: int = 3, col_labels: list[str] | None = None) -> None:
+    """Save rows of uint8 images (each (K, C, H, W)) as one PNG grid, labelled on the left and/or on top."""
     from PIL import Image, ImageDraw
 
     k = max(len(r) for r in rows)
     c, h, w = rows[0].shape[1:]
-    pad, label_w = 2, 90 if row_labels else 0
+    pad, label_w, label_h = 2, 90 if row_labels else 0, 14 if col_labels else 0
     canvas = np.full((len(rows) * (h + pad) + pad, k * (w + pad) + pad, 3), 64, dtype=np.uint8)
     for i, r in enumerate(rows):
         for j, im in enumerate(r):
@@ -61,15 +61,74 @@ def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list
             y, x0 = pad + i * (h + pad), pad + j * (w + pad)
             canvas[y:y + h, x0:x0 + w] = im.transpose(1, 2, 0)
     img = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
-    if row_labels:
-        full = Image.new("RGB", (img.width + label_w, img.height), (255, 255, 255))
-        full.paste(img, (label_w, 0))
+    if row_labels or col_labels:
+        full = Image.new("RGB", (img.width + label_w, img.height + label_h), (255, 255, 255))
+        full.paste(img, (label_w, label_h))
         draw = ImageDraw.Draw(full)
-        for i, lab in enumerate(row_labels):
-            draw.text((4, (pad + i * (h + pad) + h // 2) * scale - 6), lab, fill=(0, 0, 0))
+        for i, lab in enumerate(row_labels or []):
+            draw.text((4, label_h + (pad + i * (h + pad) + h // 2) * scale - 6), lab, fill=(0, 0, 0))
+        for j, lab in enumerate(col_labels or []):
+            draw.text((label_w + (pad + j * (w + pad)) * scale, 2), lab, fill=(0, 0, 0))
         img = full
     with atomic_path(path) as tmp:
         img.save(tmp, format="png")
+
+
+def method_grid(columns: list[np.ndarray], labels: list[str], path: str | os.PathLike, scale: int = 4) -> None:
+    """The papers' qualitative figure: one column per image source (each (K, C, H, W): input, reconstruction,
+    each method), one row per test image, column labels on top."""
+    k = len(columns[0])
+    if any(len(c) != k for c in columns) or len(labels) != len(columns):
+        raise ValueError("every column needs the same number of images and one label")
+    image_grid([np.stack([c[i] for c in columns]) for i in range(k)], path, scale=scale, col_labels=labels)
+
+
+def plot_preservation_vs_change(df: pd.DataFrame, path: str | os.PathLike, dpi: int = 100,
+                                x: str = "target_change_rate", y: str = "attribute_preservation") -> None:
+    """The paper's Fig. 4: one panel per edit, one line per method through its α grid (y against x).
+
+    ``df`` holds long rows (method, edit, alpha, metric, value) of :mod:`latentedit.evaluation.edit_metrics`.
+    """
+    rows = df[df["metric"].isin([x, y]) & df["alpha"].notna()]
+    wide = rows.pivot_table(index=["edit", "method", "alpha"], columns="metric", values="value").reset_index()
+    edits = sorted(wide["edit"].unique())
+    ncols = min(3, max(1, len(edits)))
+    nrows = int(np.ceil(len(edits) / ncols)) if edits else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, edit in zip(axes.flat, edits):
+        for method, g in wide[wide["edit"] == edit].groupby("method"):
+            g = g.sort_values("alpha")
+            ax.plot(g[x], g[y], marker="o", markersize=3, label=method)
+        ax.set_title(edit)
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(y.replace("_", " "))
+        ax.set_xlim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(edits):]:
+        ax.axis("off")
+    _save_figure(fig, path, dpi)
+
+
+def plot_latent_vs_image(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Table 2 as bars: per edit and method, the latent classifier's and the image oracle's target-change rates at
+    the calibrated step (``summary`` from :func:`latentedit.evaluation.aggregate.summary_table`)."""
+    edits = sorted(summary["edit"].unique())
+    methods = sorted(summary["method"].unique())
+    fig, axes = plt.subplots(1, max(1, len(edits)), figsize=(max(4.0, 1.1 * len(methods)) * max(1, len(edits)), 3.6),
+                             squeeze=False)
+    for ax, edit in zip(axes.flat, edits):
+        s = summary[summary["edit"] == edit].set_index("method").reindex(methods)
+        pos = np.arange(len(methods))
+        ax.bar(pos - 0.2, s["latent_target_change_rate"], 0.4, label="latent classifier")
+        ax.bar(pos + 0.2, s["target_change_rate"], 0.4, label="image oracle")
+        ax.set_xticks(pos, methods, rotation=45, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(edit)
+        ax.grid(alpha=0.3, axis="y")
+    axes.flat[0].set_ylabel("target change rate at α = d")
+    axes.flat[0].legend(fontsize=7)
+    _save_figure(fig, path, dpi)
 
 
 def plot_heatmap(matrix: np.ndarray, labels: list[str], path: str | os.PathLike, title: str = "",

@@ -82,6 +82,28 @@ LIB = str(Path(workflow.basedir) / "latentedit")
 CORE_CODE = [f"{LIB}/io/h5.py", f"{LIB}/io/atomic.py", f"{LIB}/io/checkpoints.py"]
 
 
+def sorted_keys(value):
+    """A copy with every mapping's keys sorted: params compare by repr, so re-saving the config with its keys in
+    another order must not look like a change."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
+def sorted_config(dpath):
+    """The config slice at ``dpath`` ("a/b"), keys sorted (see sorted_keys)."""
+    return sorted_keys(lookup(dpath=dpath, within=config))
+
+
+def results_config_hash():
+    """Provenance hash of the results: the whole config except the figure options (plots.*), key order ignored."""
+    from latentedit.io.provenance import config_hash
+
+    return config_hash({k: v for k, v in config.items() if k != "plots"})
+
+
 def generator_checkpoint(wildcards=None):
     """The DLSGAN checkpoint the pipeline uses: trained here, or the shipped one."""
     if config["dlsgan"]["retrain"]:
@@ -101,11 +123,20 @@ def edit_definition(wildcards):
     """The job's edit definition; lambda_pres only for method lw (the only one that reads it), so that changing
     one edit's lambda_pres reruns that edit's lw job alone."""
     d = config["edits"]["definitions"][wildcards.edit]
-    return {
-        key: v
-        for key, v in d.items()
-        if key != "lambda_pres" or wildcards.method == "lw"
-    }
+    return sorted_keys(
+        {
+            key: v
+            for key, v in d.items()
+            if key != "lambda_pres" or wildcards.method == "lw"
+        }
+    )
+
+
+def edit_selection(wildcards):
+    """What rendering and metrics read of an edit definition: source, target, attribute (not lambda_pres, which
+    only matters through the trained model)."""
+    d = config["edits"]["definitions"][wildcards.edit]
+    return sorted_keys({key: d[key] for key in ("source", "target", "attribute")})
 
 
 def edit_options(wildcards):
@@ -113,7 +144,7 @@ def edit_options(wildcards):
     edits.ifg.alpha only sets the evaluation step, so the ifg training jobs do not receive it.
     """
     opts = config["edits"][EDIT_OPTIONS_SECTION[wildcards.method]]
-    return {key: v for key, v in opts.items() if key != "alpha"}
+    return sorted_keys({key: v for key, v in opts.items() if key != "alpha"})
 
 
 def edit_weight_attributes(wildcards):
@@ -163,4 +194,13 @@ def final_outputs():
         "results/digits/latents.h5",
         "results/digits/projection/quality.json",
         "results/digits/projection/reconstructions.png",
+        "results/digits/edits/latent_target_change.md",
+        "results/digits/metrics.parquet",
+        "results/digits/summary.md",
+        "results/digits/figures/preservation_vs_change.png",
+        "results/digits/figures/latent_vs_image.png",
+        *expand(
+            "results/digits/figures/grid_{edit}.png",
+            edit=list(config["edits"]["definitions"]),
+        ),
     ]

@@ -11,6 +11,6 @@ rule digits_images:
     conda:
         "../envs/latentedit.yaml"
     params:
-        digits=lookup(dpath="digits", within=config),
+        digits=sorted_config("digits"),
     script:
         "../workflow_scripts/make_digits.py"

@@ -27,7 +27,7 @@ rule train_dlsgan:
     resources:
         gpu=1,
     params:
-        train=lookup(dpath="dlsgan/train", within=config),
+        train=sorted_config("dlsgan/train"),
         device=config["device"],
     script:
         "../workflow_scripts/train_dlsgan.py"

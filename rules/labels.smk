@@ -27,7 +27,7 @@ rule train_latent_classifiers:
     resources:
         gpu=1,
     params:
-        classifier=lookup(dpath="labels/classifier", within=config),
+        classifier=sorted_config("labels/classifier"),
         device=config["device"],
     script:
         "../workflow_scripts/train_latent_classifiers.py"

@@ -15,7 +15,7 @@ rule train_oracle:
     resources:
         gpu=1,
     params:
-        oracle=lookup(dpath="oracle", within=config),
+        oracle=sorted_config("oracle"),
         device=config["device"],
     script:
         "../workflow_scripts/train_oracle.py"

@@ -25,7 +25,7 @@ rule refine_encoder:
     resources:
         gpu=1,
     params:
-        projection=lookup(dpath="projection", within=config),
+        projection=sorted_config("projection"),
         device=config["device"],
     script:
         "../workflow_scripts/refine_encoder.py"
@@ -56,7 +56,7 @@ rule project:
     resources:
         gpu=1,
     params:
-        projection=lookup(dpath="projection", within=config),
+        projection=sorted_config("projection"),
         device=config["device"],
     script:
         "../workflow_scripts/project.py"

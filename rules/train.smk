@@ -50,7 +50,7 @@ rule edits_latent_summary:
         "../envs/latentedit.yaml"
     threads: 1
     params:
-        ifg_alpha=lookup(dpath="edits/ifg/alpha", within=config),
+        ifg_alpha=sorted_config("edits/ifg/alpha"),
     script:
         "../workflow_scripts/summarize_edits.py"
 

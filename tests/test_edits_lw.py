@@ -188,13 +188,28 @@ def test_preservation_term_keeps_preserved_attribute():
     source = torch.randn(64, 2, generator=g)
     target = torch.randn(64, 2, generator=g) + torch.tensor([3.0, 3.0])
     gamma = torch.tensor([1.0, 0.0])  # γ_00 = 1 (the edited attribute), attribute 1 uncorrelated
-    cfg = dataclasses.replace(FAST, max_steps=100, lambda_pres=20.0)
+    cfg = dataclasses.replace(FAST, max_steps=100, lambda_pres=20.0, pres_space="logit")
     edit, history = train_lw(source, target, source, target, cfg, classifier=lambda z: z, gamma_row=gamma,
                              edited_attribute=0)
     with torch.no_grad():
         shift = edit(source).mean(0) - source.mean(0)
     assert float(shift[0]) > 1.5 and abs(float(shift[1])) < 0.5 * float(shift[0])
     assert all(np.isfinite(r["val_preservation"]) for r in history)
+
+
+@pytest.mark.parametrize("space, free", [("probability", True), ("logit", False)])
+def test_probability_space_ignores_moves_that_keep_a_label(space, free):
+    """Attribute 1 is confidently absent on both sides (logits −20 → −10): in probability space σ(F) barely moves,
+    so L_pres lets the edit follow the target; on raw logits the same move costs ½·10² and is held back."""
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(64, 2, generator=g) + torch.tensor([0.0, -20.0])
+    target = torch.randn(64, 2, generator=g) + torch.tensor([3.0, -10.0])
+    cfg = dataclasses.replace(FAST, max_steps=150, lambda_pres=20.0, pres_space=space)
+    edit, _ = train_lw(source, target, source, target, cfg, classifier=lambda z: z,
+                       gamma_row=torch.tensor([1.0, 0.0]), edited_attribute=0)
+    with torch.no_grad():
+        shift = edit(source).mean(0) - source.mean(0)
+    assert (float(shift[1]) > 5.0) == free, shift
 
 
 def test_preservation_needs_a_classifier():
@@ -208,4 +223,6 @@ def test_config_validation():
         LWConfig(monitor="val_accuracy")
     with pytest.raises(ValueError, match="scaling"):
         LWConfig(scaling=1.0)
+    with pytest.raises(ValueError, match="pres_space"):
+        LWConfig(pres_space="logits")
     assert LWConfig().to_dict()["batch_cap"] == 1024

@@ -23,6 +23,7 @@ REMOVE_A = {"source": {"a": 1}, "target": {"a": 0}, "attribute": "a", "lambda_pr
 
 LW = {"lr": 0.05, "max_epochs": 1000, "max_steps": 60, "batch_cap": 256, "blur_fraction": 0.5, "scaling": 0.5,
       "patience": 1000, "min_delta": 1.0e-4, "monitor": "val_edit_loss", "pres_absolute_gamma": False,
+      "pres_space": "probability",
       "weighting": True, "weight_min_count": 1, "seed": 0}
 LT = {"lambda_pres": 1.0, "lambda_reg": 1.0, "pres_weight_power": 2, "batch_size": 64, "lr": 0.05,
       "weight_decay": 0.0, "equalized_lr": False, "init": "zero", "max_epochs": 30, "max_steps": 60,

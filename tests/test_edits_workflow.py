@@ -1,5 +1,6 @@
-"""The labels and per-(method, edit) training stages through Snakemake: target `edits` on a tiny config, what a
-config change reruns, and parse-time checks of edit definitions.
+"""The edit chain through Snakemake — labels, per-(method, edit) training, rendering, metrics, aggregation and
+figures — on a tiny config (the default target `all`), exactly what a config or library change reruns, and
+parse-time checks of edit definitions.
 
 Every run happens in a pytest tmp dir (``--directory``) with the checkout's Snakefile, never in the checkout.
 """
@@ -12,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import yaml
 
 from latentedit.edits.train import apply_edit, load_edit
 from latentedit.io.latent_store import read_latent_store
+from latentedit.io.render_store import read_render_store
 from test_pipeline_tiny import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +71,7 @@ def _edit_jobs(output: str) -> set[tuple[str, str]]:
 def edits_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("edits")
     (work / "config.yaml").write_text(yaml.safe_dump(_edits_config(), sort_keys=False))
-    proc = _snakemake(work, "edits", cores=2, timeout=900)
+    proc = _snakemake(work, "all", cores=2, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:]
     return work
 
@@ -83,7 +86,36 @@ def test_every_method_and_edit_produced_its_outputs(edits_run):
         for edit in EDITS:
             for name in ("model.pt", "options.json", "history.csv", "curves.png"):
                 assert (root / "edits" / method / edit / name).stat().st_size > 0, (method, edit, name)
-    assert not (root / "dlsgan/quality.json").exists()  # `edits` asks for nothing of `all` it does not need
+    for method in METHODS:
+        for edit in EDITS:
+            assert (root / "render" / method / f"{edit}.h5").stat().st_size > 0, (method, edit)
+            assert (root / "metrics" / method / f"{edit}.parquet").stat().st_size > 0, (method, edit)
+    for rel in ["metrics.parquet", "summary.csv", "summary.md", "figures/preservation_vs_change.png",
+                "figures/latent_vs_image.png", *(f"figures/grid_{e}.png" for e in EDITS)]:
+        assert (root / rel).stat().st_size > 0, rel
+
+
+@pytest.mark.slow
+def test_results_table_and_summary(edits_run):
+    root = edits_run / "results/digits"
+    df = pd.read_parquet(root / "metrics.parquet")
+    from latentedit.evaluation.aggregate import COLUMNS
+
+    assert list(df.columns) == COLUMNS
+    assert (df["world"] == "digits").all() and df["config_hash"].str.len().eq(16).all()
+    assert set(df["source"]) >= {"edit_metrics", "edit_training", "dlsgan_quality", "inversion_quality"}
+    m = df[df["source"] == "edit_metrics"]
+    assert set(zip(m["method"], m["edit"])) == {(a, e) for a in METHODS for e in EDITS}
+    rates = m[m["metric"].isin(["target_change_rate", "attribute_preservation", "latent_target_change_rate"])]
+    assert rates["value"].between(0, 1).all()
+    n_alpha = TINY["render"]["n_alphas"] + 1
+    for (method, edit), g in m[m["metric"] == "target_change_rate"].groupby(["method", "edit"]):
+        assert len(g) in (1, n_alpha) and g["alpha"].min() == 0.0, (method, edit)
+    summary = pd.read_csv(root / "summary.csv")
+    assert len(summary) == len(METHODS) * len(EDITS)
+    renders = read_render_store(root / "render/lw" / f"{EDITS[0]}.h5")
+    assert renders.alphas[0] == 0.0 and renders.images.shape[1] <= TINY["render"]["max_images"]
+    assert renders.calibration["tau"] == TINY["render"]["calibration_rate"]
 
 
 @pytest.mark.slow
@@ -160,30 +192,81 @@ def test_summary_has_one_row_per_method_and_edit(edits_run):
 
 @pytest.mark.slow
 def test_completed_run_has_nothing_to_rerun(edits_run):
-    proc = _snakemake(edits_run, "-n", "edits")
+    proc = _snakemake(edits_run, "-n")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert _job_stats(proc.stdout) == {}, proc.stdout[-4000:]
 
 
+AGGREGATE = {"aggregate_metrics": 1, "metrics_figures": 1, "all": 1}
+
+
+def _add_3(c):
+    c["edits"]["definitions"]["add_3"] = {"source": {"has_3": 0}, "target": {"has_3": 1}, "attribute": "has_3",
+                                          "lambda_pres": 1.0}
+
+
+def _reorder(c):
+    """The same config with every mapping's keys in reverse order."""
+    def rev(v):
+        return {k: rev(v[k]) for k in reversed(list(v))} if isinstance(v, dict) else v
+
+    reordered = rev(c)
+    c.clear()
+    c.update(reordered)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("change, expected_edit_jobs, expected", [
-    # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), then the summary
+    # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), its render and
+    # metrics, its grid, then the aggregation
     (lambda c: c["edits"]["definitions"]["add_7"].update(lambda_pres=2.0), {("lw", "add_7")},
-     {"train_edit": 1, "edits_latent_summary": 1, "edits": 1}),
-    # the IFG evaluation step: the summary only
-    (lambda c: c["edits"]["ifg"].update(alpha=2.5), set(), {"edits_latent_summary": 1, "edits": 1}),
-    # the LT options: lt and lt_core of every edit
+     {"train_edit": 1, "render_edit": 1, "edit_metrics": 1, "edit_grid": 1, "edits_latent_summary": 1,
+      **AGGREGATE}),
+    # one more edit: its five models, renders, metrics and grid, then the aggregation
+    (_add_3, {(m, "add_3") for m in METHODS},
+     {"train_edit": 5, "render_edit": 5, "edit_metrics": 5, "edit_grid": 1, "edits_latent_summary": 1,
+      **AGGREGATE}),
+    # a plotting option: the figures only
+    (lambda c: c["plots"].update(dpi=60), set(), {"metrics_figures": 1, "edit_grid": len(EDITS), "all": 1}),
+    # the IFG evaluation step of the latent summary: that summary only
+    (lambda c: c["edits"]["ifg"].update(alpha=2.5), set(), {"edits_latent_summary": 1, "all": 1}),
+    # the LT options: lt and lt_core of every edit, and what follows them
     (lambda c: c["edits"]["lt"].update(lambda_reg=1.0), {(m, e) for m in ("lt", "lt_core") for e in EDITS},
-     {"train_edit": 4, "edits_latent_summary": 1, "edits": 1}),
+     {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1,
+      **AGGREGATE}),
+    # the same config re-saved with its keys in another order: nothing
+    (_reorder, set(), {}),
 ])
 def test_config_change_reruns_exactly_what_it_touches(edits_run, change, expected_edit_jobs, expected):
     cfg = _edits_config()
     change(cfg)
     (edits_run / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    proc = _snakemake(edits_run, "-n", "edits", configfile="changed.yaml")
+    proc = _snakemake(edits_run, "-n", configfile="changed.yaml")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert _job_stats(proc.stdout) == expected, proc.stdout[-4000:]
     assert _edit_jobs(proc.stdout) == expected_edit_jobs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, expected", [
+    # a library module is a listed input of the rules that import it (Snakemake does not follow imports):
+    # touching the calibration code reruns every render job and what follows them, nothing upstream
+    ("render/calibrate.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS),
+                             "edit_grid": len(EDITS), **AGGREGATE}),
+    ("evaluation/aggregate.py", AGGREGATE),
+    ("edits/lt.py", {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS),
+                     "edits_latent_summary": 1, **AGGREGATE}),
+])
+def test_library_change_reruns_the_stages_that_import_it(edits_run, module, expected):
+    path = REPO / "latentedit" / module
+    before = path.stat()
+    try:
+        os.utime(path, (before.st_atime, time.time() + 3600))  # newer than every output; content unchanged
+        proc = _snakemake(edits_run, "-n")
+    finally:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert _job_stats(proc.stdout) == expected, proc.stdout[-4000:]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,12 +288,15 @@ def test_edits_dry_run_lists_one_job_per_method_and_edit(tiny_config, tmp_path, 
     assert not (tmp_path / "results").exists()
 
 
-def test_default_target_does_not_train_edits(tiny_config, tmp_path, write_config, run_snakemake):
+def test_default_target_runs_the_whole_chain(tiny_config, tmp_path, write_config, run_snakemake):
     write_config(tiny_config)
     proc = run_snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stdout[-4000:]
     jobs = _job_stats(proc.stdout)
-    assert "train_edit" not in jobs and "train_latent_classifiers" not in jobs
+    n = len(tiny_config["edits"]["methods"]) * len(tiny_config["edits"]["definitions"])
+    assert jobs["train_edit"] == jobs["render_edit"] == jobs["edit_metrics"] == n
+    assert jobs["edit_grid"] == len(tiny_config["edits"]["definitions"])
+    assert jobs["aggregate_metrics"] == jobs["metrics_figures"] == jobs["train_latent_classifiers"] == 1
 
 
 def _set(cfg: dict, path: tuple, value) -> None:

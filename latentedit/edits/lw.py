@@ -5,7 +5,11 @@
 
 where μ_s, μ_t are the (weighted) source and target latent codes — without and with attribute k — S_ε the
 debiased Sinkhorn divergence (:mod:`latentedit.edits.sinkhorn`), H_k affine (:mod:`latentedit.edits.affine`) and
-F a latent classifier with one output per attribute. The OT problems are solved on minibatches: every epoch each
+F a latent classifier with one output per attribute, read as attribute probabilities σ(F_l) by default
+(``pres_space``): measured on the digits world, L_pres on raw logits blocks the edit altogether — adding a digit moves
+the logits of attributes that stay confidently absent (e.g. ``count_3`` for a 1 → 2 edit) by several units without
+changing any label, and those moves dominate the cost; in probability space only label-changing moves cost much.
+The OT problems are solved on minibatches: every epoch each
 side is shuffled and cut into batches of B = min(n_s, n_t, batch_cap) codes (the smaller side is cycled through
 fresh permutations until the larger one is exhausted). The affine form of H_k is the inductive bias that keeps the
 edit simple; early stopping on a held-out split keeps the best epoch, measured with the same loss on the whole
@@ -32,6 +36,7 @@ from latentedit.training_utils import EarlyStopping
 log = logging.getLogger(__name__)
 
 MONITORS = ("val_edit_loss", "val_wasserstein")
+PRES_SPACES = ("probability", "logit")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class LWConfig:
     lambda_pres: float = 0.0  # 0: plain LW (Wasserstein term only); > 0 adds L_pres and needs a classifier
     pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
     pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)
+    pres_space: str = "probability"  # L_pres on σ(F) ("probability") or on the logits F ("logit"); see module doc
     patience: int = 10  # epochs without an improvement of `monitor` larger than min_delta before stopping
     min_delta: float = 1.0e-4  # squared latent units; smaller changes are Sinkhorn solver noise
     monitor: str = "val_edit_loss"  # early-stopping quantity: "val_edit_loss" (total) or "val_wasserstein"
@@ -54,6 +60,8 @@ class LWConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.pres_space not in PRES_SPACES:
+            raise ValueError(f"pres_space must be one of {PRES_SPACES}, got {self.pres_space!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if not 0 < self.scaling < 1:
@@ -113,6 +121,47 @@ def _usable(w: torch.Tensor | None) -> bool:
 def _features(classifier: Callable, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """F(z) in chunks, no gradient: (N, ...) codes → (N, L) outputs."""
     return torch.cat([classifier(z[i:i + chunk]) for i in range(0, len(z), chunk)])
+
+
+@dataclass(frozen=True)
+class Preservation:
+    """What L_pres needs: the frozen classifier F, the weights w_l, the blur of the √w-scaled outputs and λ."""
+    classifier: Callable
+    weights: torch.Tensor  # (L,)
+    blur: float
+    weight: float  # λ
+
+
+def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: torch.Tensor | None,
+              b: torch.Tensor | None, blur: float, scaling: float, pres: Preservation | None = None,
+              f_src: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S_ε(edit(z_src), z_tgt), L_pres) for one pair of clouds; L_pres is 0 without ``pres``.
+
+    ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``).
+    """
+    edited = edit(z_src)
+    l_w = sinkhorn_loss(edited, z_tgt, a, b, blur=blur, scaling=scaling)
+    if pres is None:
+        return l_w, torch.zeros((), device=l_w.device)
+    l_p = attribute_cost_loss(pres.classifier(edited), f_src, pres.weights, a, a, blur=pres.blur, scaling=scaling)
+    return l_w, l_p
+
+
+def lw_step(edit: AffineEdit, opt: torch.optim.Optimizer, z_src: torch.Tensor, z_tgt: torch.Tensor,
+            a: torch.Tensor | None, b: torch.Tensor | None, blur: float, scaling: float,
+            pres: Preservation | None = None, f_src: torch.Tensor | None = None) -> tuple[float, float, float]:
+    """One optimiser step on L = S_ε + λ·L_pres; returns (S_ε, L_pres, L) before the step.
+
+    Raises FloatingPointError on a non-finite loss (before touching the parameters).
+    """
+    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src)
+    loss = l_w + (pres.weight * l_p if pres is not None else 0.0)
+    if not torch.isfinite(loss):
+        raise FloatingPointError("non-finite LW loss")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(l_w.detach()), float(l_p.detach()), float(loss.detach())
 
 
 def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tensor, val_target: torch.Tensor,
@@ -187,6 +236,9 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
 
     use_pres = cfg.lambda_pres > 0
     pres_blur, w_pres, f_vs = float("nan"), None, None
+    if use_pres and cfg.pres_space == "probability":
+        logits = classifier
+        classifier = lambda z: torch.sigmoid(logits(z))  # noqa: E731 - F_l as attribute probabilities
     if use_pres:
         w_pres = preservation_weights(gamma_row, edited_attribute, cfg.pres_absolute_gamma).to(device)
         f_vs = _features(classifier, z_vs)
@@ -203,19 +255,12 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
              len(source), len(target), tuple(source.shape[1:]), batch_size, blur, cfg.scaling, cfg.lambda_pres,
              device)
 
-    def losses(z_src, z_tgt, a, b, f_src):
-        """(wasserstein, preservation) for one pair of clouds; preservation is 0 without a classifier."""
-        edited = edit(z_src)
-        l_w = sinkhorn_loss(edited, z_tgt, a, b, blur=blur, scaling=cfg.scaling)
-        if not use_pres:
-            return l_w, torch.zeros((), device=device)
-        l_p = attribute_cost_loss(classifier(edited), f_src, w_pres, a, a, blur=pres_blur, scaling=cfg.scaling)
-        return l_w, l_p
+    pres = Preservation(classifier, w_pres, pres_blur, cfg.lambda_pres) if use_pres else None
 
     @torch.no_grad()
     def evaluate() -> dict:
         edit.eval()
-        l_w, l_p = losses(z_vs, z_vt, a_val, b_val, f_vs)
+        l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs)
         return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
                 "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
 
@@ -245,18 +290,15 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
                 continue
             z_s = source[idx_s]
             f_s = _features(classifier, z_s) if use_pres else None
-            l_w, l_p = losses(z_s, target[idx_t], a, b, f_s)
-            loss = l_w + cfg.lambda_pres * l_p
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite LW loss at epoch {epoch}, step {steps}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            try:
+                l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s)
+            except FloatingPointError as err:
+                raise FloatingPointError(f"{err} at epoch {epoch}, step {steps}") from None
             steps += 1
             n += 1
-            sums["wasserstein"] += float(l_w.detach())
-            sums["preservation"] += float(l_p.detach())
-            sums["edit_loss"] += float(loss.detach())
+            sums["wasserstein"] += l_w
+            sums["preservation"] += l_p
+            sums["edit_loss"] += loss
         if n == 0:
             break  # max_steps reached at the epoch boundary (or no usable batch)
         row = {"epoch": epoch, "steps": steps, **{f"train_{k}": v / n for k, v in sums.items()}, **evaluate()}

@@ -1,0 +1,1 @@
+"""Metrics of rendered edits and the run's aggregated results table."""

@@ -1,0 +1,86 @@
+"""HDF5 render store: the images of one (method, edit) over a grid of edit strengths α
+(``results/<world>/render/<method>/<edit>.h5``).
+
+Schema (``attrs["format"] == "latentedit.renders"``):
+
+=================== ==================== ===================================================================
+dataset             dtype, shape         meaning
+=================== ==================== ===================================================================
+``images``          uint8 (A,N,C,H,W)    G(z + α_a·H(z)) for every α and test source code, lzf, one chunk per α
+``alphas``          float64 (A,)         the edit strengths; ``alphas[0] = 0`` (the reconstruction)
+``ids``             str (N,)             ids of the rendered test images (image and latent stores)
+``latent_logits``   float32 (A,N,L)      latent-classifier logits of the edited codes
+``attribute_names`` str (L,)             column order of ``latent_logits``
+=================== ==================== ===================================================================
+
+attrs: ``method``, ``edit``, ``attribute``, ``target_value``, ``calibration`` (JSON of
+:class:`latentedit.render.calibrate.Calibration`), ``edit_model_hash``, ``generator_checkpoint_hash``,
+``library_version``. Written to a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from latentedit import __version__
+from latentedit.io.h5 import StoreError, create_atomically, open_for_reading, read_strings, require, write_strings
+
+FORMAT = "latentedit.renders"
+DATASETS = ["images", "alphas", "ids", "latent_logits", "attribute_names"]
+
+
+@dataclass
+class RenderStore:
+    images: np.ndarray  # (A, N, C, H, W) uint8
+    alphas: np.ndarray  # (A,) float64
+    ids: np.ndarray  # (N,) str
+    latent_logits: np.ndarray  # (A, N, L) float32
+    attribute_names: list[str]
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def calibration(self) -> dict:
+        return json.loads(self.attrs.get("calibration", "{}"))
+
+
+def validate(store: RenderStore, path="<memory>") -> None:
+    if store.images.ndim != 5 or store.images.dtype != np.uint8:
+        raise StoreError(f"{path}: images must be uint8 (A, N, C, H, W), got {store.images.dtype} "
+                         f"{store.images.shape}")
+    a, n = store.images.shape[:2]
+    if store.alphas.shape != (a,):
+        raise StoreError(f"{path}: {len(store.alphas)} alphas for {a} rendered strengths")
+    if len(store.ids) != n:
+        raise StoreError(f"{path}: {len(store.ids)} ids for {n} rendered codes")
+    if store.latent_logits.shape != (a, n, len(store.attribute_names)):
+        raise StoreError(f"{path}: latent_logits has shape {store.latent_logits.shape}, expected "
+                         f"{(a, n, len(store.attribute_names))}")
+    if not np.isfinite(store.alphas).all() or not np.isfinite(store.latent_logits).all():
+        raise StoreError(f"{path}: non-finite alphas or latent logits")
+
+
+def write_render_store(path: str | os.PathLike, store: RenderStore) -> None:
+    validate(store, path)
+    attrs = {**store.attrs, "library_version": __version__}
+    with create_atomically(path, FORMAT, attrs) as f:
+        chunk = (1, *store.images.shape[1:])
+        f.create_dataset("images", data=store.images, chunks=chunk, compression="lzf")
+        f.create_dataset("alphas", data=np.asarray(store.alphas, dtype=np.float64))
+        write_strings(f, "ids", store.ids)
+        f.create_dataset("latent_logits", data=store.latent_logits.astype(np.float32))
+        write_strings(f, "attribute_names", store.attribute_names)
+
+
+def read_render_store(path: str | os.PathLike) -> RenderStore:
+    with open_for_reading(path, FORMAT) as f:
+        require(f, path, DATASETS)
+        store = RenderStore(images=f["images"][()], alphas=f["alphas"][()], ids=read_strings(f["ids"]),
+                            latent_logits=f["latent_logits"][()],
+                            attribute_names=list(read_strings(f["attribute_names"])),
+                            attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()})
+    validate(store, path)
+    return store

@@ -1,0 +1,62 @@
+# Rendering: every trained (method, edit) renders its test source codes at α = 0 (the reconstruction) and at
+# n_alphas steps in [d, 2d], d calibrated per (method, edit) on validation codes with the latent classifier
+# (latentedit.render.calibrate), into one HDF5 render store; one PNG grid per edit compares the methods at d.
+
+
+rule render_edit:
+    input:
+        model="results/digits/edits/{method}/{edit}/model.pt",
+        latents="results/digits/latents.h5",
+        classifiers="results/digits/labels/classifiers.pt",
+        checkpoint=generator_checkpoint,
+        code=[
+            f"{LIB}/render/calibrate.py",
+            f"{LIB}/render/render.py",
+            f"{LIB}/io/render_store.py",
+            *CORE_CODE,
+        ],
+    output:
+        renders="results/digits/render/{method}/{edit}.h5",
+    log:
+        "logs/digits/render/{method}/{edit}.log",
+    benchmark:
+        "benchmarks/digits/render/{method}/{edit}.tsv"
+    conda:
+        "../envs/latentedit.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        render=sorted_config("render"),
+        definition=edit_selection,
+        device=config["device"],
+    script:
+        "../workflow_scripts/render_edit.py"
+
+
+rule edit_grid:
+    input:
+        renders=lambda wc: expand(
+            "results/digits/render/{method}/{edit}.h5",
+            method=config["edits"]["methods"],
+            edit=wc.edit,
+        ),
+        images="results/digits/images.h5",
+        code=[f"{LIB}/plotting.py", f"{LIB}/io/render_store.py"],
+    output:
+        grid=report(
+            "results/digits/figures/grid_{edit}.png",
+            category="Edits",
+            subcategory="Qualitative",
+            labels={"edit": "{edit}"},
+            caption="../report/grid.rst",
+        ),
+    log:
+        "logs/digits/figures/grid_{edit}.log",
+    conda:
+        "../envs/latentedit.yaml"
+    threads: 1
+    params:
+        plots=sorted_config("plots"),
+    script:
+        "../workflow_scripts/edit_grid.py"

@@ -1,0 +1,49 @@
+"""Image-oracle and latent-classifier metrics of one rendered (method, edit), as a long Parquet table
+(rule edit_metrics)."""
+import numpy as np
+import pandas as pd
+import torch
+
+from latentedit.evaluation.edit_metrics import edit_metric_rows
+from latentedit.io.atomic import atomic_path
+from latentedit.io.image_store import read_image_store
+from latentedit.io.render_store import read_render_store
+from latentedit.oracles.digits_oracle import load_oracle, predict_images
+from latentedit.training_utils import pick_device, setup_logging
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+device = pick_device(snakemake.params.device)
+method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
+renders = read_render_store(snakemake.input.renders)
+images = read_image_store(snakemake.input.images)
+oracle = load_oracle(snakemake.input.oracle, device)
+if list(images.attribute_names) != renders.attribute_names:
+    raise ValueError(f"{snakemake.input.renders}: attributes {renders.attribute_names} differ from the image "
+                     f"store's {list(images.attribute_names)}")
+position = {i: n for n, i in enumerate(images.ids)}
+missing = [i for i in renders.ids if i not in position]
+if missing:
+    raise ValueError(f"{snakemake.input.renders}: {len(missing)} rendered ids are not in {snakemake.input.images}, "
+                     f"e.g. {missing[:3]}")
+inputs = images.images[[position[i] for i in renders.ids]]
+
+a, n = renders.images.shape[:2]
+pred_in = predict_images(oracle, inputs, device)
+pred = predict_images(oracle, renders.images.reshape(a * n, *renders.images.shape[2:]), device)
+df = edit_metric_rows(method=method, edit=edit, definition=snakemake.params.definition,
+                      attribute_names=renders.attribute_names, alphas=renders.alphas,
+                      edited_probs=pred["probs"].reshape(a, n, -1),
+                      edited_embeddings=pred["embedding"].reshape(a, n, -1),
+                      input_probs=pred_in["probs"], input_embeddings=pred_in["embedding"],
+                      latent_logits=renders.latent_logits)
+cal = renders.calibration
+extra = pd.DataFrame([{"method": method, "edit": edit, "attribute": renders.attrs["attribute"], "alpha": np.nan,
+                       "metric": f"calibration.{key}", "value": float(cal[key])}
+                      for key in ("d", "rate", "reached", "tau", "unit", "n_codes", "n_images")])
+df = pd.concat([df, extra], ignore_index=True)
+with atomic_path(snakemake.output.metrics) as tmp:
+    df.to_parquet(tmp, index=False)
+summary = df[df["metric"].isin(["target_change_rate", "latent_target_change_rate", "attribute_preservation",
+                                "identity"])].pivot_table(index="alpha", columns="metric", values="value")
+log.info("%s/%s on %d test images:\n%s", method, edit, n, summary.to_string(float_format="%.3f"))

@@ -1,0 +1,52 @@
+"""Calibrate one (method, edit)'s step d on validation codes, then render its test source codes at
+α ∈ {0} ∪ [d, 2d] into a render store (rule render_edit)."""
+import json
+
+import torch
+
+from latentedit.dlsgan.checkpoint import load_dlsgan
+from latentedit.edits.train import load_edit, select_codes
+from latentedit.io.latent_store import read_latent_store
+from latentedit.io.provenance import file_hash
+from latentedit.io.render_store import RenderStore, write_render_store
+from latentedit.labels.classifiers import load_latent_classifiers
+from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
+from latentedit.render.render import render_codes, render_edit
+from latentedit.training_utils import pick_device, setup_logging
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+device = pick_device(snakemake.params.device)
+opts, definition = snakemake.params.render, snakemake.params.definition
+method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
+store = read_latent_store(snakemake.input.latents)
+model = load_edit(snakemake.input.model)
+classifier = load_latent_classifiers(snakemake.input.classifiers)  # CPU: a few thousand codes per call
+names = list(store.attribute_names)
+k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
+
+val_source = torch.as_tensor(select_codes(store, definition["source"], "val")[0])
+val_target = torch.as_tensor(select_codes(store, definition["target"], "val")[0])
+if len(val_source) == 0:
+    raise ValueError(f"edit {edit}: no validation source codes to calibrate on")
+cal = calibrate(latent_rate_function(model, val_source, classifier, k, t), tau=opts["calibration_rate"],
+                unit=natural_unit(model, val_source, val_target), n_codes=len(val_source))
+log.info("calibration of %s/%s on %d val codes: %s", method, edit, len(val_source), cal)
+if not cal.reached:
+    log.warning("%s/%s: the latent classifier never reads %.3f of the edits as done (best %.3f at alpha %.4g)",
+                method, edit, cal.tau, cal.rate, cal.d)
+
+codes, ids = render_codes(store, definition["source"], opts["max_images"], opts["seed"])
+if len(codes) == 0:
+    raise ValueError(f"edit {edit}: no test source codes to render")
+alphas = alpha_grid(cal.d, opts["n_alphas"])
+g, _, _, _ = load_dlsgan(snakemake.input.checkpoint, device)
+images, logits = render_edit(model, g, codes, alphas, classifier, device, opts["batch_size"],
+                             desc=f"render {method}/{edit}")
+log.info("rendered %d test codes at %d strengths %s", len(codes), len(alphas), [round(a, 4) for a in alphas])
+write_render_store(snakemake.output.renders, RenderStore(
+    images=images, alphas=torch.tensor(alphas).numpy(), ids=ids, latent_logits=logits, attribute_names=names,
+    attrs={"method": method, "edit": edit, "attribute": definition["attribute"], "target_value": t,
+           "calibration": json.dumps({**cal.to_dict(), "n_images": int(len(codes))}),
+           "edit_model_hash": file_hash(snakemake.input.model),
+           "generator_checkpoint_hash": file_hash(snakemake.input.checkpoint)}))
