@@ -45,8 +45,16 @@ rule dlsgan_quality:
         ],
     output:
         quality="results/digits/dlsgan/quality.json",
-        curves="results/digits/dlsgan/curves.png",
-        samples="results/digits/dlsgan/samples.png",
+        curves=report(
+            "results/digits/dlsgan/curves.png",
+            category="Generator",
+            caption="../report/dlsgan_curves.rst",
+        ),
+        samples=report(
+            "results/digits/dlsgan/samples.png",
+            category="Generator",
+            caption="../report/dlsgan_samples.rst",
+        ),
     log:
         "logs/digits/dlsgan_quality.log",
     benchmark:

@@ -16,7 +16,11 @@ rule train_latent_classifiers:
         classifiers="results/digits/labels/classifiers.pt",
         metrics="results/digits/labels/classifier_metrics.json",
         correlations="results/digits/labels/correlations.csv",
-        heatmap="results/digits/labels/correlations.png",
+        heatmap=report(
+            "results/digits/labels/correlations.png",
+            category="Labels",
+            caption="../report/correlations.rst",
+        ),
     log:
         "logs/digits/latent_classifiers.log",
     benchmark:

@@ -45,7 +45,11 @@ rule project:
     output:
         latents="results/digits/latents.h5",
         quality="results/digits/projection/quality.json",
-        grid="results/digits/projection/reconstructions.png",
+        grid=report(
+            "results/digits/projection/reconstructions.png",
+            category="Generator",
+            caption="../report/reconstructions.rst",
+        ),
     log:
         "logs/digits/project.log",
     benchmark:

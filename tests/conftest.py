@@ -54,7 +54,8 @@ TINY_CONFIG = {
     "edits": {
         "methods": ["lw", "lw_nopres", "lt", "lt_core", "ifg"],
         "lw": {"lr": 1.0e-2, "max_epochs": 2, "max_steps": 4, "batch_cap": 64, "blur_fraction": 0.5, "scaling": 0.5,
-               "patience": 1, "min_delta": 1.0e-4, "monitor": "val_edit_loss", "pres_absolute_gamma": False, "pres_space": "probability",
+               "patience": 1, "min_delta": 1.0e-4, "monitor": "val_edit_loss", "pres_absolute_gamma": False,
+               "pres_space": "probability",
                "weighting": True, "weight_min_count": 1, "seed": 0},
         "lt": {"lambda_pres": 1.0, "lambda_reg": 10.0, "pres_weight_power": 2, "batch_size": 32, "lr": 1.0e-2,
                "weight_decay": 5.0e-4, "equalized_lr": True, "init": "xavier", "max_epochs": 2, "max_steps": 4,

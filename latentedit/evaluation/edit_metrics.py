@@ -1,6 +1,7 @@
 """Image-space and latent-space metrics of one rendered (method, edit), as long-format rows.
 
-For the rendered test images x_n (input), their reconstructions r_n = G(z_n) (α = 0) and edits e_n(α) = G(z_n + α·H(z_n)),
+For the rendered test images x_n (input), their reconstructions r_n = G(z_n) (α = 0) and edits
+e_n(α) = G(z_n + α·H(z_n)),
 with the image oracle's attribute predictions P(·) > 0.5 and its embedding φ(·) (digits: the per-slot features
 of the slot classifier, concatenated):
 

@@ -43,7 +43,8 @@ class Calibration:
         return dict(self.__dict__)
 
 
-def latent_rate_function(model: Mapping, codes: torch.Tensor, classifier, k: int, target: int) -> Callable[[float], float]:
+def latent_rate_function(model: Mapping, codes: torch.Tensor, classifier, k: int,
+                         target: int) -> Callable[[float], float]:
     """α ↦ fraction of ``codes`` edited at α whose classifier label of attribute k equals ``target``."""
     def rate(alpha: float) -> float:
         edited = apply_edit(model, codes, alpha)
