@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from latentedit.edits.sinkhorn import (annealing_steps, attribute_cost_loss, attribute_cost_matrix, default_blur,
-                                       flatten_codes, preservation_weights, sinkhorn_loss)
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, annealing_steps, attribute_cost_loss,
+                                       attribute_cost_matrix, default_blur, flatten_codes, preservation_weights,
+                                       sinkhorn_loss)
 
 seeds = st.integers(0, 2**31 - 1)
 
@@ -128,9 +129,10 @@ def test_bad_inputs_are_refused():
         default_blur(torch.zeros(5, 2))
 
 
-def test_default_blur_is_half_rms_spread_of_each_cloud():
+def test_default_blur_is_a_fraction_of_the_rms_spread_of_each_cloud():
     x = _cloud(0, 4000, 64)
-    assert default_blur(x) == pytest.approx(0.5 * 8.0, rel=0.02)  # σ_rms = √64 for unit-variance codes
+    assert default_blur(x) == pytest.approx(DEFAULT_BLUR_FRACTION * 8.0, rel=0.02)  # σ_rms = √64 for unit variance
+    assert default_blur(x, fraction=0.5) == pytest.approx(0.5 * 8.0, rel=0.02)
     assert default_blur(x, x + 100.0) == pytest.approx(default_blur(x), rel=1e-9)  # within-cloud spreads only
 
 

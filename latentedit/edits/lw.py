@@ -46,7 +46,7 @@ class LWConfig:
     max_steps: int = 20_000  # hard cap on optimiser steps (one epoch = ⌈max(n_s, n_t) / B⌉ steps)
     batch_cap: int = 1024  # B = min(n_s, n_t, batch_cap): four dense B×B cost matrices per loss (4 MiB each)
     blur: float | None = None  # None: default_blur(train source, train target) = blur_fraction · σ_rms
-    blur_fraction: float = DEFAULT_BLUR_FRACTION  # 0.5: noise floor of minibatch OT ≪ signal at d = 64
+    blur_fraction: float = DEFAULT_BLUR_FRACTION  # 0.25·σ_rms (sinkhorn module: why not 0.5)
     scaling: float = DEFAULT_SCALING  # ε-annealing ratio; ≈ 14 Sinkhorn iterations at the default blur
     lambda_pres: float = 0.0  # 0: plain LW (Wasserstein term only); > 0 adds L_pres and needs a classifier
     pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
