@@ -40,9 +40,17 @@ def test_calibrate_returns_zero_when_already_done_and_flags_unreachable():
     assert calibrate(lambda a: 1.0, tau=1.0).d == 0.0
     cal = calibrate(lambda a: min(0.5, a / 10), tau=1.0, unit=1.0, max_alpha=16)
     assert not cal.reached
-    assert cal.rate == 0.5 and cal.d == 8.0  # the smallest α of the highest rate seen (1, 2, 4, 8, 16)
+    assert cal.rate == 0.5 and 5.0 <= cal.d <= 5.5  # the smallest α of the highest rate, scanned over (4, 16]
     flat = calibrate(lambda a: 0.2, tau=1.0, unit=3.0, max_alpha=10)
     assert not flat.reached and flat.d == 3.0  # nothing beats α = 0: the natural unit
+
+
+def test_calibrate_finds_the_peak_of_a_rate_that_falls_again():
+    """Like "add one digit" pushed past the target count: the rate peaks at α = 1.3 below τ and falls after."""
+    rate = lambda a: max(0.0, 0.9 - abs(a - 1.3))  # noqa: E731
+    cal = calibrate(rate, tau=1.0, unit=1.0)
+    assert not cal.reached
+    assert cal.d == pytest.approx(1.3, abs=0.03) and cal.rate == pytest.approx(0.9, abs=0.03)
 
 
 def test_calibrate_rejects_bad_arguments():

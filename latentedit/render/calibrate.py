@@ -12,8 +12,11 @@ is the latent classifier of the edited attribute k and t its target label. τ is
 rate(α) is close to monotone for the edits here; d is found by doubling an upper bound from the method's natural
 unit (:func:`natural_unit`: 1 for LW/LT; for InterFaceGAN the step ⟨μ_t − μ_s, n⟩ that carries the source mean
 onto the target mean along the normal) until rate ≥ τ, then bisecting to a relative width of 1e-3.
-If rate never reaches τ below ``max_alpha``, d is the α of the highest rate seen (the natural unit when no α beats
-α = 0, e.g. an edit that stayed the identity) and ``reached`` is False.
+If rate never reaches τ below ``max_alpha``, ``reached`` is False and d is the α of the highest rate: the best
+doubling step b (the natural unit when no α beats α = 0, e.g. an edit that stayed the identity), refined by a scan of
+``PEAK_SCAN`` values over (b/2, 2b]. This matters for edits whose latent rate peaks and falls again — e.g. "add one
+digit" pushed past the target count reads as the next count — where a power-of-two step can miss the peak by far
+(measured: LW 1 → 2 peaked near α ≈ 1.3, the doubling search alone picked α = 2).
 Rendering then uses α ∈ {0} ∪ linspace(d, 2d, n_alphas) (:func:`alpha_grid`).
 """
 
@@ -27,6 +30,9 @@ import torch
 
 from latentedit.edits.train import apply_edit
 from latentedit.labels.classifiers import predict_logits
+
+
+PEAK_SCAN = 32  # α values scanned around the best doubling step when τ is never reached
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,13 @@ def calibrate(rate: Callable[[float], float], tau: float = 1.0, unit: float = 1.
     lo, hi = 0.0, unit
     while (r_hi := r(hi)) < tau:
         lo, hi = hi, 2 * hi
-        if hi > max_alpha:  # not reached: the highest rate at a non-zero α (the smallest such α on ties)
+        if hi > max_alpha:  # not reached: the α of the highest rate, refined around the best doubling step
             best = max((a for a in seen if a > 0), key=lambda a: (seen[a], -a))
+            if seen[best] <= r0:  # nothing beats the unedited codes: report the natural unit
+                return Calibration(unit, seen[unit], False, tau, unit, n_codes, len(seen))
+            for a in np.linspace(best / 2, min(2 * best, max_alpha), PEAK_SCAN + 1)[1:]:
+                r(float(a))
+            best = max((a for a in seen if a > 0), key=lambda a: (seen[a], -a))  # smallest α on ties
             return Calibration(best, seen[best], False, tau, unit, n_codes, len(seen))
     while hi - lo > rel_tol * hi:
         mid = 0.5 * (lo + hi)
