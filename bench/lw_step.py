@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _timing import timed  # bench/ is on sys.path when run as a script
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.lw import Preservation, lw_step
@@ -40,21 +39,6 @@ from latentedit.edits.sinkhorn import DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, de
 from latentedit.labels.classifiers import LatentClassifier
 
 W_PLUS_LAYERS = 18  # D = 9216 = 18 × 512 is StyleGAN2's W+ code
-
-
-def timed(fn, repeats: int, device: torch.device) -> float:
-    """Median wall time of fn() over ``repeats`` runs, after one warm-up run (seconds)."""
-    def once() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    once()
-    return statistics.median(once() for _ in range(repeats))
 
 
 def codes(n: int, d: int, shift: float, generator: torch.Generator, device) -> torch.Tensor:
@@ -75,7 +59,7 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
     edit = make_edit(x).to(device)
     opt = torch.optim.Adam(edit.parameters(), lr=1.0e-3)
     row = {"N": n, "D": d, "blur": blur}
-    row["lw_step_s"] = timed(lambda: lw_step(edit, opt, x, y, None, None, blur, DEFAULT_SCALING), repeats, device)
+    row["lw_step_s"] = timed(lambda: lw_step(edit, opt, x, y, None, None, blur, DEFAULT_SCALING), device, repeats)
 
     xf, yf = x.reshape(n, -1), y.reshape(n, -1)
 
@@ -83,7 +67,7 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
         for p, q in ((xf, yf), (yf, xf), (xf, xf), (yf, yf)):
             p @ q.T
 
-    row["matmuls_s"] = timed(cost_matmuls, repeats, device)
+    row["matmuls_s"] = timed(cost_matmuls, device, repeats)
     row["ratio"] = row["lw_step_s"] / row["matmuls_s"]
     row["matmul_gflops"] = 4 * 2 * n * n * xf.shape[1] / row["matmuls_s"] / 1e9
     if preservation:
@@ -94,7 +78,7 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
             f_x = classifier(x)
         pres = Preservation(classifier, torch.full((14,), 0.5, device=device), default_blur(f_x), 1.0)
         row["lw_pres_step_s"] = timed(lambda: lw_step(edit, opt, x, y, None, None, blur, DEFAULT_SCALING, pres,
-                                                      f_x), repeats, device)
+                                                      f_x), device, repeats)
         row["pres_ratio"] = row["lw_pres_step_s"] / row["matmuls_s"]
     return row
 

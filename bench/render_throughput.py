@@ -19,12 +19,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _timing import timed  # bench/ is on sys.path when run as a script
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.edits.affine import AffineEdit
@@ -32,20 +31,6 @@ from latentedit.labels.classifiers import LatentClassifier
 from latentedit.render.render import render_edit
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _timed(fn, device, repeats: int) -> float:
-    def once():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    once()
-    return statistics.median(once() for _ in range(repeats))
 
 
 def main(argv=None) -> int:
@@ -80,7 +65,7 @@ def main(argv=None) -> int:
     def render():
         render_edit(model, g, z.numpy(), [1.0], classifier, device, args.batch)
 
-    t_bare, t_render = _timed(bare, device, args.repeats), _timed(render, device, args.repeats)
+    t_bare, t_render = timed(bare, device, args.repeats), timed(render, device, args.repeats)
     ratio = t_bare / t_render
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, N={args.n}, "
           f"batch {args.batch}, median of {args.repeats}")
