@@ -115,8 +115,10 @@ def plot_latent_vs_image(summary: pd.DataFrame, path: str | os.PathLike, dpi: in
     the calibrated step (``summary`` from :func:`latentedit.evaluation.aggregate.summary_table`)."""
     edits = sorted(summary["edit"].unique())
     methods = sorted(summary["method"].unique())
-    fig, axes = plt.subplots(1, max(1, len(edits)), figsize=(max(4.0, 1.1 * len(methods)) * max(1, len(edits)), 3.6),
-                             squeeze=False)
+    ncols = min(3, max(1, len(edits)))
+    nrows = int(np.ceil(len(edits) / ncols)) if edits else 1
+    width = max(4.0, 0.9 * len(methods) + 1.0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.4 * nrows), squeeze=False)
     for ax, edit in zip(axes.flat, edits):
         s = summary[summary["edit"] == edit].set_index("method").reindex(methods)
         pos = np.arange(len(methods))
@@ -126,6 +128,8 @@ def plot_latent_vs_image(summary: pd.DataFrame, path: str | os.PathLike, dpi: in
         ax.set_ylim(0, 1.05)
         ax.set_title(edit)
         ax.grid(alpha=0.3, axis="y")
+    for ax in list(axes.flat)[len(edits):]:
+        ax.axis("off")
     axes.flat[0].set_ylabel("target change rate at α = d")
     axes.flat[0].legend(fontsize=7)
     _save_figure(fig, path, dpi)
