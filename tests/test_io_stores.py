@@ -321,3 +321,14 @@ def test_empty_latent_store_round_trip(tmp_path):
     path = tmp_path / "empty.h5"
     write_latent_store(path, store)
     assert read_latent_store(path).latents.shape == (0, 5)
+
+
+def test_image_store_rows_of_finds_ids_and_names_missing_ones():
+    from latentedit.io.image_store import ImageStore
+
+    store = ImageStore(images=np.zeros((3, 1, 2, 2), np.uint8), attributes=np.zeros((3, 1), np.uint8),
+                       attribute_names=["a"], split=np.array(["train"] * 3, dtype=object),
+                       ids=np.array(["x", "y", "z"], dtype=object))
+    np.testing.assert_array_equal(store.rows_of(["z", "x"]), [2, 0])
+    with pytest.raises(KeyError, match="renders.h5: 1 ids .*'q'"):
+        store.rows_of(["x", "q"], "renders.h5")

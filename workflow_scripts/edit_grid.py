@@ -10,7 +10,6 @@ from latentedit.training_utils import setup_logging
 log = setup_logging(snakemake.log[0])
 opts = snakemake.params.plots
 images = read_image_store(snakemake.input.images)
-position = {i: n for n, i in enumerate(images.ids)}
 columns, labels, ids = [], [], None
 for path in snakemake.input.renders:
     r = read_render_store(path)
@@ -18,7 +17,7 @@ for path in snakemake.input.renders:
     if list(r.ids[:len(ids)]) != list(ids):
         raise ValueError(f"{path}: renders a different set of test images than {snakemake.input.renders[0]}")
     if not columns:
-        columns += [images.images[[position[i] for i in ids]], r.images[0, :len(ids)]]
+        columns += [images.images[images.rows_of(ids, f"{path} vs {snakemake.input.images}")], r.images[0, :len(ids)]]
         labels += ["input", "reconstruction"]
     d = r.calibration["d"]
     a = int(np.argmin(np.abs(r.alphas - d))) if d > 0 else 0

@@ -21,12 +21,7 @@ oracle = load_oracle(snakemake.input.oracle, device)
 if list(images.attribute_names) != renders.attribute_names:
     raise ValueError(f"{snakemake.input.renders}: attributes {renders.attribute_names} differ from the image "
                      f"store's {list(images.attribute_names)}")
-position = {i: n for n, i in enumerate(images.ids)}
-missing = [i for i in renders.ids if i not in position]
-if missing:
-    raise ValueError(f"{snakemake.input.renders}: {len(missing)} rendered ids are not in {snakemake.input.images}, "
-                     f"e.g. {missing[:3]}")
-inputs = images.images[[position[i] for i in renders.ids]]
+inputs = images.images[images.rows_of(renders.ids, f"{snakemake.input.renders} vs {snakemake.input.images}")]
 
 a, n = renders.images.shape[:2]
 pred_in = predict_images(oracle, inputs, device)

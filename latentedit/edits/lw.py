@@ -47,7 +47,7 @@ class LWConfig:
     batch_cap: int = 1024  # B = min(n_s, n_t, batch_cap): four dense B×B cost matrices per loss (4 MiB each)
     blur: float | None = None  # None: default_blur(train source, train target) = blur_fraction · σ_rms
     blur_fraction: float = DEFAULT_BLUR_FRACTION  # 0.25·σ_rms (sinkhorn module: why not 0.5)
-    scaling: float = DEFAULT_SCALING  # ε-annealing ratio; ≈ 14 Sinkhorn iterations at the default blur
+    scaling: float = DEFAULT_SCALING  # ε-annealing ratio; ≈ 17 Sinkhorn iterations at the default blur
     lambda_pres: float = 0.0  # 0: plain LW (Wasserstein term only); > 0 adds L_pres and needs a classifier
     pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
     pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)

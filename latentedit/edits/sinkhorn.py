@@ -31,13 +31,14 @@ debiased noise floor hardly depends on the edit: on the digits world's "add one 
 L_pres, batch 512), blur = 0.5·σ_rms learnt an edit whose renders the image oracle counts as two digits 0.195 of
 the time, blur = 0.25·σ_rms one at 0.835 (0.812 with L_pres) — the coarser blur sees the mean shift but smooths
 away where the new digit goes. :data:`DEFAULT_BLUR_FRACTION` is therefore 0.25; the loss values it reports sit on
-a higher noise floor (≈ 8.7 against ≈ 1.3), which early stopping handles since only changes matter. :func:`default_blur` implements it from the within-cloud spreads (not the pooled
-spread, so the blur does not grow with the edit being learnt). With a bounding-box diameter of ≈ 6.5·σ_rms the
-default ``scaling`` = 0.8 then runs ≈ 14 iterations per call (≈ 0.25 s forward and backward for N = 1024, d = 64
-on one CPU thread), and its value is within 0.5 % of a converged (scaling 0.99) one, its gradient within 0.01 %. At a
-blur far below the spacing of the points (e.g. comparing with exact OT) one iteration per annealing step is not
-enough: the divergence then *under*-estimates the converged value, by up to ≈ 5 % at 0.95 on 20-point clouds; use
-scaling ≥ 0.98 there.
+a higher noise floor (≈ 8.7 against ≈ 1.3), which early stopping handles since only changes matter.
+:func:`default_blur` implements it from the within-cloud spreads (not the pooled spread, so the blur does not grow
+with the edit being learnt). With a bounding-box diameter of ≈ 6.5·σ_rms the default ``scaling`` = 0.8 runs ≈ 14
+iterations per call at blur 0.5·σ_rms and ≈ 17 at 0.25·σ_rms (≈ 0.25 s forward and backward for N = 1024, d = 64
+on one CPU thread at 0.5·σ_rms), and its value is within 0.5 % of a converged (scaling 0.99) one, its gradient
+within 0.01 %. At a blur far below the spacing of the points (e.g. comparing with exact OT) one iteration per
+annealing step is not enough: the divergence then *under*-estimates the converged value, by up to ≈ 5 % at 0.95 on
+20-point clouds; use scaling ≥ 0.98 there.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from geomloss import SamplesLoss
 
 # Defaults, with their reasons (the training defaults in lw.LWConfig refer to these).
 DEFAULT_BLUR_FRACTION = 0.25  # blur = 0.25·σ_rms: resolves the edits of the digits world (see above)
-DEFAULT_SCALING = 0.8  # ≈ 14 annealing iterations at the default blur; 0.5 is GeomLoss's fast, less exact setting
+DEFAULT_SCALING = 0.8  # ≈ 17 annealing iterations at the default blur; 0.5 is GeomLoss's fast, less exact setting
 
 
 def flatten_codes(z: torch.Tensor) -> torch.Tensor:

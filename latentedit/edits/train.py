@@ -123,9 +123,14 @@ def selection_mask(attributes: np.ndarray, attribute_names: Sequence[str], selec
     return mask
 
 
+def split_selection_mask(store, selection: Mapping[str, int], split: str) -> np.ndarray:
+    """(N,) bool: the ``split`` rows of a latent store that match ``selection``."""
+    return (np.asarray(store.split) == split) & selection_mask(store.attributes, store.attribute_names, selection)
+
+
 def select_codes(store, selection: Mapping[str, int], split: str) -> tuple[np.ndarray, np.ndarray]:
     """(codes (n, *S), labels (n, A)) of the ``split`` codes of a latent store that match ``selection``."""
-    mask = (np.asarray(store.split) == split) & selection_mask(store.attributes, store.attribute_names, selection)
+    mask = split_selection_mask(store, selection, split)
     return store.latents[mask], store.attributes[mask]
 
 

@@ -97,7 +97,7 @@ def summary_table(df: pd.DataFrame, calibration: Mapping[tuple[str, str], Mappin
     m = df[df["source"] == "edit_metrics"]
     rows = []
     for (method, edit), cal in sorted(calibration.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        sel = m[(m["method"] == method) & (m["edit"] == edit) & (m["attribute"] != "") & m["alpha"].notna()]
+        sel = m[(m["method"] == method) & (m["edit"] == edit) & m["alpha"].notna()]
         alphas = sorted(a for a in sel["alpha"].unique() if a > 0)
         d = float(cal["d"])
         at = min(alphas, key=lambda a: abs(a - d)) if alphas else 0.0

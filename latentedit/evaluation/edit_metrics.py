@@ -32,10 +32,6 @@ import pandas as pd
 
 from latentedit.edits.train import changed_attributes
 
-SUMMARY_METRICS = ("target_change_rate", "attribute_preservation", "identity", "latent_target_change_rate",
-                   "latent_attribute_preservation", "attribute_preservation_input", "identity_input")
-
-
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of (N, F) arrays (0 where a row is all zero)."""
     num = (a * b).sum(1)

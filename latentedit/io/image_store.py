@@ -49,6 +49,14 @@ class ImageStore:
             {k: v[m] for k, v in self.extra.items()}, dict(self.attrs),
         )
 
+    def rows_of(self, ids, what: str = "ids") -> np.ndarray:
+        """Row indices of ``ids`` in this store; KeyError naming ``what`` and a few missing ids if any is absent."""
+        position = {i: n for n, i in enumerate(self.ids)}
+        missing = [i for i in ids if i not in position]
+        if missing:
+            raise KeyError(f"{what}: {len(missing)} ids are not in the image store, e.g. {missing[:3]}")
+        return np.array([position[i] for i in ids], dtype=np.int64)
+
     def attribute(self, name: str) -> np.ndarray:
         if name not in self.attribute_names:
             raise KeyError(f"unknown attribute {name!r}; known: {self.attribute_names}")

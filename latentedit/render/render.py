@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from latentedit.edits.train import apply_edit, selection_mask
+from latentedit.edits.train import apply_edit, split_selection_mask
+from latentedit.imaging import to_uint8_tensor
 from latentedit.labels.classifiers import predict_logits
 
 
@@ -23,7 +24,7 @@ def render_codes(store, source: Mapping[str, int], max_images: int, seed: int,
                  split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """The ``split`` codes matching ``source`` (an edit definition's source selection), at most ``max_images`` of
     them: a seeded random subset, returned in store order. Returns (codes (N, *S) float32, ids (N,))."""
-    mask = (np.asarray(store.split) == split) & selection_mask(store.attributes, store.attribute_names, source)
+    mask = split_selection_mask(store, source, split)
     codes, ids = store.latents[mask], np.asarray(store.ids)[mask]
     if len(codes) > max_images:
         keep = np.sort(np.random.default_rng(seed).choice(len(codes), size=max_images, replace=False))
@@ -36,8 +37,7 @@ def generate_uint8(generator: torch.nn.Module, codes: torch.Tensor, batch_size: 
     """G(codes) as uint8 (N, C, H, W) on the CPU, batched; conversion happens on the generator's device."""
     out = []
     for i in range(0, len(codes), batch_size):
-        x = generator(codes[i:i + batch_size])
-        out.append(((x + 1) * 127.5 + 0.5).clamp_(0, 255).to(torch.uint8).cpu())
+        out.append(to_uint8_tensor(generator(codes[i:i + batch_size])).cpu())
     return torch.cat(out)
 
 
