@@ -14,10 +14,23 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/oracles.smk"
-include: "rules/dlsgan.smk"
-include: "rules/projection.smk"
+
+
+# The stages before the latent store differ by world; from the latent classifiers on, both share every rule.
+if config["world"] == "digits":
+
+    include: "rules/data.smk"
+    include: "rules/oracles.smk"
+    include: "rules/dlsgan.smk"
+    include: "rules/projection.smk"
+
+else:
+
+    include: "rules/faces_data.smk"
+    include: "rules/faces_oracle.smk"
+    include: "rules/faces_projection.smk"
+
+
 include: "rules/labels.smk"
 include: "rules/train.smk"
 include: "rules/render.smk"

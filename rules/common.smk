@@ -6,7 +6,10 @@ sys.path.insert(
     0, str(Path(workflow.basedir))
 )  # the latentedit package of this checkout
 
+from latentedit.data.celebahq import CELEBA_ATTRIBUTES
 from latentedit.data.digits import DigitsConfig, attribute_names
+
+WORLD = config["world"]  # digits | faces: the {world} wildcard of every shared rule takes this value only
 
 # Methods that read the latent classifier F and the correlations γ (see latentedit.edits.train).
 EDIT_METHODS_WITH_CLASSIFIER = ["lw", "lt", "lt_core"]
@@ -16,7 +19,7 @@ EDIT_OPTIONS_SECTION = dict(lw="lw", lw_nopres="lw", lt="lt", lt_core="lt", ifg=
 
 # method/edit match the configured methods and definitions only (an unconfigured path has no rule).
 wildcard_constraints:
-    world="digits",
+    world=WORLD,
     variant="dls|nodls",
     method="|".join(config["edits"]["methods"]),
     edit="|".join(config["edits"]["definitions"]),
@@ -24,26 +27,75 @@ wildcard_constraints:
 
 def check_config(cfg):
     """Semantic checks the schema cannot express; fail before any job runs, naming the key."""
-    try:
-        DigitsConfig(
-            **{
-                **cfg["digits"],
-                "source_fractions": tuple(cfg["digits"]["source_fractions"]),
-            }
-        )
-    except ValueError as e:
-        raise ValueError(f"config error: {e}") from None
+    if cfg["world"] == "digits":
+        try:
+            DigitsConfig(
+                **{
+                    **cfg["digits"],
+                    "source_fractions": tuple(cfg["digits"]["source_fractions"]),
+                }
+            )
+        except ValueError as e:
+            raise ValueError(f"config error: {e}") from None
+    else:
+        check_faces_files(cfg["faces"])
     check_edit_config(cfg)
 
 
-def check_edit_config(cfg):
-    """Every attribute the labels/edits sections name exists in the digits world; definitions are consistent.
+# The faces world's user-supplied files: config key → what it must be.
+FACES_FILES = dict(
+    celebahq_images="dir",
+    celebahq_attributes="file",
+    ffhq_images="dir",
+    psp_checkpoint="file",
+    generator_checkpoint="file",
+    arcface="file",
+)
 
-    The digits attributes are count_1..count_<max_digits> and has_0..has_9 (latentedit.data.digits). Mirrors
-    latentedit.edits.train.check_definition, without importing torch at parse time.
+
+def check_faces_files(faces):
+    """Every configured faces file exists. A dry run (-n) only warns, so that the DAG of a config with placeholder
+    paths can be inspected; any other run fails here, before any job, naming the key."""
+    for key, kind in FACES_FILES.items():
+        path = faces[key]
+        ok = path is None or (Path(path).is_dir() if kind == "dir" else Path(path).is_file())
+        if ok:
+            continue
+        msg = f"config error: faces.{key}: {path!r} is not an existing {'folder' if kind == 'dir' else 'file'}"
+        if not workflow.dryrun:
+            raise ValueError(msg)
+        print(f"warning (dry run): {msg}", file=sys.stderr)
+
+
+def faces_file(key):
+    """The configured faces file as an input ([] when unset, or missing in a dry run)."""
+    path = config["faces"][key]
+    return [path] if path is not None and Path(path).exists() else []
+
+
+def faces_options(*keys):
+    """The listed faces.* options (keys sorted), for a faces rule's params."""
+    return sorted_keys({key: config["faces"][key] for key in keys})
+
+
+def world_attribute_names(cfg):
+    if cfg["world"] == "faces":
+        return list(CELEBA_ATTRIBUTES)
+    return attribute_names(cfg["digits"]["max_digits"])
+
+
+def check_edit_config(cfg):
+    """Every attribute the labels/edits sections name exists in the world; definitions are consistent.
+
+    The digits attributes are count_1..count_<max_digits> and has_0..has_9 (latentedit.data.digits), the faces
+    attributes CelebA's 40 (latentedit.data.celebahq). Mirrors latentedit.edits.train.check_definition, without
+    importing torch at parse time.
     """
-    names = attribute_names(cfg["digits"]["max_digits"])
-    known = f"the digits world with max_digits={cfg['digits']['max_digits']} has {', '.join(names)}"
+    names = world_attribute_names(cfg)
+    if cfg["world"] == "faces":
+        known = "the faces world has CelebA's 40 attributes: " + ", ".join(names)
+    else:
+        known = f"the digits world with max_digits={cfg['digits']['max_digits']} has {', '.join(names)}"
     for attr in cfg["labels"]["weight_attributes"]:
         if attr not in names:
             raise ValueError(
@@ -105,7 +157,7 @@ def results_config_hash():
 
 
 def generator_checkpoint(wildcards=None):
-    """The DLSGAN checkpoint the pipeline uses: trained here, or the shipped one."""
+    """The DLSGAN checkpoint the digits pipeline uses: trained here, or the shipped one."""
     if config["dlsgan"]["retrain"]:
         return "results/digits/dlsgan/dls/checkpoint.pt"
     path = str(
@@ -117,6 +169,47 @@ def generator_checkpoint(wildcards=None):
             "(set dlsgan.retrain: true to train the generator here)"
         )
     return path
+
+
+def generator_inputs(wildcards):
+    """The generator a render job runs: digits the DLSGAN, faces the StyleGAN2 (its own checkpoint, or the pSp
+    checkpoint's decoder)."""
+    if wildcards.world == "digits":
+        return {"checkpoint": generator_checkpoint()}
+    key = "generator_checkpoint" if config["faces"]["generator_checkpoint"] else "psp_checkpoint"
+    return {"checkpoint": faces_file(key)}
+
+
+def judge_inputs(wildcards):
+    """What scores rendered images: digits the image oracle; faces the attribute classifiers and ArcFace."""
+    if wildcards.world == "digits":
+        return {"oracle": "results/digits/oracle/model.pt"}
+    return {"oracle": "results/faces/oracle/model.pt", "arcface": faces_file("arcface")}
+
+
+def world_render_options(wildcards):
+    """faces: the stored render size and the generator precision; digits: none."""
+    if wildcards.world == "digits":
+        return {}
+    return faces_options("render_size", "precision")
+
+
+def world_judge_options(wildcards):
+    """faces: the crop given to ArcFace; digits: none."""
+    if wildcards.world == "digits":
+        return {}
+    return faces_options("identity_crop")
+
+
+def stage_metrics_inputs(wildcards):
+    """Per-stage quality files that go into the results table, besides the latent classifiers'."""
+    stages = {
+        "inversion_quality": f"results/{wildcards.world}/projection/quality.json",
+        "oracle_metrics": f"results/{wildcards.world}/oracle/metrics.json",
+    }
+    if wildcards.world == "digits":
+        stages["dlsgan_quality"] = "results/digits/dlsgan/quality.json"
+    return stages
 
 
 def edit_definition(wildcards):
@@ -160,8 +253,8 @@ def edit_labels_inputs(wildcards):
     if wildcards.method not in EDIT_METHODS_WITH_CLASSIFIER:
         return {}
     return {
-        "classifiers": "results/digits/labels/classifiers.pt",
-        "correlations": "results/digits/labels/correlations.csv",
+        "classifiers": f"results/{wildcards.world}/labels/classifiers.pt",
+        "correlations": f"results/{wildcards.world}/labels/correlations.csv",
     }
 
 
@@ -178,29 +271,32 @@ def edit_code(wildcards):
 def edit_models(wildcards=None):
     """Every configured (method, edit) model."""
     return expand(
-        "results/digits/edits/{method}/{edit}/model.pt",
+        "results/{world}/edits/{method}/{edit}/model.pt",
+        world=WORLD,
         method=config["edits"]["methods"],
         edit=list(config["edits"]["definitions"]),
     )
 
 
 def final_outputs():
-    return [
-        "results/digits/images.h5",
-        "results/digits/oracle/metrics.json",
-        "results/digits/dlsgan/quality.json",
-        "results/digits/dlsgan/curves.png",
-        "results/digits/dlsgan/samples.png",
-        "results/digits/latents.h5",
-        "results/digits/projection/quality.json",
-        "results/digits/projection/reconstructions.png",
-        "results/digits/edits/latent_target_change.md",
-        "results/digits/metrics.parquet",
-        "results/digits/summary.md",
-        "results/digits/figures/preservation_vs_change.png",
-        "results/digits/figures/latent_vs_image.png",
-        *expand(
-            "results/digits/figures/grid_{edit}.png",
-            edit=list(config["edits"]["definitions"]),
-        ),
+    """The default target: every stage's deliverables, the results table, summary and figures."""
+    common = [
+        "latents.h5",
+        "projection/quality.json",
+        "projection/reconstructions.png",
+        "oracle/metrics.json",
+        "edits/latent_target_change.md",
+        "metrics.parquet",
+        "summary.md",
+        "figures/preservation_vs_change.png",
+        "figures/latent_vs_image.png",
+        *expand("figures/grid_{edit}.png", edit=list(config["edits"]["definitions"])),
     ]
+    if WORLD == "digits":
+        common += [
+            "images.h5",
+            "dlsgan/quality.json",
+            "dlsgan/curves.png",
+            "dlsgan/samples.png",
+        ]
+    return expand("results/{world}/{path}", world=WORLD, path=common)

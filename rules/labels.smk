@@ -5,7 +5,7 @@
 
 rule train_latent_classifiers:
     input:
-        latents="results/digits/latents.h5",
+        latents="results/{world}/latents.h5",
         code=[
             f"{LIB}/labels/classifiers.py",
             f"{LIB}/labels/correlations.py",
@@ -13,18 +13,18 @@ rule train_latent_classifiers:
             *CORE_CODE,
         ],
     output:
-        classifiers="results/digits/labels/classifiers.pt",
-        metrics="results/digits/labels/classifier_metrics.json",
-        correlations="results/digits/labels/correlations.csv",
+        classifiers="results/{world}/labels/classifiers.pt",
+        metrics="results/{world}/labels/classifier_metrics.json",
+        correlations="results/{world}/labels/correlations.csv",
         heatmap=report(
-            "results/digits/labels/correlations.png",
+            "results/{world}/labels/correlations.png",
             category="Labels",
             caption="../report/correlations.rst",
         ),
     log:
-        "logs/digits/latent_classifiers.log",
+        "logs/{world}/latent_classifiers.log",
     benchmark:
-        "benchmarks/digits/latent_classifiers.tsv"
+        "benchmarks/{world}/latent_classifiers.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 2

@@ -5,20 +5,20 @@
 
 rule edit_metrics:
     input:
-        renders="results/digits/render/{method}/{edit}.h5",
-        images="results/digits/images.h5",
-        oracle="results/digits/oracle/model.pt",
+        unpack(judge_inputs),
+        renders="results/{world}/render/{method}/{edit}.h5",
+        images="results/{world}/images.h5",
         code=[
             f"{LIB}/evaluation/edit_metrics.py",
             f"{LIB}/io/render_store.py",
             *CORE_CODE,
         ],
     output:
-        metrics="results/digits/metrics/{method}/{edit}.parquet",
+        metrics="results/{world}/metrics/{method}/{edit}.parquet",
     log:
-        "logs/digits/metrics/{method}/{edit}.log",
+        "logs/{world}/metrics/{method}/{edit}.log",
     benchmark:
-        "benchmarks/digits/metrics/{method}/{edit}.tsv"
+        "benchmarks/{world}/metrics/{method}/{edit}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -26,6 +26,7 @@ rule edit_metrics:
         gpu=1,
     params:
         definition=edit_selection,
+        world_options=world_judge_options,
         device=config["device"],
     script:
         "../workflow_scripts/edit_metrics.py"
@@ -33,33 +34,33 @@ rule edit_metrics:
 
 rule aggregate_metrics:
     input:
+        unpack(stage_metrics_inputs),
         edit_metrics=expand(
-            "results/digits/metrics/{method}/{edit}.parquet",
+            "results/{world}/metrics/{method}/{edit}.parquet",
             method=config["edits"]["methods"],
             edit=list(config["edits"]["definitions"]),
+            allow_missing=True,
         ),
         histories=expand(
-            "results/digits/edits/{method}/{edit}/history.csv",
+            "results/{world}/edits/{method}/{edit}/history.csv",
             method=config["edits"]["methods"],
             edit=list(config["edits"]["definitions"]),
+            allow_missing=True,
         ),
-        dlsgan_quality="results/digits/dlsgan/quality.json",
-        inversion_quality="results/digits/projection/quality.json",
-        oracle_metrics="results/digits/oracle/metrics.json",
-        latent_classifier_metrics="results/digits/labels/classifier_metrics.json",
-        latents="results/digits/latents.h5",
+        latent_classifier_metrics="results/{world}/labels/classifier_metrics.json",
+        latents="results/{world}/latents.h5",
         code=[f"{LIB}/evaluation/aggregate.py", f"{LIB}/edits/evaluate.py"],
     output:
-        table="results/digits/metrics.parquet",
+        table="results/{world}/metrics.parquet",
         summary_csv=report(
-            "results/digits/summary.csv",
+            "results/{world}/summary.csv",
             category="Edits",
             subcategory="Tables",
             caption="../report/summary.rst",
         ),
-        summary_md="results/digits/summary.md",
+        summary_md="results/{world}/summary.md",
     log:
-        "logs/digits/aggregate_metrics.log",
+        "logs/{world}/aggregate_metrics.log",
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -72,24 +73,24 @@ rule aggregate_metrics:
 
 rule metrics_figures:
     input:
-        table="results/digits/metrics.parquet",
-        summary="results/digits/summary.csv",
+        table="results/{world}/metrics.parquet",
+        summary="results/{world}/summary.csv",
         code=[f"{LIB}/plotting.py"],
     output:
         curves=report(
-            "results/digits/figures/preservation_vs_change.png",
+            "results/{world}/figures/preservation_vs_change.png",
             category="Edits",
             subcategory="Figures",
             caption="../report/preservation_vs_change.rst",
         ),
         latent_vs_image=report(
-            "results/digits/figures/latent_vs_image.png",
+            "results/{world}/figures/latent_vs_image.png",
             category="Edits",
             subcategory="Figures",
             caption="../report/latent_vs_image.rst",
         ),
     log:
-        "logs/digits/metrics_figures.log",
+        "logs/{world}/metrics_figures.log",
     conda:
         "../envs/latentedit.yaml"
     threads: 1

@@ -5,10 +5,10 @@
 
 rule render_edit:
     input:
-        model="results/digits/edits/{method}/{edit}/model.pt",
-        latents="results/digits/latents.h5",
-        classifiers="results/digits/labels/classifiers.pt",
-        checkpoint=generator_checkpoint,
+        unpack(generator_inputs),
+        model="results/{world}/edits/{method}/{edit}/model.pt",
+        latents="results/{world}/latents.h5",
+        classifiers="results/{world}/labels/classifiers.pt",
         code=[
             f"{LIB}/render/calibrate.py",
             f"{LIB}/render/render.py",
@@ -16,11 +16,11 @@ rule render_edit:
             *CORE_CODE,
         ],
     output:
-        renders="results/digits/render/{method}/{edit}.h5",
+        renders="results/{world}/render/{method}/{edit}.h5",
     log:
-        "logs/digits/render/{method}/{edit}.log",
+        "logs/{world}/render/{method}/{edit}.log",
     benchmark:
-        "benchmarks/digits/render/{method}/{edit}.tsv"
+        "benchmarks/{world}/render/{method}/{edit}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -29,6 +29,7 @@ rule render_edit:
     params:
         render=sorted_config("render"),
         definition=edit_selection,
+        world_options=world_render_options,
         device=config["device"],
     script:
         "../workflow_scripts/render_edit.py"
@@ -37,22 +38,23 @@ rule render_edit:
 rule edit_grid:
     input:
         renders=lambda wc: expand(
-            "results/digits/render/{method}/{edit}.h5",
+            "results/{world}/render/{method}/{edit}.h5",
             method=config["edits"]["methods"],
             edit=wc.edit,
+            world=wc.world,
         ),
-        images="results/digits/images.h5",
+        images="results/{world}/images.h5",
         code=[f"{LIB}/plotting.py", f"{LIB}/io/render_store.py"],
     output:
         grid=report(
-            "results/digits/figures/grid_{edit}.png",
+            "results/{world}/figures/grid_{edit}.png",
             category="Edits",
             subcategory="Qualitative",
             labels={"edit": "{edit}"},
             caption="../report/grid.rst",
         ),
     log:
-        "logs/digits/figures/grid_{edit}.log",
+        "logs/{world}/figures/grid_{edit}.log",
     conda:
         "../envs/latentedit.yaml"
     threads: 1

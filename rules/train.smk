@@ -8,17 +8,17 @@
 rule train_edit:
     input:
         unpack(edit_labels_inputs),
-        latents="results/digits/latents.h5",
+        latents="results/{world}/latents.h5",
         code=edit_code,
     output:
-        model="results/digits/edits/{method}/{edit}/model.pt",
-        options="results/digits/edits/{method}/{edit}/options.json",
-        history="results/digits/edits/{method}/{edit}/history.csv",
-        curves="results/digits/edits/{method}/{edit}/curves.png",
+        model="results/{world}/edits/{method}/{edit}/model.pt",
+        options="results/{world}/edits/{method}/{edit}/options.json",
+        history="results/{world}/edits/{method}/{edit}/history.csv",
+        curves="results/{world}/edits/{method}/{edit}/curves.png",
     log:
-        "logs/digits/edits/{method}/{edit}.log",
+        "logs/{world}/edits/{method}/{edit}.log",
     benchmark:
-        "benchmarks/digits/edits/{method}/{edit}.tsv"
+        "benchmarks/{world}/edits/{method}/{edit}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -36,16 +36,16 @@ rule train_edit:
 rule edits_latent_summary:
     input:
         models=edit_models,
-        latents="results/digits/latents.h5",
-        classifiers="results/digits/labels/classifiers.pt",
+        latents="results/{world}/latents.h5",
+        classifiers="results/{world}/labels/classifiers.pt",
         code=[f"{LIB}/edits/evaluate.py", f"{LIB}/edits/train.py"],
     output:
-        csv="results/digits/edits/latent_target_change.csv",
-        md="results/digits/edits/latent_target_change.md",
+        csv="results/{world}/edits/latent_target_change.csv",
+        md="results/{world}/edits/latent_target_change.md",
     log:
-        "logs/digits/edits_latent_summary.log",
+        "logs/{world}/edits_latent_summary.log",
     benchmark:
-        "benchmarks/digits/edits_latent_summary.tsv"
+        "benchmarks/{world}/edits_latent_summary.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -57,5 +57,5 @@ rule edits_latent_summary:
 
 rule edits:
     input:
-        "results/digits/edits/latent_target_change.csv",
-        "results/digits/edits/latent_target_change.md",
+        "results/{world}/edits/latent_target_change.csv",
+        "results/{world}/edits/latent_target_change.md",

@@ -8,8 +8,8 @@ from latentedit.evaluation.edit_metrics import edit_metric_rows
 from latentedit.io.atomic import atomic_path
 from latentedit.io.image_store import read_image_store
 from latentedit.io.render_store import read_render_store
-from latentedit.oracles.digits_oracle import load_oracle, predict_images
 from latentedit.training_utils import pick_device, setup_logging
+from latentedit.worlds import load_judge
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -17,15 +17,15 @@ device = pick_device(snakemake.params.device)
 method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
 renders = read_render_store(snakemake.input.renders)
 images = read_image_store(snakemake.input.images)
-oracle = load_oracle(snakemake.input.oracle, device)
+judge = load_judge(snakemake.wildcards.world, snakemake.input, device, snakemake.params.world_options)
 if list(images.attribute_names) != renders.attribute_names:
     raise ValueError(f"{snakemake.input.renders}: attributes {renders.attribute_names} differ from the image "
                      f"store's {list(images.attribute_names)}")
 inputs = images.images[images.rows_of(renders.ids, f"{snakemake.input.renders} vs {snakemake.input.images}")]
 
 a, n = renders.images.shape[:2]
-pred_in = predict_images(oracle, inputs, device)
-pred = predict_images(oracle, renders.images.reshape(a * n, *renders.images.shape[2:]), device)
+pred_in = judge.predict(inputs)
+pred = judge.predict(renders.images.reshape(a * n, *renders.images.shape[2:]))
 df = edit_metric_rows(method=method, edit=edit, definition=snakemake.params.definition,
                       attribute_names=renders.attribute_names, alphas=renders.alphas,
                       edited_probs=pred["probs"].reshape(a, n, -1),

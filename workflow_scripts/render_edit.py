@@ -4,7 +4,6 @@ import json
 
 import torch
 
-from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.edits.train import load_edit, select_codes
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.provenance import file_hash
@@ -13,6 +12,7 @@ from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
 from latentedit.render.render import render_codes, render_edit
 from latentedit.training_utils import pick_device, setup_logging
+from latentedit.worlds import load_renderer
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -40,7 +40,7 @@ codes, ids = render_codes(store, definition["source"], opts["max_images"], opts[
 if len(codes) == 0:
     raise ValueError(f"edit {edit}: no test source codes to render")
 alphas = alpha_grid(cal.d, opts["n_alphas"])
-g, _, _, _ = load_dlsgan(snakemake.input.checkpoint, device)
+g = load_renderer(snakemake.wildcards.world, snakemake.input.checkpoint, device, snakemake.params.world_options)
 images, logits = render_edit(model, g, codes, alphas, classifier, device, opts["batch_size"],
                              desc=f"render {method}/{edit}")
 log.info("rendered %d test codes at %d strengths %s", len(codes), len(alphas), [round(a, 4) for a in alphas])

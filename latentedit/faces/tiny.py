@@ -1,0 +1,164 @@
+"""A made-up faces world, small enough for a CPU smoke run of the real faces rules (tests, CI, ``configs/faces_tiny``).
+
+It writes, under one folder, everything the user would otherwise supply:
+
+* ``celebahq/img/<i>.jpg`` and ``celebahq/CelebAMask-HQ-attribute-anno.txt``: drawn cartoon faces whose pixels show
+  a few attributes (Eyeglasses, Smiling, Blond_Hair, Wearing_Hat, Male: a beard), the other 35 labels random, in the
+  exact format of CelebAMask-HQ's file;
+* ``ffhq/<i>.png``: more cartoon faces, unlabelled (the evaluation set);
+* ``psp_tiny.pt``: a pSp checkpoint of the real layout (GradualStyleEncoder IR-SE50) whose decoder is a
+  ``output_size``-pixel StyleGAN2, every weight filled by ``../shared/compat/RECIPE.md``'s seeded recipe;
+* ``arcface_tiny.onnx``: an ArcFace-shaped ONNX model (input ``(N, 3, 112, 112)``, one embedding output) with seeded
+  weights, which insightface routes to ``ArcFaceONNX`` like the real one.
+
+Run ``python -m latentedit.faces.tiny DIR`` to build it (``configs/faces_tiny.yaml`` expects ``DIR = tiny_faces``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from latentedit.data.celebahq import CELEBA_ATTRIBUTES
+
+DRAWN = ("Eyeglasses", "Smiling", "Blond_Hair", "Wearing_Hat", "Male")  # attributes the pixels show
+
+
+def draw_face(labels: dict[str, int], size: int, rng: np.random.Generator) -> Image.Image:
+    """A cartoon face on a random background, drawn at 4× and downsampled; ``labels`` (0/1) of :data:`DRAWN`."""
+    s = 4 * size
+    bg = tuple(int(v) for v in rng.integers(40, 200, 3))
+    im = Image.new("RGB", (s, s), bg)
+    d = ImageDraw.Draw(im)
+    skin = tuple(int(v) for v in np.clip(np.array([225, 180, 150]) + rng.integers(-30, 30, 3), 0, 255))
+    j = lambda: int(rng.integers(-s // 32, s // 32 + 1))  # noqa: E731  small jitter of every landmark
+    face = (s * 0.2 + j(), s * 0.18 + j(), s * 0.8 + j(), s * 0.92 + j())
+    hair = (235, 200, 60) if labels["Blond_Hair"] else (60, 40, 25)
+    d.ellipse((face[0] - s * 0.04, face[1] - s * 0.06, face[2] + s * 0.04, s * 0.6), fill=hair)
+    d.ellipse(face, fill=skin)
+    if labels["Male"]:  # a beard
+        d.chord((face[0], s * 0.45, face[2], face[3]), 20, 160, fill=(70, 50, 35))
+    ey = s * 0.45 + j()
+    for ex in (s * 0.38 + j(), s * 0.62 + j()):
+        d.ellipse((ex - s * 0.04, ey - s * 0.03, ex + s * 0.04, ey + s * 0.03), fill=(30, 30, 30))
+        if labels["Eyeglasses"]:
+            d.ellipse((ex - s * 0.09, ey - s * 0.07, ex + s * 0.09, ey + s * 0.07), outline=(10, 10, 10),
+                      width=max(2, s // 40))
+    if labels["Eyeglasses"]:
+        d.line((s * 0.47, ey, s * 0.53, ey), fill=(10, 10, 10), width=max(2, s // 40))
+    my = s * 0.72 + j()
+    mouth = (s * 0.38, my - s * 0.06, s * 0.62, my + s * 0.06)
+    if labels["Smiling"]:
+        d.chord(mouth, 0, 180, fill=(150, 20, 30))
+    else:
+        d.line((mouth[0], my, mouth[2], my), fill=(120, 30, 30), width=max(2, s // 50))
+    if labels["Wearing_Hat"]:
+        hat = tuple(int(v) for v in rng.integers(0, 255, 3))
+        d.rectangle((face[0] - s * 0.05, face[1] - s * 0.1, face[2] + s * 0.05, face[1] + s * 0.12), fill=hat)
+    return im.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def random_labels(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 40) 0/1 labels: the drawn attributes at rate 0.5, the others at 0.3."""
+    rates = np.array([0.5 if a in DRAWN else 0.3 for a in CELEBA_ATTRIBUTES])
+    return (rng.random((n, len(CELEBA_ATTRIBUTES))) < rates).astype(np.uint8)
+
+
+def write_celebahq(root: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    labels = random_labels(n, rng)
+    rows = []
+    for i in range(n):
+        row = dict(zip(CELEBA_ATTRIBUTES, labels[i].tolist()))
+        draw_face(row, size, rng).save(root / "img" / f"{i}.jpg", quality=95)
+        rows.append(f"{i}.jpg " + " ".join("1" if v else "-1" for v in labels[i]))
+    text = f"{n}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n"
+    (root / "CelebAMask-HQ-attribute-anno.txt").write_text(text)
+
+
+def write_ffhq(root: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(random_labels(n, rng)):
+        draw_face(dict(zip(CELEBA_ATTRIBUTES, row.tolist())), size, rng).save(root / f"{i:05d}.png")
+
+
+def write_psp_checkpoint(path: Path, output_size: int) -> None:
+    """A recipe-filled pSp checkpoint ``{'state_dict', 'opts', 'latent_avg'}`` with a ``output_size`` decoder,
+    saved the way pSp's coach saves it (opts a plain dict, device ``cuda:0``)."""
+    from latentedit.faces.psp import PSP
+    from latentedit.faces.recipe import fill_state_dict, fill_value
+
+    opts = {"encoder_type": "GradualStyleEncoder", "output_size": output_size, "input_nc": 3, "label_nc": 0,
+            "learn_in_w": False, "start_from_latent_avg": True, "device": "cuda:0"}
+    with torch.device("meta"):
+        model = PSP(opts)
+    n_styles = model.n_styles
+    shapes = model.state_dict()
+    state = {}
+    for key, t in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros((), dtype=torch.long)
+        elif key.endswith(".kernel"):  # FIR buffers, kept as constructed (RECIPE G12)
+            k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+            state[key] = torch.outer(k, k) / torch.outer(k, k).sum() * 4
+        else:
+            state[key] = fill_state_dict({key: torch.empty(t.shape)})[key]
+    latent_avg = fill_value("latent_avg", torch.empty(n_styles, 512))
+    torch.save({"state_dict": state, "opts": opts, "latent_avg": latent_avg}, path)
+
+
+def write_arcface_onnx(path: Path, dim: int = 64, seed: int = 0, size: int = 112) -> None:
+    """input.1 (N, 3, size, size) → Conv 8×8 stride 8 → ReLU → Flatten → Gemm → (N, dim), seeded weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    flat = 8 * (size // 8) ** 2
+    weights = {"conv_w": rng.standard_normal((8, 3, 8, 8)) / np.sqrt(3 * 64), "conv_b": 0.1 * rng.standard_normal(8),
+               "fc_w": rng.standard_normal((dim, flat)) / np.sqrt(flat), "fc_b": 0.1 * rng.standard_normal(dim)}
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    nodes = [helper.make_node("Conv", ["input.1", "conv_w", "conv_b"], ["c"], kernel_shape=[8, 8], strides=[8, 8]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["fc1"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "tiny_arcface", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [None, 3, size, size])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [None, dim])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def make_tiny_faces_world(root: str | Path, n_celebahq: int = 64, n_ffhq: int = 16, image_size: int = 32,
+                          output_size: int = 16, seed: int = 0) -> dict[str, str]:
+    """Write the made-up faces world under ``root``; returns the config paths (``faces.*`` keys)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    write_celebahq(root / "celebahq", n_celebahq, image_size, rng)
+    write_ffhq(root / "ffhq", n_ffhq, image_size, rng)
+    write_psp_checkpoint(root / "psp_tiny.pt", output_size)
+    write_arcface_onnx(root / "arcface_tiny.onnx")
+    return {"celebahq_images": str(root / "celebahq" / "img"),
+            "celebahq_attributes": str(root / "celebahq" / "CelebAMask-HQ-attribute-anno.txt"),
+            "ffhq_images": str(root / "ffhq"), "psp_checkpoint": str(root / "psp_tiny.pt"),
+            "arcface": str(root / "arcface_tiny.onnx")}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("root", help="folder to write (configs/faces_tiny.yaml expects tiny_faces)")
+    p.add_argument("--n-celebahq", type=int, default=64)
+    p.add_argument("--n-ffhq", type=int, default=16)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--output-size", type=int, default=16, help="side of the pSp decoder's images")
+    a = p.parse_args(argv)
+    for key, path in make_tiny_faces_world(a.root, a.n_celebahq, a.n_ffhq, a.image_size, a.output_size).items():
+        print(f"{key}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+# Faces data: the user's CelebA-HQ images and attribute file into an image store with a seeded train/val/test split,
+# then the evaluation image store the latent store mirrors: CelebA-HQ train/val, and as test either the first N
+# FFHQ images labelled by the attribute classifiers (faces.ffhq_images set) or the CelebA-HQ test split.
+
+
+rule celebahq_images:
+    input:
+        images=faces_file("celebahq_images"),
+        attributes=faces_file("celebahq_attributes"),
+        code=[f"{LIB}/data/celebahq.py", f"{LIB}/io/image_store.py", *CORE_CODE],
+    output:
+        images="results/faces/celebahq.h5",
+        preview="results/faces/celebahq_preview.png",
+    log:
+        "logs/faces/celebahq_images.log",
+    benchmark:
+        "benchmarks/faces/celebahq_images.tsv"
+    conda:
+        "../envs/latentedit.yaml"
+    params:
+        faces=faces_options(
+            "celebahq_images",
+            "celebahq_attributes",
+            "image_size",
+            "split_fractions",
+            "max_images",
+            "seed",
+        ),
+    script:
+        "../workflow_scripts/make_celebahq.py"
+
+
+rule faces_eval_images:
+    input:
+        celebahq="results/faces/celebahq.h5",
+        oracle="results/faces/oracle/model.pt",
+        ffhq=faces_file("ffhq_images"),
+        code=[f"{LIB}/data/celebahq.py", f"{LIB}/faces/attributes.py", *CORE_CODE],
+    output:
+        images="results/faces/images.h5",
+    log:
+        "logs/faces/eval_images.log",
+    benchmark:
+        "benchmarks/faces/eval_images.tsv"
+    conda:
+        "../envs/latentedit.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        faces=faces_options("ffhq_images", "ffhq_n_images", "image_size"),
+        device=config["device"],
+    script:
+        "../workflow_scripts/make_faces_eval.py"
