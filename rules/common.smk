@@ -38,6 +38,12 @@ def check_config(cfg):
         except ValueError as e:
             raise ValueError(f"config error: {e}") from None
     else:
+        if "digits" in cfg:
+            raise ValueError(
+                "config error: world is faces but the digits sections of config.yaml are present too: "
+                "--configfile extends config.yaml (edits.definitions would mix both worlds); add "
+                "--replace-workflow-config, e.g. snakemake --configfile configs/faces.yaml --replace-workflow-config"
+            )
         check_faces_files(cfg["faces"])
     check_edit_config(cfg)
 
@@ -62,15 +68,26 @@ def check_faces_files(faces):
         if ok:
             continue
         msg = f"config error: faces.{key}: {path!r} is not an existing {'folder' if kind == 'dir' else 'file'}"
-        if not workflow.dryrun:
+        if not is_dry_run():
             raise ValueError(msg)
         print(f"warning (dry run): {msg}", file=sys.stderr)
 
 
+def is_dry_run():
+    """Whether Snakemake was asked for a dry run (-n/--dry-run). Snakemake chooses its dry-run executor after it has
+    read the workflow, so the command line is the only witness at parse time."""
+    for arg in sys.argv[1:]:
+        if arg in ("--dry-run", "--dryrun", "--dry_run"):
+            return True
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and "n" in arg[1:]:
+            return True
+    return False
+
+
 def faces_file(key):
-    """The configured faces file as an input ([] when unset, or missing in a dry run)."""
+    """The configured faces file as an input (no input when unset, or missing in a dry run)."""
     path = config["faces"][key]
-    return [path] if path is not None and Path(path).exists() else []
+    return path if path is not None and Path(path).exists() else []
 
 
 def faces_options(*keys):

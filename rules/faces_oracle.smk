@@ -20,7 +20,7 @@ rule train_attribute_classifier:
     resources:
         gpu=1,
     params:
-        classifier=faces_options("attribute_classifier"),
+        classifier=sorted_keys(config["faces"]["attribute_classifier"]),
         device=config["device"],
     script:
         "../workflow_scripts/train_attribute_classifier.py"

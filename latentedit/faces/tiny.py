@@ -133,7 +133,7 @@ def write_arcface_onnx(path: Path, dim: int = 64, seed: int = 0, size: int = 112
     onnx.save(model, str(path))
 
 
-def make_tiny_faces_world(root: str | Path, n_celebahq: int = 64, n_ffhq: int = 16, image_size: int = 32,
+def make_tiny_faces_world(root: str | Path, n_celebahq: int = 80, n_ffhq: int = 24, image_size: int = 32,
                           output_size: int = 16, seed: int = 0) -> dict[str, str]:
     """Write the made-up faces world under ``root``; returns the config paths (``faces.*`` keys)."""
     root = Path(root)
@@ -151,8 +151,8 @@ def make_tiny_faces_world(root: str | Path, n_celebahq: int = 64, n_ffhq: int = 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("root", help="folder to write (configs/faces_tiny.yaml expects tiny_faces)")
-    p.add_argument("--n-celebahq", type=int, default=64)
-    p.add_argument("--n-ffhq", type=int, default=16)
+    p.add_argument("--n-celebahq", type=int, default=80)
+    p.add_argument("--n-ffhq", type=int, default=24)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--output-size", type=int, default=16, help="side of the pSp decoder's images")
     a = p.parse_args(argv)
