@@ -74,12 +74,30 @@ def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list
         img.save(tmp, format="png")
 
 
-def method_grid(columns: list[np.ndarray], labels: list[str], path: str | os.PathLike, scale: int = 4) -> None:
+def resize_uint8(images: np.ndarray, side: int) -> np.ndarray:
+    """uint8 images (K, C, H, W) resized to (K, C, side, side) (Lanczos; unchanged when already that size)."""
+    from PIL import Image
+
+    if images.shape[-2:] == (side, side):
+        return images
+    hwc = images.transpose(0, 2, 3, 1)  # (K, H, W, C)
+    out = [np.asarray(Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).resize((side, side),
+                                                                                   Image.Resampling.LANCZOS))
+           for im in hwc]
+    return np.stack([o[None] if o.ndim == 2 else o.transpose(2, 0, 1) for o in out])
+
+
+def method_grid(columns: list[np.ndarray], labels: list[str], path: str | os.PathLike,
+                scale: int | None = None) -> None:
     """The papers' qualitative figure: one column per image source (each (K, C, H, W): input, reconstruction,
-    each method), one row per test image, column labels on top."""
+    each method), one row per test image, column labels on top. Columns of other sizes (faces: inputs at the stored
+    size, renders at ``render_size``) are resized to the largest; ``scale`` defaults to cells of about 128 pixels."""
     k = len(columns[0])
     if any(len(c) != k for c in columns) or len(labels) != len(columns):
         raise ValueError("every column needs the same number of images and one label")
+    side = max(c.shape[-1] for c in columns)
+    columns = [resize_uint8(c, side) for c in columns]
+    scale = max(1, 128 // side) if scale is None else scale
     image_grid([np.stack([c[i] for c in columns]) for i in range(k)], path, scale=scale, col_labels=labels)
 
 

@@ -63,8 +63,8 @@ def draw_face(labels: dict[str, int], size: int, rng: np.random.Generator) -> Im
 
 
 def random_labels(n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 40) 0/1 labels: the drawn attributes at rate 0.5, the others at 0.3."""
-    rates = np.array([0.5 if a in DRAWN else 0.3 for a in CELEBA_ATTRIBUTES])
+    """(n, 40) 0/1 labels: the drawn attributes at rate 0.5, the others (noise to the pixels) at 0.1."""
+    rates = np.array([0.5 if a in DRAWN else 0.1 for a in CELEBA_ATTRIBUTES])
     return (rng.random((n, len(CELEBA_ATTRIBUTES))) < rates).astype(np.uint8)
 
 
@@ -133,7 +133,7 @@ def write_arcface_onnx(path: Path, dim: int = 64, seed: int = 0, size: int = 112
     onnx.save(model, str(path))
 
 
-def make_tiny_faces_world(root: str | Path, n_celebahq: int = 80, n_ffhq: int = 24, image_size: int = 32,
+def make_tiny_faces_world(root: str | Path, n_celebahq: int = 80, n_ffhq: int = 24, image_size: int = 64,
                           output_size: int = 16, seed: int = 0) -> dict[str, str]:
     """Write the made-up faces world under ``root``; returns the config paths (``faces.*`` keys)."""
     root = Path(root)
@@ -153,7 +153,7 @@ def main(argv=None) -> None:
     p.add_argument("root", help="folder to write (configs/faces_tiny.yaml expects tiny_faces)")
     p.add_argument("--n-celebahq", type=int, default=80)
     p.add_argument("--n-ffhq", type=int, default=24)
-    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--output-size", type=int, default=16, help="side of the pSp decoder's images")
     a = p.parse_args(argv)
     for key, path in make_tiny_faces_world(a.root, a.n_celebahq, a.n_ffhq, a.image_size, a.output_size).items():
