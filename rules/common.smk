@@ -9,7 +9,8 @@ sys.path.insert(
 from latentedit.data.celebahq import CELEBA_ATTRIBUTES
 from latentedit.data.digits import DigitsConfig, attribute_names
 
-WORLD = config["world"]  # digits | faces: the {world} wildcard of every shared rule takes this value only
+# digits | faces: the {world} wildcard of every shared rule takes this value only.
+WORLD = config["world"]
 
 # Methods that read the latent classifier F and the correlations γ (see latentedit.edits.train).
 EDIT_METHODS_WITH_CLASSIFIER = ["lw", "lt", "lt_core"]
@@ -64,7 +65,9 @@ def check_faces_files(faces):
     paths can be inspected; any other run fails here, before any job, naming the key."""
     for key, kind in FACES_FILES.items():
         path = faces[key]
-        ok = path is None or (Path(path).is_dir() if kind == "dir" else Path(path).is_file())
+        ok = path is None or (
+            Path(path).is_dir() if kind == "dir" else Path(path).is_file()
+        )
         if ok:
             continue
         msg = f"config error: faces.{key}: {path!r} is not an existing {'folder' if kind == 'dir' else 'file'}"
@@ -79,7 +82,12 @@ def is_dry_run():
     for arg in sys.argv[1:]:
         if arg in ("--dry-run", "--dryrun", "--dry_run"):
             return True
-        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and "n" in arg[1:]:
+        if (
+            arg.startswith("-")
+            and not arg.startswith("--")
+            and arg[1:].isalpha()
+            and "n" in arg[1:]
+        ):
             return True
     return False
 
@@ -193,7 +201,11 @@ def generator_inputs(wildcards):
     checkpoint's decoder)."""
     if wildcards.world == "digits":
         return {"checkpoint": generator_checkpoint()}
-    key = "generator_checkpoint" if config["faces"]["generator_checkpoint"] else "psp_checkpoint"
+    key = (
+        "generator_checkpoint"
+        if config["faces"]["generator_checkpoint"]
+        else "psp_checkpoint"
+    )
     return {"checkpoint": faces_file(key)}
 
 

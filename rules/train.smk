@@ -57,5 +57,8 @@ rule edits_latent_summary:
 
 rule edits:
     input:
-        "results/{world}/edits/latent_target_change.csv",
-        "results/{world}/edits/latent_target_change.md",
+        expand(
+            "results/{world}/edits/latent_target_change.{ext}",
+            world=WORLD,
+            ext=["csv", "md"],
+        ),
