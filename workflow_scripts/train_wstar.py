@@ -15,9 +15,7 @@ from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, perceptual
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(snakemake.params.device)
-opts = dict(snakemake.params.options)
-cfg = WStarConfig(**{k: v for k, v in opts.items() if k in WStarConfig.__dataclass_fields__},
-                  hidden=tuple(opts.get("hidden", WStarConfig.hidden)))
+cfg = WStarConfig.from_options(snakemake.params.options)
 store = read_latent_store(snakemake.input.latents)
 world = snakemake.wildcards.world
 renderer = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)

@@ -47,6 +47,17 @@ class WStarConfig:
     seed: int = 0
     mask_seed: int = field(default=0)
 
+    @classmethod
+    def from_options(cls, options) -> "WStarConfig":
+        """From the ``wstar`` config section (its ``metrics`` sub-section is not a training option)."""
+        opts = {k: v for k, v in dict(options).items() if k != "metrics"}
+        unknown = set(opts) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown wstar options {sorted(unknown)}")
+        if "hidden" in opts:
+            opts["hidden"] = tuple(int(h) for h in opts["hidden"])
+        return cls(**opts)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
