@@ -186,7 +186,7 @@ def test_train_wstar_lowers_its_loss_and_stays_invertible():
 def test_fit_linear_classifiers_handles_constant_attribute():
     z, y, _ = _toy(200, 2)
     y = np.concatenate([y, np.ones_like(y)], 1)
-    w, b, acc = fit_linear_classifiers(z, y)
+    w, b, _ = fit_linear_classifiers(z, y)
     assert w.shape == (2, 4) and float(w[1].abs().sum()) == 0 and float(b[1]) > 0
 
 
@@ -217,7 +217,7 @@ DEF = {"source": {"a": 0}, "target": {"a": 1}, "attribute": "a"}
 def test_ifg_wstar_edits_along_the_normal_in_wstar():
     store = _Store()
     wstar, T = _wstar_model()
-    model, history, resolved = train_edit("ifg_wstar", store, DEF, None, None, {"max_samples": 200}, wstar=wstar)
+    model, history, _ = train_edit("ifg_wstar", store, DEF, None, None, {"max_samples": 200}, wstar=wstar)
     assert model["type"] == "direction" and "wstar" in model and history[0]["train_accuracy"] > 0.8
     z = torch.as_tensor(store.latents[:10])
     out = apply_edit(model, z, 0.7)
@@ -235,7 +235,7 @@ def test_lw_wstar_trains_in_wstar_and_maps_back():
     wstar, T = _wstar_model()
     opts = {"lr": 1e-2, "max_epochs": 3, "max_steps": 6, "batch_cap": 32, "blur_fraction": 0.5, "scaling": 0.5,
             "patience": 3, "weighting": False}
-    model, history, resolved = train_edit("lw_wstar", store, DEF, None, None, opts, wstar=wstar)
+    model, _, resolved = train_edit("lw_wstar", store, DEF, None, None, opts, wstar=wstar)
     assert model["type"] == "affine" and resolved["wstar"]["spec"] == T.spec()
     z = torch.as_tensor(store.latents[:10])
     out = apply_edit(model, z, 1.0)

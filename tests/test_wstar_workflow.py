@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from test_pipeline_tiny import TINY
 
 from latentedit.edits.train import apply_edit, load_edit
 from latentedit.io.latent_store import read_latent_store
 from latentedit.wstar.realnvp import wstar_from_checkpoint
 from latentedit.wstar.train import load_wstar
-from test_pipeline_tiny import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["lw", "lw_wstar", "ifg_wstar"]
@@ -39,7 +39,7 @@ def _snakemake(work: Path, *args: str, timeout: int = 600) -> subprocess.Complet
            "--configfile", str(work / "config.yaml"), "--cores", "2", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from latentedit.wstar.metrics import table1
 
 log = setup_logging(snakemake.log[0])
 metrics = [pd.read_parquet(p) for p in snakemake.input.edit_metrics]
-wstar = pd.read_parquet(snakemake.input.wstar_metrics) if "wstar_metrics" in snakemake.input.keys() else None
+wstar = pd.read_parquet(snakemake.input.wstar_metrics) if snakemake.input.get("wstar_metrics") else None
 histories = {(Path(p).parent.parent.name, Path(p).parent.name): pd.read_csv(p) for p in snakemake.input.histories}
 stages = {}
 for name in ("dlsgan_quality", "inversion_quality", "oracle_metrics", "latent_classifier_metrics"):

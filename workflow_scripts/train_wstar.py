@@ -43,8 +43,8 @@ if cfg.lambda_id > 0:
 model, history = train_wstar(*data["train"], *data["val"], cfg, device, generator, feature_fn)
 model["attribute_names"] = list(store.attribute_names)
 save_checkpoint(snakemake.output.model, model)
-write_json(snakemake.output.options, {**cfg.to_dict(), "n_train_codes": int(len(data["train"][0])),
-                                      "n_val_codes": int(len(data["val"][0])),
+write_json(snakemake.output.options, {**cfg.to_dict(), "n_train_codes": len(data["train"][0]),
+                                      "n_val_codes": len(data["val"][0]),
                                       "distance_scale": model["distance_scale"],
                                       "distance_norm": model["distance_norm"]})
 history = pd.DataFrame(history)

@@ -31,7 +31,7 @@ for name, split in (("fit", "train"), ("eval", "test")):
 f_eval = perceptual_features(sets["eval"][0], renderer, judge, device)
 spaces = {}
 for space in ("original", "wstar"):
-    def x(codes):
+    def x(codes, space=space):
         return codes if space == "original" else map_codes(T, torch.as_tensor(codes)).numpy()
 
     spaces[space] = space_metrics(x(sets["fit"][0]), sets["fit"][1], x(sets["eval"][0]), sets["eval"][1], f_eval,

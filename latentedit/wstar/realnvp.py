@@ -138,7 +138,7 @@ class RealNVP(nn.Module):
                 "seed": self.seed}
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "RealNVP":
+    def from_spec(cls, spec: dict) -> RealNVP:
         return cls(**spec)
 
 

@@ -48,7 +48,7 @@ class WStarConfig:
     mask_seed: int = field(default=0)
 
     @classmethod
-    def from_options(cls, options) -> "WStarConfig":
+    def from_options(cls, options) -> WStarConfig:
         """From the ``wstar`` config section (its ``metrics`` sub-section is not a training option)."""
         opts = {k: v for k, v in dict(options).items() if k != "metrics"}
         unknown = set(opts) - set(cls.__dataclass_fields__)
