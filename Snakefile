@@ -32,6 +32,7 @@ else:
 
 
 include: "rules/labels.smk"
+include: "rules/wstar.smk"
 include: "rules/train.smk"
 include: "rules/render.smk"
 include: "rules/metrics.smk"

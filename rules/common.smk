@@ -13,9 +13,22 @@ from latentedit.data.digits import DigitsConfig, attribute_names
 WORLD = config["world"]
 
 # Methods that read the latent classifier F and the correlations γ (see latentedit.edits.train).
-EDIT_METHODS_WITH_CLASSIFIER = ["lw", "lt", "lt_core"]
-# Config section of each method's options: lw/lw_nopres share edits.lw, lt/lt_core edits.lt.
-EDIT_OPTIONS_SECTION = dict(lw="lw", lw_nopres="lw", lt="lt", lt_core="lt", ifg="ifg")
+EDIT_METHODS_WITH_CLASSIFIER = ["lw", "lt", "lt_core", "lw_wstar"]
+# Config section of each method's options: lw/lw_nopres/lw_wstar share edits.lw, lt/lt_core edits.lt, ifg/ifg_wstar
+# edits.ifg.
+EDIT_OPTIONS_SECTION = dict(
+    lw="lw",
+    lw_nopres="lw",
+    lt="lt",
+    lt_core="lt",
+    ifg="ifg",
+    lw_wstar="lw",
+    ifg_wstar="ifg",
+)
+# Methods that edit inside W* (rules/wstar.smk): their training jobs read the W* model.
+WSTAR_METHODS = ["lw_wstar", "ifg_wstar"]
+# Methods that read an edit definition's lambda_pres.
+EDIT_METHODS_WITH_LAMBDA_PRES = ["lw", "lw_wstar"]
 
 
 # method/edit match the configured methods and definitions only (an unconfigured path has no rule).
@@ -242,14 +255,14 @@ def stage_metrics_inputs(wildcards):
 
 
 def edit_definition(wildcards):
-    """The job's edit definition; lambda_pres only for method lw (the only one that reads it), so that changing
-    one edit's lambda_pres reruns that edit's lw job alone."""
+    """The job's edit definition; lambda_pres only for methods lw and lw_wstar (the only ones that read it), so that
+    changing one edit's lambda_pres reruns that edit's lw (and lw_wstar) jobs alone."""
     d = config["edits"]["definitions"][wildcards.edit]
     return sorted_keys(
         {
             key: v
             for key, v in d.items()
-            if key != "lambda_pres" or wildcards.method == "lw"
+            if key != "lambda_pres" or wildcards.method in EDIT_METHODS_WITH_LAMBDA_PRES
         }
     )
 
@@ -272,19 +285,22 @@ def edit_options(wildcards):
 def edit_weight_attributes(wildcards):
     """labels.weight_attributes for the LW jobs that use balanced weights; [] for every other job."""
     uses = (
-        wildcards.method in ("lw", "lw_nopres") and config["edits"]["lw"]["weighting"]
+        wildcards.method in ("lw", "lw_nopres", "lw_wstar")
+        and config["edits"]["lw"]["weighting"]
     )
     return list(config["labels"]["weight_attributes"]) if uses else []
 
 
 def edit_labels_inputs(wildcards):
-    """Latent classifier and correlations, for the methods that read them (lw, lt, lt_core)."""
-    if wildcards.method not in EDIT_METHODS_WITH_CLASSIFIER:
-        return {}
-    return {
-        "classifiers": f"results/{wildcards.world}/labels/classifiers.pt",
-        "correlations": f"results/{wildcards.world}/labels/correlations.csv",
-    }
+    """Latent classifier and correlations, for the methods that read them (lw, lt, lt_core, lw_wstar), and the W*
+    model for the methods that edit inside W* (lw_wstar, ifg_wstar)."""
+    inputs = {}
+    if wildcards.method in EDIT_METHODS_WITH_CLASSIFIER:
+        inputs["classifiers"] = f"results/{wildcards.world}/labels/classifiers.pt"
+        inputs["correlations"] = f"results/{wildcards.world}/labels/correlations.csv"
+    if wildcards.method in WSTAR_METHODS:
+        inputs["wstar"] = f"results/{wildcards.world}/wstar/model.pt"
+    return inputs
 
 
 def edit_code(wildcards):
@@ -294,7 +310,33 @@ def edit_code(wildcards):
         "lt": ["lt.py", "affine.py"],
         "ifg": ["interfacegan.py"],
     }[EDIT_OPTIONS_SECTION[wildcards.method]]
-    return [f"{LIB}/edits/train.py", *(f"{LIB}/edits/{m}" for m in modules)]
+    wstar = [f"{LIB}/wstar/realnvp.py"] if wildcards.method in WSTAR_METHODS else []
+    return [f"{LIB}/edits/train.py", *(f"{LIB}/edits/{m}" for m in modules), *wstar]
+
+
+# Library modules of the W* stage (rules/wstar.smk).
+WSTAR_CODE = [
+    f"{LIB}/wstar/realnvp.py",
+    f"{LIB}/wstar/losses.py",
+    f"{LIB}/wstar/train.py",
+]
+
+
+def wstar_enabled():
+    """Whether the W* stage is part of the run: a configured method edits inside W*."""
+    return any(m in WSTAR_METHODS for m in config["edits"]["methods"])
+
+
+def wstar_train_options(wildcards=None):
+    """wstar.* without the metrics sub-section (changing a metrics option does not retrain T)."""
+    return sorted_keys({k: v for k, v in config["wstar"].items() if k != "metrics"})
+
+
+def wstar_metrics_inputs(wildcards):
+    """The W* Table-1 rows for the results table, when the W* stage is part of the run."""
+    if not wstar_enabled():
+        return {}
+    return {"wstar_metrics": f"results/{wildcards.world}/wstar/metrics.parquet"}
 
 
 def edit_models(wildcards=None):
@@ -321,6 +363,8 @@ def final_outputs():
         "figures/latent_vs_image.png",
         *expand("figures/grid_{edit}.png", edit=list(config["edits"]["definitions"])),
     ]
+    if wstar_enabled():
+        common += ["wstar/table.md", "wstar/curves.png"]
     if WORLD == "digits":
         common += [
             "images.h5",

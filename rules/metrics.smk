@@ -35,6 +35,7 @@ rule edit_metrics:
 rule aggregate_metrics:
     input:
         unpack(stage_metrics_inputs),
+        unpack(wstar_metrics_inputs),
         edit_metrics=expand(
             "results/{world}/metrics/{method}/{edit}.parquet",
             method=config["edits"]["methods"],
@@ -49,7 +50,11 @@ rule aggregate_metrics:
         ),
         latent_classifier_metrics="results/{world}/labels/classifier_metrics.json",
         latents="results/{world}/latents.h5",
-        code=[f"{LIB}/evaluation/aggregate.py", f"{LIB}/edits/evaluate.py"],
+        code=[
+            f"{LIB}/evaluation/aggregate.py",
+            f"{LIB}/edits/evaluate.py",
+            f"{LIB}/wstar/metrics.py",
+        ],
     output:
         table="results/{world}/metrics.parquet",
         summary_csv=report(

@@ -67,6 +67,12 @@ TINY_CONFIG = {
             "add_7": {"source": {"has_7": 0}, "target": {"has_7": 1}, "attribute": "has_7", "lambda_pres": 1.0},
         },
     },
+    # W* (rules/wstar.smk): runs only when edits.methods holds lw_wstar or ifg_wstar (tests/test_wstar_workflow.py)
+    "wstar": {"n_couplings": 2, "hidden": [16], "lambda_d": 1.0, "lambda_id": 0.0, "id_sigma": 0.1, "lr": 1.0e-2,
+              "batch_size": 32, "max_epochs": 2, "max_steps": 6, "patience": 1, "min_delta": 1.0e-4, "max_codes": 100,
+              "classifier_C": 1.0, "seed": 0, "mask_seed": 0,
+              "metrics": {"max_codes": 60, "n_pairs": 200, "n_triplets": 200, "lasso_alpha": 0.01, "svm_C": 1.0,
+                          "seed": 0}},
     "render": {"calibration_rate": 1.0, "n_alphas": 2, "max_images": 16, "batch_size": 64, "seed": 0},
     "plots": {"dpi": 50, "grid_rows": 3},
 }

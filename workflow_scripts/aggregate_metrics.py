@@ -9,9 +9,11 @@ import pandas as pd
 from latentedit.evaluation.aggregate import collect, summary_table, to_markdown
 from latentedit.io.atomic import atomic_path
 from latentedit.training_utils import setup_logging
+from latentedit.wstar.metrics import table1
 
 log = setup_logging(snakemake.log[0])
 metrics = [pd.read_parquet(p) for p in snakemake.input.edit_metrics]
+wstar = pd.read_parquet(snakemake.input.wstar_metrics) if snakemake.input.get("wstar_metrics") else None
 histories = {(Path(p).parent.parent.name, Path(p).parent.name): pd.read_csv(p) for p in snakemake.input.histories}
 stages = {}
 for name in ("dlsgan_quality", "inversion_quality", "oracle_metrics", "latent_classifier_metrics"):
@@ -23,7 +25,8 @@ with h5py.File(snakemake.input.latents, "r") as f:  # provenance only: the hashe
     provenance = {"generator_hash": str(f.attrs.get("generator_checkpoint_hash", "")),
                   "encoder_hash": str(f.attrs.get("encoder_checkpoint_hash", ""))}
 provenance["config_hash"] = snakemake.params.config_hash
-df = collect(metrics, histories, stages, provenance, world=snakemake.params.world)
+df = collect(metrics, histories, stages, provenance, world=snakemake.params.world,
+             extra=[wstar] if wstar is not None else [])
 with atomic_path(snakemake.output.table) as tmp:
     df.to_parquet(tmp, index=False)
 log.info("wrote %d rows (%d edit-metric rows) to %s", len(df), int((df["source"] == "edit_metrics").sum()),
@@ -45,6 +48,12 @@ text = (f"# Edits at the calibrated step (world {snakemake.params.world})\n\n"
         "codes; `target_change_rate` is what the image oracle sees on the rendered images (the paper's Table 2 "
         "comparison). Preservation and identity compare each edited image with its reconstruction (α = 0); "
         "`attribute_preservation_input` compares with the input image instead.\n\n" + to_markdown(summary))
+if wstar is not None:
+    text += ("\n## W*: the original latent space against W* (the W* paper's Table 1)\n\n"
+             "Methods `lw_wstar` and `ifg_wstar` above edit inside W*. Held-out linear-SVM accuracy per attribute "
+             "(min/max/mean), DCI (Lasso; informativeness as R²), distance agreement with the rescaled perceptual "
+             "distance and the 2AFC score (results/<world>/wstar/table.md explains each).\n\n"
+             + to_markdown(table1(wstar)))
 with atomic_path(snakemake.output.summary_md) as tmp:
     tmp.write_text(text)
 log.info("summary at alpha = d:\n%s", summary.to_string(float_format="%.3f"))

@@ -10,6 +10,7 @@ from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.labels.correlations import read_correlations
 from latentedit.plotting import plot_curves
 from latentedit.training_utils import pick_device, setup_logging
+from latentedit.wstar.train import load_wstar
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -20,9 +21,11 @@ classifier, gamma = None, None
 if snakemake.input.get("classifiers"):  # only the methods that use F and γ get them as inputs
     classifier = load_latent_classifiers(snakemake.input.classifiers, device)
     gamma, _ = read_correlations(snakemake.input.correlations, store.attribute_names)
+wstar = load_wstar(snakemake.input.wstar) if snakemake.input.get("wstar") else None  # lw_wstar, ifg_wstar only
 model, history, options = train_edit(method, store, snakemake.params.definition, classifier, gamma,
                                      snakemake.params.options, name=edit,
-                                     weight_attributes=snakemake.params.weight_attributes, device=device)
+                                     weight_attributes=snakemake.params.weight_attributes, device=device,
+                                     wstar=wstar)
 save_checkpoint(snakemake.output.model, model)
 write_json(snakemake.output.options, options)
 history = pd.DataFrame(history)

@@ -34,6 +34,17 @@ separate model trained from its own codes, not the negated "add" model.
 - ``ifg``: :func:`latentedit.edits.interfacegan.fit_direction` with the target codes as positives and the source
   codes as negatives, so the unit normal n points from source to target and z' = z + α·n with α > 0 performs the
   edit. It has no step size of its own: α is chosen at evaluation.
+- ``ifg_wstar``: InterFaceGAN inside W* (:mod:`latentedit.wstar`): the SVM normal n is fitted on T(z), and the
+  edit is z' = T⁻¹(T(z) + α·n) (α in W* units).
+- ``lw_wstar``: LW with its Wasserstein cost in W*: LW is trained on the clouds T(source) → T(target), so the OT
+  ground cost is ½‖T(x) − T(y)‖², with an affine H in W*, and the edit is z' = T⁻¹(T(z) + α·H(T(z))). L_pres reads
+  the original-space latent classifier through T⁻¹ (F ∘ T⁻¹). Editing in W* (rather than keeping H in the
+  original space with the cost ½‖T(x) − T(y)‖²) reuses the debiased Sinkhorn loss unchanged — the other variant
+  needs a non-Euclidean cost matrix, i.e. GeomLoss's custom-cost path and a fresh blur rule — and puts the
+  affine inductive bias of H where attributes are (made) linear.
+
+Both W* methods store a copy of T (``wstar``: spec + state dict) inside the edit model, so :func:`apply_edit`,
+rendering and every metric handle them with no extra input.
 
 The returned model is a plain dict (tensors, str, float, int, list, dict, None) that loads with
 ``torch.load(weights_only=True)``; :func:`apply_edit` applies it to codes.
@@ -57,8 +68,8 @@ from latentedit.edits.weights import balanced_weights
 
 log = logging.getLogger(__name__)
 
-METHODS = ("lw", "lw_nopres", "lt", "lt_core", "ifg")
-USES_CLASSIFIER = ("lw", "lt", "lt_core")  # methods that read the latent classifier F and the correlations γ
+METHODS = ("lw", "lw_nopres", "lt", "lt_core", "ifg", "lw_wstar", "ifg_wstar")
+USES_CLASSIFIER = ("lw", "lt", "lt_core", "lw_wstar")  # methods that read the latent classifier F and the correlations γ
 LW_EXTRA_OPTIONS = ("weighting", "weight_min_count")  # LW options handled here, not by LWConfig
 IFG_OPTIONS = ("C", "max_samples", "balance", "solver", "seed")
 
@@ -72,6 +83,9 @@ HISTORY_PLOT_COLUMNS = {
 }
 HISTORY_PLOT_COLUMNS["lw_nopres"] = HISTORY_PLOT_COLUMNS["lw"]
 HISTORY_PLOT_COLUMNS["lt_core"] = HISTORY_PLOT_COLUMNS["lt"]
+HISTORY_PLOT_COLUMNS["lw_wstar"] = HISTORY_PLOT_COLUMNS["lw"]
+HISTORY_PLOT_COLUMNS["ifg_wstar"] = HISTORY_PLOT_COLUMNS["ifg"]
+WSTAR_METHODS = ("lw_wstar", "ifg_wstar")  # methods that edit inside W* and need the trained T
 
 
 def changed_attributes(definition: Mapping) -> list[str]:
@@ -159,12 +173,12 @@ def _weights(src_attrs, tgt_attrs, columns, min_count, what):
 def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Module | None,
                gamma: np.ndarray | None, options: Mapping, *, name: str = "edit",
                weight_attributes: Sequence[str] = (), device: str | torch.device = "cpu",
-               ) -> tuple[dict, list[dict], dict]:
+               wstar: Mapping | None = None) -> tuple[dict, list[dict], dict]:
     """Train one edit model of ``method`` for one edit definition.
 
     Parameters
     ----------
-    method : {"lw", "lw_nopres", "lt", "lt_core", "ifg"}
+    method : {"lw", "lw_nopres", "lt", "lt_core", "ifg", "lw_wstar", "ifg_wstar"}
     store : LatentStore
         Codes (N, *S) with ``split``, ``attributes`` (N, A) and ``attribute_names``
         (:mod:`latentedit.io.latent_store`). The train split is trained on, the val split early-stops.
@@ -186,6 +200,8 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
         Attribute set of the balanced weights (LW with ``weighting``); the changed attributes are left out.
     device : str or torch.device
         Training device (InterFaceGAN always fits on the CPU).
+    wstar : mapping, optional
+        The W* model (:func:`latentedit.wstar.train.load_wstar`); required by ``lw_wstar`` and ``ifg_wstar``.
 
     Returns
     -------
@@ -210,13 +226,15 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
     if "lambda_pres" in given:  # the workflow passes it to the lw jobs only (the only ones that read it)
         definition["lambda_pres"] = float(given["lambda_pres"])
     lambda_pres = 0.0 if method == "lw_nopres" else definition.get("lambda_pres", 0.0)
+    if method in WSTAR_METHODS and wstar is None:
+        raise ValueError(f"{name}: method {method} needs the W* model (wstar)")
     k = names.index(definition["attribute"])
     target_value = definition["target"][definition["attribute"]]
     changed = changed_attributes(definition)
     free = [names.index(a) for a in changed]
     device = torch.device(device)
     if method in USES_CLASSIFIER and (classifier is None or gamma is None):
-        needs = method != "lw" or lambda_pres > 0
+        needs = method not in ("lw", "lw_wstar") or lambda_pres > 0
         if needs:
             raise ValueError(f"{name}: method {method} needs the latent classifier and the correlations γ")
     if classifier is not None and getattr(classifier, "n_attributes", len(names)) != len(names):
@@ -233,6 +251,14 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
     log.info("%s/%s: %s → %s (attribute %s → %d), codes %s", method, name, definition["source"],
              definition["target"], definition["attribute"], target_value, counts)
 
+    T = None
+    if method in WSTAR_METHODS:  # codes are edited in W*: map them once through the frozen T
+        from latentedit.wstar.realnvp import map_codes, wstar_from_checkpoint
+
+        T = wstar_from_checkpoint(wstar)
+        codes = {key: map_codes(T, torch.as_tensor(v, dtype=torch.float32)).numpy() for key, v in codes.items()}
+        T = T.to(device)
+
     def tensor(split, side):
         return torch.as_tensor(codes[split, side], dtype=torch.float32, device=device)
 
@@ -241,7 +267,7 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
                 "n_codes": counts, "code_shape": list(store.latents.shape[1:]), "device": str(device),
                 "library_version": __version__}
 
-    if method in ("lw", "lw_nopres"):
+    if method in ("lw", "lw_nopres", "lw_wstar"):
         opts = dict(options)
         weighting, min_count = bool(opts.pop("weighting", True)), int(opts.pop("weight_min_count", 1))
         cfg = LWConfig(**opts, lambda_pres=lambda_pres)
@@ -254,9 +280,12 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
         else:
             weights = {"train": (None, None), "val": (None, None)}
         use_pres = lambda_pres > 0
+        pres_classifier = _frozen(classifier, device) if use_pres else None
+        if use_pres and T is not None:  # F ∘ T⁻¹: the latent classifier reads original-space codes
+            pres_classifier = _through_inverse(pres_classifier, T)
         edit, history = train_lw(tensor("train", "source"), tensor("train", "target"), tensor("val", "source"),
                                  tensor("val", "target"), cfg, *weights["train"],
-                                 classifier=_frozen(classifier, device) if use_pres else None,
+                                 classifier=pres_classifier,
                                  gamma_row=_gamma_row(gamma, k, free) if use_pres else None,
                                  val_source_weights=weights["val"][0], val_target_weights=weights["val"][1],
                                  edited_attribute=k)
@@ -286,12 +315,31 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
     model = {"kind": "edit", "method": method, "edit": name, "attribute": definition["attribute"],
              "attribute_index": k, "target_value": target_value, "definition": definition,
              "attribute_names": names, "options": resolved}
-    if method == "ifg":
+    if T is not None:
+        model["wstar"] = {"spec": dict(wstar["spec"]), "state_dict": {key: v.detach().cpu()
+                                                                     for key, v in wstar["state_dict"].items()}}
+        resolved["wstar"] = {"spec": dict(wstar["spec"]), "options": dict(wstar.get("options", {}))}
+    if method in ("ifg", "ifg_wstar"):
         model.update(type="direction", normal=torch.as_tensor(normal), intercept=float(intercept))
     else:
         model.update(type="affine", spec=edit.spec(),
                      state_dict={key: v.detach().cpu() for key, v in edit.state_dict().items()})
     return model, history, resolved
+
+
+class _ThroughInverse(torch.nn.Module):
+    """F ∘ T⁻¹: a latent classifier of original-space codes read on W* codes (differentiable in its input)."""
+
+    def __init__(self, classifier, T):
+        super().__init__()
+        self.classifier, self.T = classifier, T
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.T.inverse(u))
+
+
+def _through_inverse(classifier, T) -> torch.nn.Module:
+    return _ThroughInverse(classifier, T)
 
 
 def _direction_accuracy(normal, intercept, pos, neg) -> float:
@@ -321,9 +369,28 @@ def edit_module(model: Mapping) -> AffineEdit:
     return edit.eval()
 
 
+def wstar_map(model: Mapping):
+    """The frozen T stored in a W* edit model (``lw_wstar``, ``ifg_wstar``), or None for an original-space edit."""
+    if model.get("wstar") is None:
+        return None
+    from latentedit.wstar.realnvp import wstar_from_checkpoint
+
+    return wstar_from_checkpoint(model["wstar"])
+
+
+def edit_space_codes(model: Mapping, z: torch.Tensor) -> torch.Tensor:
+    """The codes in the space the edit lives in: T(z) for a W* edit model, z otherwise."""
+    T = wstar_map(model)
+    if T is None:
+        return z
+    with torch.no_grad():
+        return T.to(device=z.device, dtype=z.dtype)(z)
+
+
 @torch.no_grad()
 def apply_edit(model: Mapping, z: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
-    """z' for codes z (N, *S): z + α·H(z) for LW/LT (α = 1 when None), z + α·n for InterFaceGAN (α required).
+    """z' for codes z (N, *S): z + α·H(z) for LW/LT (α = 1 when None), z + α·n for InterFaceGAN (α required);
+    for the W* methods the same inside W*, z' = T⁻¹(T(z) + α·H(T(z))) or T⁻¹(T(z) + α·n).
 
     Parameters
     ----------
@@ -338,6 +405,14 @@ def apply_edit(model: Mapping, z: torch.Tensor, alpha: float | None = None) -> t
     -------
     Tensor, shape (N, *S), on z's device.
     """
+    T = wstar_map(model)
+    if T is not None:
+        T = T.to(device=z.device, dtype=z.dtype)
+        return T.inverse(_apply_in_space(model, T(z), alpha))
+    return _apply_in_space(model, z, alpha)
+
+
+def _apply_in_space(model: Mapping, z: torch.Tensor, alpha: float | None) -> torch.Tensor:
     if model["type"] == "direction":
         if alpha is None or not math.isfinite(alpha):
             raise ValueError("an InterFaceGAN direction needs a finite step alpha")

@@ -4,6 +4,8 @@
 
 - ``source = "edit_metrics"``: :mod:`latentedit.evaluation.edit_metrics` rows, one per (method, edit, α, metric);
 - ``source = "edit_training"``: the last and best rows of each edit model's training history (``step`` = epoch);
+- ``source = "wstar_metrics"``: the W* paper's Table 1 in both spaces (:mod:`latentedit.wstar.metrics`; metric
+  ``<space>.<name>``, per-attribute SVM accuracies with their ``attribute``), when the W* stage runs;
 - ``source = "<name>"``: flat JSON metrics of the other stages (DLSGAN quality, inversion quality, oracle and
   latent-classifier accuracies), with ``metric`` the dotted key path;
 
@@ -65,9 +67,10 @@ def history_rows(method: str, edit: str, history: pd.DataFrame) -> pd.DataFrame:
 
 def collect(edit_metrics: Iterable[pd.DataFrame], histories: Mapping[tuple[str, str], pd.DataFrame],
             stage_metrics: Mapping[str, Mapping], provenance: Mapping[str, str], world: str,
-            created: str | None = None) -> pd.DataFrame:
-    """The run's long table (columns :data:`COLUMNS`); see the module docstring."""
-    parts = []
+            created: str | None = None, extra: Iterable[pd.DataFrame] = ()) -> pd.DataFrame:
+    """The run's long table (columns :data:`COLUMNS`); see the module docstring. ``extra``: further long tables
+    that carry their own ``source`` column (the W* metrics)."""
+    parts = list(extra)
     for df in edit_metrics:
         parts.append(df.assign(source="edit_metrics"))
     for (method, edit), h in histories.items():

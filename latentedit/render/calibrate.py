@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latentedit.edits.train import apply_edit
+from latentedit.edits.train import apply_edit, edit_space_codes
 from latentedit.labels.classifiers import predict_logits
 
 
@@ -60,9 +60,11 @@ def latent_rate_function(model: Mapping, codes: torch.Tensor, classifier, k: int
 
 def natural_unit(model: Mapping, source: torch.Tensor, target: torch.Tensor) -> float:
     """1 for LW/LT (α scales the trained map); ⟨mean(target) − mean(source), n⟩ for an InterFaceGAN normal n
-    (the step that moves the source mean onto the target mean along n), floored at 1e-3 of the codes' RMS norm."""
+    (the step that moves the source mean onto the target mean along n), floored at 1e-3 of the codes' RMS norm.
+    For a direction in W* (``ifg_wstar``) both the means and the norm are taken in W*, where n lives."""
     if model["type"] == "affine":
         return 1.0
+    source, target = edit_space_codes(model, source), edit_space_codes(model, target)
     n = torch.as_tensor(model["normal"], dtype=source.dtype).reshape(-1)
     gap = float((target.reshape(len(target), -1).mean(0) - source.reshape(len(source), -1).mean(0)) @ n)
     floor = 1e-3 * float(source.reshape(len(source), -1).norm(dim=1).pow(2).mean().sqrt())

@@ -1,0 +1,53 @@
+"""Train the W* bijection T on the training codes, their labels and the perceptual features of their renders
+(rule train_wstar)."""
+import numpy as np
+import pandas as pd
+import torch
+
+from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.checkpoints import save_checkpoint
+from latentedit.io.latent_store import read_latent_store
+from latentedit.plotting import plot_curves
+from latentedit.training_utils import pick_device, setup_logging
+from latentedit.worlds import load_judge, load_renderer
+from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, perceptual_features, train_wstar
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+device = pick_device(snakemake.params.device)
+cfg = WStarConfig.from_options(snakemake.params.options)
+store = read_latent_store(snakemake.input.latents)
+world = snakemake.wildcards.world
+renderer = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)
+judge = load_judge(world, snakemake.input, device, snakemake.params.judge_options)
+rng = np.random.default_rng(cfg.seed)
+data = {}
+for split in ("train", "val"):
+    rows = np.flatnonzero(np.asarray(store.split) == split)
+    cap = cfg.max_codes if split == "train" else max(cfg.max_codes // 4, 2)
+    rows = np.sort(rng.choice(rows, size=min(cap, len(rows)), replace=False))
+    codes = store.latents[rows]
+    data[split] = (codes, store.attributes[rows], perceptual_features(codes, renderer, judge, device))
+    log.info("%s: %d codes, features %s", split, len(codes), data[split][2].shape)
+generator = feature_fn = None
+if cfg.lambda_id > 0:
+    if world != "digits":
+        raise ValueError("wstar.lambda_id > 0 needs a differentiable perceptual feature map: only the digits oracle's "
+                         "is wired (faces: VGG16 features are not implemented)")
+    generator = renderer.requires_grad_(False)
+    oracle = judge.oracle.requires_grad_(False)
+
+    def feature_fn(images):
+        return oracle(images)[1].flatten(1)
+
+model, history = train_wstar(*data["train"], *data["val"], cfg, device, generator, feature_fn)
+model["attribute_names"] = list(store.attribute_names)
+save_checkpoint(snakemake.output.model, model)
+write_json(snakemake.output.options, {**cfg.to_dict(), "n_train_codes": len(data["train"][0]),
+                                      "n_val_codes": len(data["val"][0]),
+                                      "distance_scale": model["distance_scale"],
+                                      "distance_norm": model["distance_norm"]})
+history = pd.DataFrame(history)
+with atomic_path(snakemake.output.history) as tmp:
+    history.to_csv(tmp, index=False, float_format="%.6g")
+plot_curves({"W*": history}, HISTORY_PLOT_COLUMNS, snakemake.output.curves, title="W* (Real NVP)")
