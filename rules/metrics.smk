@@ -49,7 +49,12 @@ rule aggregate_metrics:
         ),
         latent_classifier_metrics="results/{world}/labels/classifier_metrics.json",
         latents="results/{world}/latents.h5",
-        code=[f"{LIB}/evaluation/aggregate.py", f"{LIB}/edits/evaluate.py"],
+        code=[
+            f"{LIB}/evaluation/aggregate.py",
+            f"{LIB}/edits/evaluate.py",
+            f"{LIB}/io/latent_store.py",
+            f"{LIB}/io/provenance.py",
+        ],
     output:
         table="results/{world}/metrics.parquet",
         summary_csv=report(
