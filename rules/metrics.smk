@@ -54,6 +54,8 @@ rule aggregate_metrics:
             f"{LIB}/evaluation/aggregate.py",
             f"{LIB}/edits/evaluate.py",
             f"{LIB}/wstar/metrics.py",
+            f"{LIB}/io/latent_store.py",
+            f"{LIB}/io/provenance.py",
         ],
     output:
         table="results/{world}/metrics.parquet",

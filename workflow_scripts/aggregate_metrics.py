@@ -3,11 +3,11 @@ summary (rule aggregate_metrics)."""
 import json
 from pathlib import Path
 
-import h5py
 import pandas as pd
 
 from latentedit.evaluation.aggregate import collect, summary_table, to_markdown
 from latentedit.io.atomic import atomic_path
+from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.training_utils import setup_logging
 from latentedit.wstar.metrics import table1
 
@@ -21,9 +21,9 @@ for name in ("dlsgan_quality", "inversion_quality", "oracle_metrics", "latent_cl
         continue
     with open(snakemake.input[name]) as f:
         stages[name] = json.load(f)
-with h5py.File(snakemake.input.latents, "r") as f:  # provenance only: the hashes the latent store records
-    provenance = {"generator_hash": str(f.attrs.get("generator_checkpoint_hash", "")),
-                  "encoder_hash": str(f.attrs.get("encoder_checkpoint_hash", ""))}
+attrs = read_latent_store_attrs(snakemake.input.latents)  # provenance only: the hashes the latent store records
+provenance = {"generator_hash": str(attrs.get("generator_checkpoint_hash", "")),
+              "encoder_hash": str(attrs.get("encoder_checkpoint_hash", ""))}
 provenance["config_hash"] = snakemake.params.config_hash
 df = collect(metrics, histories, stages, provenance, world=snakemake.params.world,
              extra=[wstar] if wstar is not None else [])

@@ -351,21 +351,38 @@ def _direction_accuracy(normal, intercept, pos, neg) -> float:
     return float(((s_pos > 0).sum() + (s_neg <= 0).sum()) / (len(s_pos) + len(s_neg)))
 
 
+# Keys of every edit model, and of each type's parameters (see train_edit).
+EDIT_MODEL_KEYS = ("method", "edit", "type", "attribute", "attribute_index", "target_value", "definition",
+                   "attribute_names")
+EDIT_TYPE_KEYS = {"affine": ("spec", "state_dict"), "direction": ("normal", "intercept")}
+
+
 def load_edit(path) -> dict:
-    """An edit model written by the ``train_edit`` rule (``weights_only`` load, kind ``edit``)."""
-    from latentedit.io.checkpoints import load_checkpoint
+    """An edit model written by the ``train_edit`` rule (``weights_only`` load, kind ``edit``). Its keys, and the
+    affine module's spec, keys and shapes, are checked here, so that a bad file fails naming it."""
+    from latentedit.io.checkpoints import CheckpointError, load_checkpoint
 
-    return load_checkpoint(path, expect_kind="edit")
+    model = load_checkpoint(path, expect_kind="edit", require=EDIT_MODEL_KEYS)
+    if model["type"] not in EDIT_TYPE_KEYS:
+        raise CheckpointError(f"{path}: unknown edit model type {model['type']!r} (one of {list(EDIT_TYPE_KEYS)})")
+    missing = [k for k in EDIT_TYPE_KEYS[model["type"]] if k not in model]
+    if missing:
+        raise CheckpointError(f"{path}: the {model['type']!r} edit model lacks the key(s) {missing}")
+    if model["type"] == "affine":
+        edit_module(model, path)
+    return model
 
 
-def edit_module(model: Mapping) -> AffineEdit:
-    """The :class:`AffineEdit` of an ``affine`` edit model (LW, LT), in eval mode on the CPU."""
-    from latentedit.io.checkpoints import load_state_dict_strict
+def edit_module(model: Mapping, path=None) -> AffineEdit:
+    """The :class:`AffineEdit` of an ``affine`` edit model (LW, LT), in eval mode on the CPU. ``path``: the file it
+    came from, for error messages."""
+    from latentedit.io.checkpoints import build_from_spec, load_state_dict_strict
 
     if model.get("type") != "affine":
         raise ValueError(f"edit model of type {model.get('type')!r} has no affine module")
-    edit = AffineEdit.from_spec(dict(model["spec"]))
-    load_state_dict_strict(edit, dict(model["state_dict"]), f"edit {model.get('method')}/{model.get('edit')}")
+    where = path or f"edit {model.get('method')}/{model.get('edit')}"
+    edit = build_from_spec(AffineEdit, model["spec"], where)
+    load_state_dict_strict(edit, model["state_dict"], where)
     return edit.eval()
 
 

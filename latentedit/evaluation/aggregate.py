@@ -10,7 +10,9 @@
   latent-classifier accuracies), with ``metric`` the dotted key path;
 
 plus the run's provenance on every row: ``config_hash`` (of the config without plotting options, so restyling a
-figure does not change the results), ``generator_hash``, ``encoder_hash``, ``library_version`` and ``created``.
+figure does not change the results), ``generator_hash``, ``encoder_hash``, ``library_version`` and ``created``
+(:func:`latentedit.io.provenance.creation_time`: with ``SOURCE_DATE_EPOCH`` set, two runs of the same config and seed
+on the same machine write byte-identical tables).
 
 :func:`summary_table` is the paper's Table 1/2 view: per (edit, method) at the calibrated step α = d (the smallest α
 at which the latent classifier reports the calibration rate τ of target change on validation codes), the latent and
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 
 from latentedit import __version__
 from latentedit.edits.evaluate import to_markdown  # noqa: F401 - the one Markdown table writer
+from latentedit.io.provenance import TIMING_KEYS, creation_time
 
 COLUMNS = ["world", "source", "method", "edit", "attribute", "alpha", "step", "metric", "value", "config_hash",
            "generator_hash", "encoder_hash", "library_version", "created"]
@@ -59,7 +61,7 @@ def history_rows(method: str, edit: str, history: pd.DataFrame) -> pd.DataFrame:
     for tag, row in picks:
         step = float(row["epoch"]) if "epoch" in row else float("nan")
         for col in numeric.columns:
-            if col != "epoch" and pd.notna(row[col]):
+            if col != "epoch" and col not in TIMING_KEYS and pd.notna(row[col]):
                 rows.append({"method": method, "edit": edit, "step": step, "metric": f"{tag}.{col}",
                              "value": float(row[col])})
     return pd.DataFrame(rows)
@@ -84,7 +86,7 @@ def collect(edit_metrics: Iterable[pd.DataFrame], histories: Mapping[tuple[str, 
     for key in ("config_hash", "generator_hash", "encoder_hash"):
         df[key] = str(provenance.get(key, ""))
     df["library_version"] = __version__
-    df["created"] = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    df["created"] = created or creation_time()
     for col in ("alpha", "step", "value"):
         df[col] = df[col].astype("float64")
     for col in ("source", "method", "edit", "attribute", "metric"):

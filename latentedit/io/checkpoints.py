@@ -7,6 +7,7 @@ values, so it loads with ``torch.load(weights_only=True)``: a pickle that would 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -22,7 +23,8 @@ def save_checkpoint(path: str | os.PathLike, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> dict:
+def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None, require: Iterable[str] = ()) -> dict:
+    """Load a checkpoint with ``weights_only=True``; check its ``kind`` and that it holds the ``require`` keys."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -32,11 +34,30 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> 
     if expect_kind is not None and (not isinstance(ck, dict) or ck.get("kind") != expect_kind):
         found = ck.get("kind") if isinstance(ck, dict) else type(ck).__name__
         raise CheckpointError(f"{path}: expected a {expect_kind!r} checkpoint, found {found!r}")
+    require = list(require)
+    if require and not isinstance(ck, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ck).__name__!r}")
+    missing = [k for k in require if k not in ck]
+    if missing:
+        raise CheckpointError(f"{path}: the {ck.get('kind', 'checkpoint')!r} checkpoint lacks the key(s) {missing}")
     return ck
+
+
+def build_from_spec(cls, spec, path, **extra):
+    """``cls(**spec, **extra)``: a model rebuilt from the constructor arguments a checkpoint stores. A spec that does
+    not fit the class (not a mapping, unknown or invalid arguments) fails naming the file."""
+    if not isinstance(spec, Mapping):
+        raise CheckpointError(f"{path}: the checkpoint has no {cls.__name__} spec (found {type(spec).__name__})")
+    try:
+        return cls(**spec, **extra)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: the checkpoint's spec does not fit {cls.__name__}: {e}") from e
 
 
 def load_state_dict_strict(module: torch.nn.Module, state_dict: dict, path) -> None:
     """``load_state_dict(strict=True)`` with an error naming the file and the missing/unexpected/mis-shaped keys."""
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{path}: the {type(module).__name__} state dict is not a mapping of tensors")
     own = module.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))

@@ -10,7 +10,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from latentedit.io.atomic import atomic_path
+from latentedit.io.atomic import atomic_path, pause_if_requested
 
 
 class StoreError(ValueError):
@@ -47,6 +47,7 @@ def create_atomically(path: str | os.PathLike, fmt: str, attrs: dict) -> Iterato
             for k, v in attrs.items():
                 f.attrs[k] = v
             yield f
+            pause_if_requested(path)  # test hook: datasets written, the file not yet closed
 
 
 def require(f: h5py.File, path, names: list[str]) -> None:

@@ -86,3 +86,9 @@ def read_latent_store(path: str | os.PathLike) -> LatentStore:
         )
     validate(store, path)
     return store
+
+
+def read_latent_store_attrs(path: str | os.PathLike) -> dict:
+    """The store's attributes (provenance hashes) without reading the codes; a bad file fails naming it."""
+    with open_for_reading(path, FORMAT) as f:
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}

@@ -5,7 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import datetime, timezone
 from typing import Any
+
+# Wall-clock fields of training histories ("seconds" since the start): how long a job took is not a result of it
+# (benchmarks/ time every job), and it differs between two runs of the same config and seed, so neither the results
+# table nor a checkpoint (whose file hash is provenance downstream) holds it.
+TIMING_KEYS = ("seconds",)
 
 
 def config_hash(cfg: Any) -> str:
@@ -21,3 +27,15 @@ def file_hash(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def creation_time() -> str:
+    """The UTC time stamp (ISO 8601, seconds) a result records as ``created``: now, or ``SOURCE_DATE_EPOCH`` (seconds
+    since 1970, the reproducible-builds convention) when that is set, so that reruns can be compared byte for byte."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds since 1970") from None

@@ -307,9 +307,9 @@ def save_latent_classifiers(path, model: LatentClassifier, metrics: dict | None 
 
 def load_latent_classifiers(path, device: str | torch.device = "cpu") -> LatentClassifier:
     """Rebuild the classifier from a ``latent_classifiers`` checkpoint (``weights_only`` load, strict keys)."""
-    from latentedit.io.checkpoints import load_checkpoint, load_state_dict_strict
+    from latentedit.io.checkpoints import build_from_spec, load_checkpoint, load_state_dict_strict
 
-    ck = load_checkpoint(path, expect_kind="latent_classifiers")
-    model = LatentClassifier(**ck["spec"], attribute_names=ck["attribute_names"])
+    ck = load_checkpoint(path, expect_kind="latent_classifiers", require=("spec", "state_dict", "attribute_names"))
+    model = build_from_spec(LatentClassifier, ck["spec"], path, attribute_names=ck["attribute_names"])
     load_state_dict_strict(model, ck["state_dict"], path)
     return model.to(device).eval()

@@ -183,9 +183,9 @@ def save_oracle(path, model: SlotOracle, metrics: dict) -> None:
 
 
 def load_oracle(path, device="cpu") -> SlotOracle:
-    from latentedit.io.checkpoints import load_checkpoint, load_state_dict_strict
+    from latentedit.io.checkpoints import build_from_spec, load_checkpoint, load_state_dict_strict
 
-    ck = load_checkpoint(path, expect_kind="digits_oracle")
-    model = SlotOracle(**ck["spec"])
+    ck = load_checkpoint(path, expect_kind="digits_oracle", require=("spec", "state_dict"))
+    model = build_from_spec(SlotOracle, ck["spec"], path)
     load_state_dict_strict(model, ck["state_dict"], path)
     return model.to(device).eval()
