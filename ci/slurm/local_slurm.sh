@@ -50,6 +50,7 @@ install_packages() {
   log "apt-get install$missing"
   apt-get update -qq || fail "apt-get update failed"
   # In containers policy-rc.d keeps postinst from starting the services: we start them ourselves below.
+  # shellcheck disable=SC2086 # $missing is a list of package names
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null \
     || fail "apt-get install$missing failed"
 }
@@ -80,6 +81,8 @@ SlurmdSpoolDir=$STATE/spool/d
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 SchedulerType=sched/backfill
+# A CPU job waiting behind queued GPU jobs starts only by backfill: look every 5 s instead of 30 s.
+SchedulerParameters=bf_interval=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # without a default, a job that gives no --mem takes the whole node and jobs never share it
@@ -153,7 +156,10 @@ start_database() {
 node_idle() { sinfo -h -n "$NODE" -p cpu -o %T 2>/dev/null | grep -qx idle; }
 
 up() {
-  [ "$(id -u)" = 0 ] || fail "needs root (it installs packages and starts system daemons)"
+  if [ "$(id -u)" != 0 ]; then
+    log "ERROR: could not bring Slurm up: needs root (it installs packages and starts system daemons)"
+    exit 1
+  fi
   local t0 t1 t2 t3 out
   t0=$(date +%s)
   install_packages
@@ -169,6 +175,7 @@ up() {
   t2=$(date +%s)
   # smoke test: a batch job asking for the fake GPU, then its accounting record
   out="$STATE/smoke.out"
+  # shellcheck disable=SC2016 # expanded in the job, not here
   sbatch --wait -p gpu -t 1 --gpus=1 -o "$out" --wrap 'echo gpu=$CUDA_VISIBLE_DEVICES' >/dev/null \
     || fail "smoke job failed: $(cat "$out" 2>/dev/null)"
   grep -q 'gpu=0' "$out" || fail "smoke job did not see the GPU: $(cat "$out")"
