@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,8 @@ import yaml
 
 pytest.importorskip("insightface", reason="the faces extra (pip install -e '.[faces]') is not installed")
 
+from test_edits_workflow import _job_stats
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,14 +29,6 @@ def _snakemake(work: Path, configfile: Path, *args: str, timeout: int = 120) -> 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
-
-
-def _job_stats(output: str) -> dict[str, int]:
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:", 1)[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
-            if m.group(1) != "total"}
 
 
 def test_faces_config_dry_runs_with_placeholder_paths(tmp_path):

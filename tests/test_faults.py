@@ -16,7 +16,6 @@ it. ``SOURCE_DATE_EPOCH`` fixes the results table's ``created`` stamp, so two ru
 from __future__ import annotations
 
 import ast
-import copy
 import os
 import pathlib
 import re
@@ -34,7 +33,7 @@ import psutil
 import pytest
 import torch
 import yaml
-from test_pipeline_tiny import TINY
+from test_pipeline_tiny import tiny_edit_config
 
 from latentedit.data.celebahq import DataFileError, match_rows, parse_attribute_file
 from latentedit.evaluation.aggregate import collect, history_rows
@@ -55,11 +54,7 @@ CORES = 2
 
 
 def _config() -> dict:
-    cfg = copy.deepcopy(TINY)
-    cfg["dlsgan"]["train"].update(epochs=1, steps_per_epoch=2, eval_samples=20)
-    cfg["edits"]["methods"] = METHODS
-    cfg["edits"]["definitions"] = {EDIT: cfg["edits"]["definitions"][EDIT]}
-    return cfg
+    return tiny_edit_config(METHODS, [EDIT])
 
 
 def _command(work: Path, *args: str) -> list[str]:

@@ -71,6 +71,17 @@ TINY = {
 }
 
 
+def tiny_edit_config(methods: list[str], edits: list[str]) -> dict:
+    """A deep copy of TINY with the smallest DLSGAN budget, the given edit methods and edit definitions."""
+    import copy
+
+    cfg = copy.deepcopy(TINY)
+    cfg["dlsgan"]["train"].update(epochs=1, steps_per_epoch=2, eval_samples=20)
+    cfg["edits"]["methods"] = list(methods)
+    cfg["edits"]["definitions"] = {e: cfg["edits"]["definitions"][e] for e in edits}
+    return cfg
+
+
 # Everything up to the latent store (the edit chain has its own end-to-end run in test_edits_workflow.py).
 TARGETS = ["results/digits/projection/quality.json", "results/digits/dlsgan/quality.json", "dlsgan_ablation"]
 

@@ -4,7 +4,6 @@ tmp dir (``--directory``), never in the checkout."""
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_pipeline_tiny import TINY
+from test_pipeline_tiny import TINY, tiny_edit_config
 
 from latentedit.edits.train import apply_edit, load_edit
 from latentedit.io.latent_store import read_latent_store
@@ -27,11 +26,7 @@ EDIT = "add_digit_1to2"
 
 
 def _config() -> dict:
-    cfg = copy.deepcopy(TINY)
-    cfg["dlsgan"]["train"].update(epochs=1, steps_per_epoch=2, eval_samples=20)
-    cfg["edits"]["methods"] = METHODS
-    cfg["edits"]["definitions"] = {EDIT: cfg["edits"]["definitions"][EDIT]}
-    return cfg
+    return tiny_edit_config(METHODS, [EDIT])
 
 
 def _snakemake(work: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
