@@ -27,6 +27,7 @@ from _timing import timed  # bench/ is on sys.path when run as a script
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.edits.affine import AffineEdit
+from latentedit.edits.model import affine_parameters
 from latentedit.labels.classifiers import LatentClassifier
 from latentedit.render.render import render_edit
 
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         edit.weight.normal_(0, 0.01, generator=gen)
         edit.bias.normal_(0, 0.1, generator=gen)
-    model = {"type": "affine", "spec": edit.spec(), "state_dict": edit.state_dict(), "method": "lw", "edit": "bench"}
+    model = {**affine_parameters(edit), "method": "bench", "edit": "bench"}
     classifier = LatentClassifier((d,), 14).eval()
     z_dev = z.to(device)
 

@@ -20,6 +20,15 @@ def to_uint8_tensor(x: torch.Tensor) -> torch.Tensor:
     return ((x.detach() + 1) * 127.5 + 0.5).clamp_(0, 255).to(torch.uint8)
 
 
+@torch.no_grad()
+def generate_uint8(generator: torch.nn.Module, codes: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """G(codes) as uint8 (N, C, H, W) on the CPU, batched; conversion happens on the generator's device."""
+    out = []
+    for i in range(0, len(codes), batch_size):
+        out.append(to_uint8_tensor(generator(codes[i:i + batch_size])).cpu())
+    return torch.cat(out)
+
+
 def to_uint8(x: np.ndarray | torch.Tensor) -> np.ndarray:
     """[-1, 1] float images (tensor or array) → uint8 array, rounded and clipped."""
     if isinstance(x, torch.Tensor):

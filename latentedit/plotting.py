@@ -53,7 +53,8 @@ def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list
 
     k = max(len(r) for r in rows)
     c, h, w = rows[0].shape[1:]
-    pad, label_w, label_h = 2, 90 if row_labels else 0, 14 if col_labels else 0
+    lines = max((lab.count("\n") + 1 for lab in col_labels or []), default=0)  # column labels may hold a newline
+    pad, label_w, label_h = 2, 90 if row_labels else 0, 12 * lines + 2 if col_labels else 0
     canvas = np.full((len(rows) * (h + pad) + pad, k * (w + pad) + pad, 3), 64, dtype=np.uint8)
     for i, r in enumerate(rows):
         for j, im in enumerate(r):

@@ -1,14 +1,22 @@
-"""Small helpers shared by every training loop: seeding, device choice, early stopping, logging setup."""
+"""The one training loop of the library, :func:`fit` (epochs, step cap, early stopping with the best state kept),
+and the helpers every trainer shares: seeding, device choice, logging setup."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
 import sys
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -26,9 +34,9 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 class EarlyStopping:
-    """Stop when ``metric`` has not improved by more than ``min_delta`` for ``patience`` evaluations."""
+    """Stop when ``metric`` has not improved by more than ``min_delta`` for ``patience`` evaluations (None: never)."""
 
-    def __init__(self, patience: int, mode: str = "max", min_delta: float = 0.0):
+    def __init__(self, patience: int | None, mode: str = "max", min_delta: float = 0.0):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.patience, self.mode, self.min_delta = patience, mode, min_delta
@@ -46,7 +54,106 @@ class EarlyStopping:
 
     @property
     def should_stop(self) -> bool:
-        return self.bad >= self.patience
+        return self.patience is not None and self.bad >= self.patience
+
+
+def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[str, float], int]],
+        evaluate: Callable[[], dict[str, float]], *, monitor: str, max_epochs: int, mode: str = "min",
+        patience: int | None = None, min_delta: float = 0.0, max_steps: int | None = None,
+        evaluate_before: bool = False, train_columns: Sequence[str] = (), name: str = "training",
+        progress: bool = True) -> tuple[list[dict], dict | None]:
+    """Train ``module`` epoch by epoch, early-stop on ``monitor`` and restore the state of the best epoch.
+
+    Every epoch runs ``module.train()``, ``train_epoch``, ``module.eval()``, ``evaluate`` and appends the row
+    ``{epoch, steps, **train means, **evaluate(), best, seconds}``; ``best`` marks an improvement of ``monitor`` by
+    more than ``min_delta`` (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied.
+    Training ends after ``max_epochs``, after ``patience`` epochs without improvement, once ``max_steps`` steps are
+    taken, or when an epoch takes no step (that epoch gets no row). The module is returned to the best state (the
+    initial one when no row is best) and left in eval mode.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Whose state is snapshotted and restored (the trainer's optimiser holds its parameters).
+    train_epoch : callable (epoch, step_budget) → (dict, int)
+        One epoch of optimisation: the epoch's ``train_*`` means and the number of optimiser steps taken, at most
+        ``step_budget`` (``max_steps`` minus the steps so far; None without ``max_steps``). 0 steps ends training.
+    evaluate : callable () → dict
+        The validation values of the current state (``val_*`` and any other column).
+    monitor : str
+        Column of the row that early stopping watches (from ``evaluate`` or a ``train_*`` mean).
+    max_epochs : int
+    mode : {"min", "max"}
+        Whether a lower or a higher ``monitor`` is better.
+    patience : int, optional
+        Epochs without improvement before stopping; None: never stop early.
+    min_delta : float
+        Smallest change of ``monitor`` that counts as an improvement, in its units.
+    max_steps : int, optional
+        Cap on optimiser steps over the whole run (the epoch that reaches it is evaluated and ends training).
+    evaluate_before : bool
+        Start with an epoch −1 row (steps 0, NaN ``train_columns``, ``seconds`` 0) evaluating the initial state. It
+        competes for best (and counts for patience) when ``monitor`` is one of ``evaluate``'s keys, and is then
+        marked best — the initial state is the fallback that is restored when nothing beats it.
+    train_columns : sequence of str
+        The ``train_*`` keys of ``train_epoch``, NaN in the epoch −1 row.
+    name : str
+        Progress-bar and log prefix.
+    progress : bool
+        Show a tqdm bar over epochs (postfix: the last and the best ``monitor``); every row is also logged.
+
+    Returns
+    -------
+    history : list of dict
+        The rows, epoch −1 first when ``evaluate_before``.
+    best_row : dict or None
+        The last row marked best (the restored state), None when none is.
+    """
+    stopper = EarlyStopping(patience, mode=mode, min_delta=min_delta)
+    best_state, history, steps, t0 = copy.deepcopy(module.state_dict()), [], 0, time.time()
+    if evaluate_before:
+        module.eval()
+        values = evaluate()
+        row = {"epoch": -1, "steps": 0, **dict.fromkeys(train_columns, math.nan), **values,
+               "best": monitor in values, "seconds": 0.0}
+        if row["best"]:
+            stopper.step(row[monitor])
+        history.append(row)
+        log.info("%s before training: %s", name, row)
+    # progress=False hides the bar; otherwise tqdm's own default (and TQDM_DISABLE) decides
+    pbar = tqdm(range(max_epochs), desc=name, leave=False, **({} if progress else {"disable": True}))
+    for epoch in pbar:
+        module.train()
+        means, taken = train_epoch(epoch, None if max_steps is None else max_steps - steps)
+        if taken == 0:
+            break
+        steps += taken
+        module.eval()
+        row = {"epoch": epoch, "steps": steps, **means, **evaluate()}
+        row["best"] = stopper.step(row[monitor])
+        row["seconds"] = time.time() - t0
+        history.append(row)
+        if row["best"]:
+            best_state = copy.deepcopy(module.state_dict())
+        log.info("%s epoch %d: %s", name, epoch, row)  # the rule's log shows every epoch
+        pbar.set_postfix({monitor: f"{row[monitor]:.4g}", "best": f"{stopper.best:.4g}"})
+        if stopper.should_stop:
+            log.info("%s: early stop after epoch %d: %s has not improved by more than %g for %d epochs", name, epoch,
+                     monitor, min_delta, patience)
+            break
+        if max_steps is not None and steps >= max_steps:
+            log.info("%s: max_steps = %d reached at epoch %d", name, max_steps, epoch)
+            break
+    pbar.close()
+    module.load_state_dict(best_state)
+    module.eval()
+    best_row = next((r for r in reversed(history) if r["best"]), None)
+    if best_row is None:
+        log.warning("%s done: %s never improved; the initial state is kept (%d steps)", name, monitor, steps)
+    else:
+        log.info("%s done: best %s = %.6g at epoch %d (%d steps, %.1f s)", name, monitor, best_row[monitor],
+                 best_row["epoch"], steps, time.time() - t0)
+    return history, best_row
 
 
 def setup_logging(log_path: str | None = None) -> logging.Logger:

@@ -1,6 +1,6 @@
 rule digits_images:
     input:
-        code=[f"{LIB}/data/digits.py", f"{LIB}/io/image_store.py", *CORE_CODE],
+        code=script_code("make_digits.py"),
     output:
         images="results/digits/images.h5",
         preview="results/digits/images_preview.png",

@@ -6,12 +6,7 @@ rule train_dlsgan:
     input:
         images="results/digits/images.h5",
         oracle="results/digits/oracle/model.pt",
-        code=[
-            f"{LIB}/dlsgan/train.py",
-            f"{LIB}/dlsgan/models.py",
-            f"{LIB}/dlsgan/scale.py",
-            f"{LIB}/metrics.py",
-        ],
+        code=script_code("train_dlsgan.py"),
     output:
         checkpoint="results/digits/dlsgan/{variant}/checkpoint.pt",
         history="results/digits/dlsgan/{variant}/history.csv",
@@ -38,11 +33,7 @@ rule dlsgan_quality:
         checkpoint=generator_checkpoint,
         images="results/digits/images.h5",
         oracle="results/digits/oracle/model.pt",
-        code=[
-            f"{LIB}/dlsgan/evaluate.py",
-            f"{LIB}/dlsgan/train.py",
-            f"{LIB}/metrics.py",
-        ],
+        code=script_code("evaluate_dlsgan.py"),
     output:
         quality="results/digits/dlsgan/quality.json",
         curves=report(
@@ -74,11 +65,14 @@ rule dlsgan_ablation:
     input:
         dls="results/digits/dlsgan/dls/history.csv",
         nodls="results/digits/dlsgan/nodls/history.csv",
+        code=script_code("dlsgan_ablation.py"),
     output:
         summary="results/digits/dlsgan/ablation.json",
         curves="results/digits/dlsgan/ablation.png",
     log:
         "logs/digits/dlsgan_ablation.log",
+    benchmark:
+        "benchmarks/digits/dlsgan_ablation.tsv"
     conda:
         "../envs/latentedit.yaml"
     script:

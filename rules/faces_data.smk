@@ -7,7 +7,7 @@ rule celebahq_images:
     input:
         images=faces_file("celebahq_images"),
         attributes=faces_file("celebahq_attributes"),
-        code=[f"{LIB}/data/celebahq.py", f"{LIB}/io/image_store.py", *CORE_CODE],
+        code=script_code("make_celebahq.py"),
     output:
         images="results/faces/celebahq.h5",
         preview="results/faces/celebahq_preview.png",
@@ -35,7 +35,7 @@ rule faces_eval_images:
         celebahq="results/faces/celebahq.h5",
         oracle="results/faces/oracle/model.pt",
         ffhq=faces_file("ffhq_images"),
-        code=[f"{LIB}/data/celebahq.py", f"{LIB}/faces/attributes.py", *CORE_CODE],
+        code=script_code("make_faces_eval.py"),
     output:
         images="results/faces/images.h5",
     log:

@@ -5,11 +5,7 @@
 rule train_attribute_classifier:
     input:
         images="results/faces/celebahq.h5",
-        code=[
-            f"{LIB}/faces/attributes.py",
-            f"{LIB}/faces/torchvision_compat.py",
-            *CORE_CODE,
-        ],
+        code=script_code("train_attribute_classifier.py"),
     output:
         model="results/faces/oracle/model.pt",
         metrics="results/faces/oracle/metrics.json",

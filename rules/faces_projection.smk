@@ -9,14 +9,7 @@ rule project_faces:
         oracle="results/faces/oracle/model.pt",
         psp=faces_file("psp_checkpoint"),
         arcface=faces_file("arcface"),
-        code=[
-            f"{LIB}/faces/psp.py",
-            f"{LIB}/faces/stylegan2.py",
-            f"{LIB}/faces/identity.py",
-            f"{LIB}/faces/project.py",
-            f"{LIB}/io/latent_store.py",
-            *CORE_CODE,
-        ],
+        code=script_code("project_faces.py"),
     output:
         latents="results/faces/latents.h5",
         quality="results/faces/projection/quality.json",

@@ -6,12 +6,7 @@
 rule train_latent_classifiers:
     input:
         latents="results/{world}/latents.h5",
-        code=[
-            f"{LIB}/labels/classifiers.py",
-            f"{LIB}/labels/correlations.py",
-            f"{LIB}/io/latent_store.py",
-            *CORE_CODE,
-        ],
+        code=script_code("train_latent_classifiers.py"),
     output:
         classifiers="results/{world}/labels/classifiers.pt",
         metrics="results/{world}/labels/classifier_metrics.json",

@@ -8,11 +8,7 @@ rule edit_metrics:
         unpack(judge_inputs),
         renders="results/{world}/render/{method}/{edit}.h5",
         images="results/{world}/images.h5",
-        code=[
-            f"{LIB}/evaluation/edit_metrics.py",
-            f"{LIB}/io/render_store.py",
-            *CORE_CODE,
-        ],
+        code=script_code("edit_metrics.py"),
     output:
         metrics="results/{world}/metrics/{method}/{edit}.parquet",
     log:
@@ -50,13 +46,7 @@ rule aggregate_metrics:
         ),
         latent_classifier_metrics="results/{world}/labels/classifier_metrics.json",
         latents="results/{world}/latents.h5",
-        code=[
-            f"{LIB}/evaluation/aggregate.py",
-            f"{LIB}/edits/evaluate.py",
-            f"{LIB}/wstar/metrics.py",
-            f"{LIB}/io/latent_store.py",
-            f"{LIB}/io/provenance.py",
-        ],
+        code=script_code("aggregate_metrics.py"),
     output:
         table="results/{world}/metrics.parquet",
         summary_csv=report(
@@ -68,6 +58,8 @@ rule aggregate_metrics:
         summary_md="results/{world}/summary.md",
     log:
         "logs/{world}/aggregate_metrics.log",
+    benchmark:
+        "benchmarks/{world}/aggregate_metrics.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -82,7 +74,7 @@ rule metrics_figures:
     input:
         table="results/{world}/metrics.parquet",
         summary="results/{world}/summary.csv",
-        code=[f"{LIB}/plotting.py"],
+        code=script_code("metrics_figures.py"),
     output:
         curves=report(
             "results/{world}/figures/preservation_vs_change.png",
@@ -98,6 +90,8 @@ rule metrics_figures:
         ),
     log:
         "logs/{world}/metrics_figures.log",
+    benchmark:
+        "benchmarks/{world}/metrics_figures.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

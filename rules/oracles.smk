@@ -1,7 +1,7 @@
 rule train_oracle:
     input:
         images="results/digits/images.h5",
-        code=[f"{LIB}/oracles/digits_oracle.py", f"{LIB}/io/image_store.py", *CORE_CODE],
+        code=script_code("train_oracle.py"),
     output:
         model="results/digits/oracle/model.pt",
         metrics="results/digits/oracle/metrics.json",

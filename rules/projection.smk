@@ -6,11 +6,7 @@ rule refine_encoder:
     input:
         checkpoint=generator_checkpoint,
         images="results/digits/images.h5",
-        code=[
-            f"{LIB}/projection/refine.py",
-            f"{LIB}/dlsgan/checkpoint.py",
-            f"{LIB}/dlsgan/models.py",
-        ],
+        code=script_code("refine_encoder.py"),
     output:
         encoder="results/digits/projection/encoder.pt",
         history="results/digits/projection/refine_history.csv",
@@ -37,11 +33,7 @@ rule project:
         encoder="results/digits/projection/encoder.pt",
         images="results/digits/images.h5",
         oracle="results/digits/oracle/model.pt",
-        code=[
-            f"{LIB}/projection/project.py",
-            f"{LIB}/io/latent_store.py",
-            f"{LIB}/dlsgan/evaluate.py",
-        ],
+        code=script_code("project.py"),
     output:
         latents="results/digits/latents.h5",
         quality="results/digits/projection/quality.json",

@@ -9,12 +9,7 @@ rule render_edit:
         model="results/{world}/edits/{method}/{edit}/model.pt",
         latents="results/{world}/latents.h5",
         classifiers="results/{world}/labels/classifiers.pt",
-        code=[
-            f"{LIB}/render/calibrate.py",
-            f"{LIB}/render/render.py",
-            f"{LIB}/io/render_store.py",
-            *CORE_CODE,
-        ],
+        code=script_code("render_edit.py"),
     output:
         renders="results/{world}/render/{method}/{edit}.h5",
     log:
@@ -44,7 +39,7 @@ rule edit_grid:
             world=wc.world,
         ),
         images="results/{world}/images.h5",
-        code=[f"{LIB}/plotting.py", f"{LIB}/io/render_store.py"],
+        code=script_code("edit_grid.py"),
     output:
         grid=report(
             "results/{world}/figures/grid_{edit}.png",
@@ -55,6 +50,8 @@ rule edit_grid:
         ),
     log:
         "logs/{world}/figures/grid_{edit}.log",
+    benchmark:
+        "benchmarks/{world}/figures/grid_{edit}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

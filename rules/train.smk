@@ -1,8 +1,8 @@
-# Per-attribute edit training: one model per (method, edit definition), then their latent-space summary.
-# Methods: lw (LW with the preservation loss, λ = the definition's lambda_pres), lw_nopres (LW, λ = 0), lt (Latent
-# Transformer), lt_core (LT(*), classification loss only), ifg (InterFaceGAN). An edit goes one way: "remove k" is
-# a second definition with source and target swapped (e.g. source {has_7: 1} → target {has_7: 0}), a separate model.
-# Not part of `all`: ask for the target `edits` (or for one model by its path).
+# Per-attribute edit training: one model per (method, edit definition), then their latent-space summary. The
+# methods and what each reads (classifier, W*, lambda_pres, its options section) are the registry's
+# (latentedit/edits/methods.py). An edit goes one way: "remove k" is a second definition with source and target
+# swapped (e.g. source {has_7: 1} → target {has_7: 0}), a separate model. Part of `all`; the target `edits` stops
+# after training and the latent summary.
 
 
 rule train_edit:
@@ -38,7 +38,7 @@ rule edits_latent_summary:
         models=edit_models,
         latents="results/{world}/latents.h5",
         classifiers="results/{world}/labels/classifiers.pt",
-        code=[f"{LIB}/edits/evaluate.py", f"{LIB}/edits/train.py"],
+        code=script_code("summarize_edits.py"),
     output:
         csv="results/{world}/edits/latent_target_change.csv",
         md="results/{world}/edits/latent_target_change.md",

@@ -8,7 +8,7 @@ rule train_wstar:
         unpack(generator_inputs),
         unpack(judge_inputs),
         latents="results/{world}/latents.h5",
-        code=WSTAR_CODE,
+        code=script_code("train_wstar.py"),
     output:
         model="results/{world}/wstar/model.pt",
         options="results/{world}/wstar/options.json",
@@ -38,7 +38,7 @@ rule wstar_metrics:
         unpack(judge_inputs),
         model="results/{world}/wstar/model.pt",
         latents="results/{world}/latents.h5",
-        code=[f"{LIB}/wstar/metrics.py", *WSTAR_CODE],
+        code=script_code("wstar_metrics.py"),
     output:
         metrics="results/{world}/wstar/metrics.parquet",
         table="results/{world}/wstar/table.md",
@@ -52,7 +52,7 @@ rule wstar_metrics:
     resources:
         gpu=1,
     params:
-        options=sorted_config("wstar/metrics"),
+        options=wstar_metrics_options,
         render_options=world_render_options,
         judge_options=world_judge_options,
         device=config["device"],

@@ -72,7 +72,6 @@ def test_lr_as_string_names_the_key(tiny_config, schema_path, section):
     (("dlsgan", "train", "variance_beta"), 1.0),
     (("device",), "tpu"),
     (("labels", "classifier", "monitor"), "val_f1"),
-    (("edits", "methods"), ["lw", "gan"]),
     (("edits", "lw", "scaling"), 1.0),
     (("edits", "lw", "weighting"), "yes"),
     (("edits", "lt", "init"), "normal"),

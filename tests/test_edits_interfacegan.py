@@ -8,7 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latentedit.edits.interfacegan import apply, fit_direction, signed_distance
+from latentedit.edits.interfacegan import fit_direction, signed_distance
+from latentedit.edits.model import apply_edit, direction_parameters
 
 torch.set_num_threads(1)
 
@@ -61,30 +62,32 @@ def test_wplus_codes_are_flattened():
     assert normal.shape == (3, 4) and np.linalg.norm(normal) == pytest.approx(1.0, abs=1e-6)
     assert float(normal.reshape(-1) @ u) > 0.95 and acc > 0.85
     z = torch.from_numpy(pos[:5].reshape(-1, 3, 4))
-    moved = apply(z, normal, 2.0)
+    moved = apply_edit(_direction_model(normal), z, 2.0)
     torch.testing.assert_close(moved - z, 2.0 * torch.from_numpy(normal).expand(5, 3, 4))
 
 
+def _direction_model(normal) -> dict:
+    """The parts of an edit model that applying a direction reads (latentedit.edits.model)."""
+    return direction_parameters(normal, 0.0)
+
+
 @given(alpha=st.floats(-5, 5, allow_nan=False), seed=st.integers(0, 1000))
-def test_apply_moves_along_the_normal_by_alpha(alpha, seed):
+def test_a_direction_edit_moves_along_the_normal_by_alpha(alpha, seed):
     rng = np.random.default_rng(seed)
     normal = rng.standard_normal(6)
-    normal = (normal / np.linalg.norm(normal)).astype(np.float64)
-    z = rng.standard_normal((4, 6))
-    moved = apply(z, normal, alpha)
-    np.testing.assert_allclose(moved - z, np.broadcast_to(alpha * normal, z.shape), atol=1e-12)
+    normal = normal / np.linalg.norm(normal)
+    z = torch.as_tensor(rng.standard_normal((4, 6)))  # float64: exact to 1e-12
+    moved = apply_edit(_direction_model(normal), z, alpha)
+    assert moved.dtype == torch.float64
+    np.testing.assert_allclose((moved - z).numpy(), np.broadcast_to(alpha * normal, z.shape), atol=1e-12)
     np.testing.assert_allclose(signed_distance(moved, normal) - signed_distance(z, normal), alpha, atol=1e-12)
-    np.testing.assert_allclose(np.linalg.norm(moved - z, axis=1), abs(alpha), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm((moved - z).numpy(), axis=1), abs(alpha), atol=1e-12)
 
 
-def test_apply_per_code_strength_and_types():
-    normal = np.array([0.6, 0.8], dtype=np.float32)
-    z = torch.zeros(3, 2, dtype=torch.float64)
-    out = apply(z, normal, np.array([0.0, 1.0, -2.0]))
-    assert out.dtype == torch.float64
-    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0], [0.6, 0.8], [-1.2, -1.6]], dtype=torch.float64))
-    out_np = apply(np.zeros((3, 2), dtype=np.float32), normal, 1.0)
-    assert out_np.dtype == np.float32
+def test_a_direction_edit_needs_a_finite_step():
+    for alpha in (None, float("nan")):
+        with pytest.raises(ValueError, match="finite step"):
+            apply_edit(_direction_model(np.array([1.0, 0.0])), torch.zeros(2, 2), alpha)
 
 
 def test_rejects_bad_input():

@@ -225,4 +225,4 @@ def test_config_validation():
         LWConfig(scaling=1.0)
     with pytest.raises(ValueError, match="pres_space"):
         LWConfig(pres_space="logits")
-    assert LWConfig().to_dict()["batch_cap"] == 1024
+    assert LWConfig().to_dict()["batch_cap"] == 512

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from latentedit.edits.evaluate import COLUMNS, latent_edit_metrics, summarize_edits, to_markdown
-from latentedit.edits.train import (METHODS, WSTAR_METHODS, _gamma_row, apply_edit, changed_attributes,
-                                    check_definition, load_edit, select_codes, train_edit)
-from latentedit.io.checkpoints import save_checkpoint
+from latentedit.edits.evaluate import COLUMNS, latent_edit_metrics, summarize_edits
+from latentedit.edits.definitions import changed_attributes, check_definition, select_codes
+from latentedit.edits.methods import METHODS
+from latentedit.edits.model import apply_edit, load_edit, save_edit
+from latentedit.edits.train import EditJob, train_edit
 from latentedit.io.latent_store import LatentStore
+from latentedit.io.tables import to_markdown
 from latentedit.labels.classifiers import LatentClassifier
 from latentedit.labels.correlations import correlation_matrix
 
@@ -61,14 +63,14 @@ def gamma(store) -> np.ndarray:
 def trained(store, classifier, gamma):
     """{method: (model, history, resolved)} for the "add a" edit (the W* methods need a trained T: test_wstar.py)."""
     return {m: train_edit(m, store, ADD_A, classifier, gamma, OPTIONS[m], name="add_a", weight_attributes=NAMES)
-            for m in METHODS if m not in WSTAR_METHODS}
+            for m in METHODS if not METHODS[m].in_wstar}
 
 
 def test_every_method_gives_a_weights_only_model(trained, tmp_path, store):
     z = torch.as_tensor(store.latents[:5])
     for method, (model, history, resolved) in trained.items():
         path = tmp_path / f"{method}.pt"
-        save_checkpoint(path, model)
+        save_edit(path, model)
         raw = torch.load(path, weights_only=True)
         assert raw["kind"] == "edit" and raw["method"] == method and raw["edit"] == "add_a"
         assert raw["target_value"] == 1 and raw["attribute_index"] == 0
@@ -133,9 +135,12 @@ def test_summary_matches_ifg_step_to_lw(trained, store, classifier):
 def test_changed_attributes_get_no_preservation_weight(gamma):
     d = {"source": {"a": 1, "b": 0}, "target": {"c": 1}, "attribute": "c"}
     assert changed_attributes(d) == ["a", "b", "c"]
-    row = _gamma_row(gamma, 2, [0, 1, 2])
-    torch.testing.assert_close(row, torch.ones(3))
-    row = _gamma_row(gamma, 2, [2])
+    def job(changed):
+        return EditJob(method=METHODS["lw"], name="add_c", definition=d, attribute_names=NAMES, k=2,
+                       target_value=1, changed=changed, codes={}, labels={}, options={}, gamma=gamma)
+
+    torch.testing.assert_close(job(["a", "b", "c"]).gamma_row(), torch.ones(3))
+    row = job(["c"]).gamma_row()
     assert float(row[0]) == pytest.approx(gamma[0, 2])
 
 

@@ -21,7 +21,8 @@ import pytest
 import torch
 import yaml
 
-from latentedit.edits.train import apply_edit, load_edit
+from latentedit.edits.methods import get_method
+from latentedit.edits.model import apply_edit, load_edit
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.render_store import read_render_store
 from test_pipeline_tiny import TINY
@@ -154,9 +155,8 @@ def test_options_hold_the_resolved_options(edits_run):
             definition = TINY["edits"]["definitions"][edit]
             assert opts["definition"]["source"] == definition["source"]
             assert opts["n_codes"]["train_source"] > 0 and opts["n_codes"]["val_target"] > 0
-            section = {"lw_nopres": "lw", "lt_core": "lt"}.get(method, method)
-            given = {k: v for k, v in TINY["edits"][section].items() if k not in ("alpha", "weighting",
-                                                                                   "weight_min_count")}
+            # every value the config sets is the value the job used (the library fills only what it omits)
+            given = {k: v for k, v in TINY["edits"][get_method(method).options].items() if k != "alpha"}
             assert given.items() <= opts["config"].items(), (method, edit)
             if method == "lw":
                 assert opts["config"]["lambda_pres"] == definition["lambda_pres"]
@@ -249,13 +249,20 @@ def test_config_change_reruns_exactly_what_it_touches(edits_run, change, expecte
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module, expected", [
-    # a library module is a listed input of the rules that import it (Snakemake does not follow imports):
-    # touching the calibration code reruns every render job and what follows them, nothing upstream
+    # a library module is a code input of the jobs whose scripts reach it (latentedit.code_inputs; Snakemake does
+    # not follow imports): touching the calibration code reruns every render job and what follows, nothing upstream
     ("render/calibrate.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS),
                              "edit_grid": len(EDITS), **AGGREGATE}),
     ("evaluation/aggregate.py", AGGREGATE),
     ("edits/lt.py", {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS),
                      "edits_latent_summary": 1, **AGGREGATE}),
+    # the world's generator and judge: the jobs that load them (render, image metrics), and what follows
+    ("worlds.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS), "edit_grid": len(EDITS),
+                   **AGGREGATE}),
+    # the edit-model file: every job that writes or reads an edit model, and what follows
+    ("edits/model.py", {"train_edit": 2 * len(METHODS), "render_edit": 2 * len(METHODS),
+                        "edit_metrics": 2 * len(METHODS), "edit_grid": len(EDITS), "edits_latent_summary": 1,
+                        **AGGREGATE}),
 ])
 def test_library_change_reruns_the_stages_that_import_it(edits_run, module, expected):
     """Edits the module's bytes (a trailing comment), dry-runs, and restores bytes and mtime. A bare `touch` is not
@@ -320,6 +327,8 @@ def _set(cfg: dict, path: tuple, value) -> None:
      "edits.definitions.add_digit_1to2.attribute: unknown attribute 'colour'"),
     (("labels", "weight_attributes"), ["count_1", "count_9"],
      "labels.weight_attributes: unknown attribute 'count_9'"),
+    (("edits", "methods"), ["lw", "gan"],
+     "config error: edits.methods: unknown edit method 'gan' (known: lw, lw_nopres, lt, lt_core, ifg, lw_wstar"),
 ])
 def test_unknown_attribute_in_edits_fails_naming_it(tiny_config, tmp_path, write_config, run_snakemake, path,
                                                      value, message):

@@ -368,7 +368,7 @@ LOADERS = {
     "load_checkpoint": ("latentedit.io.checkpoints", "load_checkpoint"),
     "load_dlsgan": ("latentedit.dlsgan.checkpoint", "load_dlsgan"),
     "load_encoder": ("latentedit.dlsgan.checkpoint", "load_encoder"),
-    "load_edit": ("latentedit.edits.train", "load_edit"),
+    "load_edit": ("latentedit.edits.model", "load_edit"),
     "load_latent_classifiers": ("latentedit.labels.classifiers", "load_latent_classifiers"),
     "load_oracle": ("latentedit.oracles.digits_oracle", "load_oracle"),
     "load_attribute_classifier": ("latentedit.faces.attributes", "load_attribute_classifier"),

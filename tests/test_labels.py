@@ -15,7 +15,7 @@ from latentedit.io.checkpoints import CheckpointError, save_checkpoint
 from latentedit.labels.classifiers import (ClassifierConfig, LatentClassifier, evaluate_classifiers,
                                            load_latent_classifiers, predict_logits, save_latent_classifiers,
                                            train_latent_classifiers)
-from latentedit.labels.correlations import correlation_matrix, preservation_weights
+from latentedit.labels.correlations import correlation_matrix
 
 torch.set_num_threads(1)
 
@@ -75,15 +75,6 @@ def test_correlation_properties(attrs):
 def test_correlation_rejects_non_binary():
     with pytest.raises(ValueError, match="binary"):
         correlation_matrix(np.array([[0, 2], [1, 0]]))
-
-
-def test_preservation_weights_formula():
-    gamma = np.array([[1.0, 0.2, 0.9], [0.2, 1.0, 0.0], [0.9, 0.0, 1.0]])
-    np.testing.assert_allclose(preservation_weights(gamma, 0), [0.0, 0.8, 0.1])
-    np.testing.assert_allclose(preservation_weights(gamma, 1), [0.8, 0.0, 1.0])
-    np.testing.assert_allclose(preservation_weights(gamma, 2), [0.1, 1.0, 0.0])
-    with pytest.raises(IndexError):
-        preservation_weights(gamma, 3)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from latentedit.io.h5 import StoreError
 from latentedit.io.latent_store import LatentStore
 from latentedit.io.render_store import RenderStore, read_render_store, write_render_store
 from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
-from latentedit.render.render import generate_uint8, render_codes, render_edit
+from latentedit.imaging import generate_uint8
+from latentedit.render.render import render_codes, render_edit
 
 # ---------------------------------------------------------------------------------------------------------------
 # Calibration

@@ -10,7 +10,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latentedit.edits.train import apply_edit, train_edit
+from latentedit.edits.model import apply_edit, edit_module
+from latentedit.edits.train import train_edit
 from latentedit.render.calibrate import natural_unit
 from latentedit.wstar import metrics as M
 from latentedit.wstar.losses import attribute_separation_loss, distance_loss, identity_loss, pair_sq_distances
@@ -240,7 +241,6 @@ def test_lw_wstar_trains_in_wstar_and_maps_back():
     z = torch.as_tensor(store.latents[:10])
     out = apply_edit(model, z, 1.0)
     assert out.shape == z.shape and torch.isfinite(out).all()
-    from latentedit.edits.train import edit_module
 
     with torch.no_grad():
         assert torch.allclose(T(out), edit_module(model)(T(z)), atol=1e-4)

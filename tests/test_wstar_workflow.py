@@ -15,10 +15,10 @@ import torch
 import yaml
 from test_pipeline_tiny import TINY, tiny_edit_config
 
-from latentedit.edits.train import apply_edit, load_edit
+from latentedit.edits.model import apply_edit, load_edit
 from latentedit.io.latent_store import read_latent_store
 from latentedit.wstar.realnvp import wstar_from_checkpoint
-from latentedit.wstar.train import load_wstar
+from latentedit.wstar.realnvp import load_wstar
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["lw", "lw_wstar", "ifg_wstar"]

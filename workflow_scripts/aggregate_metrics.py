@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentedit.evaluation.aggregate import collect, summary_table, to_markdown
+from latentedit.evaluation.aggregate import collect, summary_table
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
+from latentedit.io.tables import to_markdown
 from latentedit.training_utils import setup_logging
 from latentedit.wstar.metrics import table1
 

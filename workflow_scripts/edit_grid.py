@@ -2,6 +2,7 @@
 (rule edit_grid)."""
 import numpy as np
 
+from latentedit.edits.methods import method_label
 from latentedit.io.image_store import read_image_store
 from latentedit.io.render_store import read_render_store
 from latentedit.plotting import method_grid
@@ -22,6 +23,6 @@ for path in snakemake.input.renders:
     d = r.calibration["d"]
     a = int(np.argmin(np.abs(r.alphas - d))) if d > 0 else 0
     columns.append(r.images[a, :len(ids)])
-    labels.append(f"{r.attrs['method']} a={r.alphas[a]:.3g}")
+    labels.append(f"{method_label(r.attrs['method'])}\na={r.alphas[a]:.3g}")
 method_grid(columns, labels, snakemake.output.grid)
 log.info("wrote %s (%d images x %s)", snakemake.output.grid, len(ids), labels)

@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from latentedit.edits.train import load_edit, select_codes
+from latentedit.edits.definitions import select_codes
+from latentedit.edits.model import load_edit
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStore, write_render_store

@@ -2,10 +2,11 @@
 edits_latent_summary)."""
 import torch
 
-from latentedit.edits.evaluate import summarize_edits, to_markdown
-from latentedit.edits.train import load_edit
+from latentedit.edits.evaluate import summarize_edits
+from latentedit.edits.model import load_edit
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store
+from latentedit.io.tables import to_markdown
 from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.training_utils import setup_logging
 

@@ -2,15 +2,16 @@
 import pandas as pd
 import torch
 
-from latentedit.edits.train import HISTORY_PLOT_COLUMNS, train_edit
+from latentedit.edits.methods import get_method
+from latentedit.edits.model import save_edit
+from latentedit.edits.train import train_edit
 from latentedit.io.atomic import atomic_path, write_json
-from latentedit.io.checkpoints import save_checkpoint
 from latentedit.io.latent_store import read_latent_store
 from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.labels.correlations import read_correlations
 from latentedit.plotting import plot_curves
 from latentedit.training_utils import pick_device, setup_logging
-from latentedit.wstar.train import load_wstar
+from latentedit.wstar.realnvp import load_wstar
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -21,14 +22,16 @@ classifier, gamma = None, None
 if snakemake.input.get("classifiers"):  # only the methods that use F and γ get them as inputs
     classifier = load_latent_classifiers(snakemake.input.classifiers, device)
     gamma, _ = read_correlations(snakemake.input.correlations, store.attribute_names)
-wstar = load_wstar(snakemake.input.wstar) if snakemake.input.get("wstar") else None  # lw_wstar, ifg_wstar only
+wstar = load_wstar(snakemake.input.wstar) if snakemake.input.get("wstar") else None  # methods in W* only
 model, history, options = train_edit(method, store, snakemake.params.definition, classifier, gamma,
                                      snakemake.params.options, name=edit,
                                      weight_attributes=snakemake.params.weight_attributes, device=device,
                                      wstar=wstar)
-save_checkpoint(snakemake.output.model, model)
+save_edit(snakemake.output.model, model)
 write_json(snakemake.output.options, options)
 history = pd.DataFrame(history)
 with atomic_path(snakemake.output.history) as tmp:
     history.to_csv(tmp, index=False, float_format="%.6g")
-plot_curves({method: history}, HISTORY_PLOT_COLUMNS[method], snakemake.output.curves, title=f"{method}: {edit}")
+entry = get_method(method)
+plot_curves({entry.label: history}, list(entry.history_columns), snakemake.output.curves,
+            title=f"{entry.label}: {edit}")

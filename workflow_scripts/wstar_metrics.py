@@ -3,19 +3,19 @@
 import numpy as np
 import torch
 
-from latentedit.evaluation.aggregate import to_markdown
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store
+from latentedit.io.tables import to_markdown
 from latentedit.training_utils import pick_device, setup_logging
 from latentedit.worlds import load_judge, load_renderer
-from latentedit.wstar.metrics import metrics_rows, space_metrics, table1
-from latentedit.wstar.realnvp import map_codes, wstar_from_checkpoint
-from latentedit.wstar.train import load_wstar, perceptual_features
+from latentedit.wstar.metrics import WStarMetricsConfig, metrics_rows, space_metrics, table1
+from latentedit.wstar.realnvp import load_wstar, map_codes, wstar_from_checkpoint
+from latentedit.wstar.train import perceptual_features
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(snakemake.params.device)
-opts = snakemake.params.options
+opts = WStarMetricsConfig.from_options(snakemake.params.options).to_dict()  # defaults for what wstar.metrics omits
 world = snakemake.wildcards.world
 store = read_latent_store(snakemake.input.latents)
 wstar = load_wstar(snakemake.input.model)

@@ -39,7 +39,7 @@ class DLSGANConfig:
     enc_in_g: bool = True  # add λ_enc·L_enc to the generator loss too
     lambda_r1: float = 5.0
     r1_every: int = 4  # lazy R1: every k D steps, scaled by k
-    variance_mode: str = "moving_average"  # or "ema"
+    variance_mode: str = "ema"  # or "moving_average"
     variance_window: int = 10000  # samples, for moving_average
     variance_beta: float = 0.999  # for ema
     width: int = 16  # channels at full resolution (×2 per octave down, capped); 16 keeps a CPU step ~0.2 s
@@ -49,7 +49,7 @@ class DLSGANConfig:
     beta1: float = 0.5
     beta2: float = 0.99
     ema_decay: float = 0.999  # generator weight EMA
-    epochs: int = 20
+    epochs: int = 16
     steps_per_epoch: int = 500
     eval_samples: int = 1000
     seed: int = 0

@@ -1,6 +1,6 @@
 """Edits judged in latent space by the latent classifier F (rule ``edits_latent_summary``).
 
-For one edit model and the **test-split source codes** z of its definition (:mod:`latentedit.edits.train`):
+For one edit model and the **test-split source codes** z of its definition (:mod:`latentedit.edits.definitions`):
 
     target_change_rate = mean_n 1[ 1[σ(F_k(z'_n)) > 0.5] = t ],      z' = edited z, t = target label of k,
     preservation       = mean_{l ∉ changed} mean_n 1[ 1[F_l(z'_n) > 0] = 1[F_l(z_n) > 0] ],
@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentedit.edits.train import apply_edit, changed_attributes, select_codes
+from latentedit.edits.definitions import changed_attributes, select_codes
+from latentedit.edits.methods import direction_step_references
+from latentedit.edits.model import apply_edit
 from latentedit.labels.classifiers import predict_logits
 
 COLUMNS = ["method", "edit", "attribute", "target_value", "n_test_source", "alpha", "alpha_source",
            "initial_rate", "target_change_rate", "preservation", "min_preservation", "mean_edit_norm"]
-LW_REFERENCE = ("lw", "lw_nopres")  # whose mean edit norm sets α for InterFaceGAN, in order of preference
 
 
 def latent_edit_metrics(model: Mapping, store, classifier, alpha: float | None = None,
@@ -43,7 +44,7 @@ def latent_edit_metrics(model: Mapping, store, classifier, alpha: float | None =
     Parameters
     ----------
     model : mapping
-        Edit model from :func:`latentedit.edits.train.train_edit` (or ``load_edit``).
+        Edit model (:mod:`latentedit.edits.model`).
     store : LatentStore
         Codes and labels; the model's ``attribute_names`` must match the store's.
     classifier : LatentClassifier
@@ -110,6 +111,7 @@ def summarize_edits(models: Sequence[Mapping], store, classifier, ifg_alpha: flo
         Sorted by edit then method.
     """
     rows, lw_norm = {}, {}
+    references = direction_step_references()  # lw, then lw_nopres (methods.Method.sets_direction_step)
     for model in sorted(models, key=lambda m: m["type"] == "direction"):  # affine edits first: they set α_IFG
         key = (model["method"], model["edit"])
         if key in rows:
@@ -117,26 +119,14 @@ def summarize_edits(models: Sequence[Mapping], store, classifier, ifg_alpha: flo
         source = "trained (1)"
         alpha = None
         if model["type"] == "direction":
-            ref = next((m for m in LW_REFERENCE if (m, model["edit"]) in lw_norm), None)
+            ref = next((m for m in references if (m, model["edit"]) in lw_norm), None)
             alpha = lw_norm[ref, model["edit"]] if ref else float(ifg_alpha)
             source = f"{ref} mean edit norm" if ref else "edits.ifg.alpha"
         metrics = latent_edit_metrics(model, store, classifier, alpha, split)
-        if model["method"] in LW_REFERENCE and metrics["mean_edit_norm"] > 0:  # NaN (no code) and 0 (identity) fail
+        if model["method"] in references and metrics["mean_edit_norm"] > 0:  # NaN (no code) and 0 (identity) fail
             lw_norm[key] = metrics["mean_edit_norm"]
         rows[key] = {"method": model["method"], "edit": model["edit"], "attribute": model["attribute"],
                      "target_value": int(model["target_value"]), "alpha_source": source,
                      **{c: metrics[c] for c in COLUMNS if c in metrics}}
     df = pd.DataFrame(list(rows.values()), columns=COLUMNS)
     return df.sort_values(["edit", "method"], kind="stable").reset_index(drop=True)
-
-
-def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table of a summary (no optional dependency)."""
-    def cell(v):
-        if isinstance(v, float):
-            return "nan" if not np.isfinite(v) else f"{v:.{digits}f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ layers; encoder W+ codes differ per layer, hence the flattened fit).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 
@@ -27,16 +28,20 @@ import numpy as np
 import torch
 from sklearn.svm import SVC, LinearSVC
 
+from latentedit.edits.model import direction_parameters
+from latentedit.edits.train import EditJob, TrainedEdit
+
 log = logging.getLogger(__name__)
 
 SOLVERS = ("svc", "linear_svc")
+OPTIONS = ("C", "max_samples", "balance", "solver", "seed")  # edits.ifg keys the trainer reads (alpha: evaluation)
 
 
 def _numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def fit_direction(pos, neg, C: float = 1.0, max_samples: int | None = 5000, seed: int = 0,
+def fit_direction(pos, neg, C: float = 1.0, max_samples: int | None = 3000, seed: int = 0,
                   balance: bool = True, solver: str = "svc") -> tuple[np.ndarray, float, float]:
     """Fit a linear SVM between positive and negative codes; return its unit normal.
 
@@ -106,29 +111,23 @@ def signed_distance(z, normal, intercept: float = 0.0):
     return z.reshape(len(z), -1) @ np.asarray(normal, dtype=z.dtype).reshape(-1) + intercept
 
 
-def apply(z, normal, alpha):
-    """z' = z + α·n.
+def train_edit_job(job: EditJob) -> TrainedEdit:
+    """The ``ifg`` / ``ifg_wstar`` trainer (:mod:`latentedit.edits.train`): the SVM normal between the job's train
+    target codes (positives) and source codes (negatives), its accuracy on the val codes as the one history row."""
+    unknown = set(job.options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"{job.name}: unknown ifg options {sorted(unknown)}")
+    opts = {key: job.options[key] for key in OPTIONS if key in job.options}
+    normal, intercept, accuracy = fit_direction(job.codes["train", "target"], job.codes["train", "source"], **opts)
+    val_acc = direction_accuracy(normal, intercept, job.codes["val", "target"], job.codes["val", "source"])
+    defaults = {p.name: p.default for p in inspect.signature(fit_direction).parameters.values() if p.name in OPTIONS}
+    return TrainedEdit(direction_parameters(normal, intercept),
+                       [{"epoch": 0, "train_accuracy": accuracy, "val_accuracy": val_acc}],
+                       {"config": {**defaults, **opts}})
 
-    Parameters
-    ----------
-    z : ndarray or Tensor, shape (N, *S)
-    normal : ndarray or Tensor, shape S
-        Unit normal from :func:`fit_direction`.
-    alpha : float or array-like of shape (N,)
-        Step along n, in code units (one strength for all codes, or one per code).
 
-    Returns
-    -------
-    Same type, dtype and shape as ``z``.
-    """
-    tail = (1,) * (z.ndim - 1)
-    if isinstance(z, torch.Tensor):
-        n = torch.as_tensor(_numpy(normal), dtype=z.dtype, device=z.device)
-        a = torch.as_tensor(_numpy(alpha), dtype=z.dtype, device=z.device)
-        a = a.reshape(-1, *tail) if a.ndim else a
-        return z + a * n
-    z = np.asarray(z)
-    n = np.asarray(normal, dtype=z.dtype)
-    a = np.asarray(alpha, dtype=z.dtype)
-    a = a.reshape(-1, *tail) if a.ndim else a
-    return z + a * n
+def direction_accuracy(normal, intercept, pos, neg) -> float:
+    """Accuracy of the hyperplane ⟨n, z⟩ + intercept = 0 separating pos (> 0) from neg (≤ 0)."""
+    s_pos = signed_distance(pos, normal, intercept)
+    s_neg = signed_distance(neg, normal, intercept)
+    return float(((s_pos > 0).sum() + (s_neg <= 0).sum()) / (len(s_pos) + len(s_neg)))

@@ -33,6 +33,13 @@ correlation (:mod:`latentedit.labels.correlations`). The core variant LT(*) keep
   *label* k is 0) and the target t (default 1); α is a constant (1 during training, free at inference), so the edit
   needs no classifier at inference. With a single target the class-balanced weights of ``loss_pb`` are all 1, so
   L_cls is a plain mean BCE.
+- *A constant step.* Every code moves by α·A(w) with α = 1 during training (``alpha``), where the repository scales
+  each code's step by its own probability gap α = t − σ(F_k(w)) (codes the classifier already reads as edited barely
+  move). The constant step is what LW uses and what calibration (:mod:`latentedit.render.calibrate`) varies.
+- *Every attribute the edit names is free.* The workflow (:mod:`latentedit.edits.train`) hands LT the γ column with
+  γ_lk = 1 for every attribute of the definition's source, target and attribute, so their mask m_l is 0 — e.g.
+  ``count_1`` may switch off while ``count_2`` switches on; the repository masks only k itself (m_k = 0 through
+  γ_kk = 1) and preserves the others by their correlation.
 - *Early stopping* on held-out source codes (the total loss; the training loss without them), keeping the best
   epoch, instead of a fixed 10 epochs; ``max_epochs``/``max_steps`` cap the run.
 """
@@ -42,7 +49,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -50,10 +56,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.training_utils import EarlyStopping
+from latentedit.edits.model import affine_parameters
+from latentedit.edits.train import EditJob, TrainedEdit
+from latentedit.training_utils import fit
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +82,7 @@ class LTConfig:
     alpha: float = 1.0  # edit strength α during training (and the module's default at inference)
     max_epochs: int = 200  # an upper bound: early stopping normally ends the run long before
     max_steps: int = 20_000  # hard cap on optimiser steps
-    patience: int = 10  # epochs without an improvement of the monitored loss larger than min_delta
+    patience: int = 5  # epochs without an improvement of the monitored loss larger than min_delta
     min_delta: float = 1.0e-4  # in loss units (nats of BCE)
     layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all, as LT); flat: ignored
     seed: int = 0
@@ -267,7 +274,6 @@ def train_lt(source_latents: torch.Tensor, classifier: Callable, k: int, gamma_r
     def evaluate() -> dict:
         if val_source is None:
             return {**{f"val_{t}": math.nan for t in TERMS}, "val_success": math.nan}
-        edit.eval()
         sums, hits = dict.fromkeys(TERMS, 0.0), 0.0
         for i in range(0, len(val_source), 4096):
             z = val_source[i:i + 4096]
@@ -278,27 +284,16 @@ def train_lt(source_latents: torch.Tensor, classifier: Callable, k: int, gamma_r
             hits += float(((logit > 0) == (target > 0.5)).float().sum())
         return {**{f"val_{t}": v / len(val_source) for t, v in sums.items()}, "val_success": hits / len(val_source)}
 
-    monitor = "val_total" if val_source is not None else "train_total"
-    nan, t0 = math.nan, time.time()
-    row = {"epoch": -1, "steps": 0, **{f"train_{t}": nan for t in TERMS}, **evaluate(),
-           "best": val_source is not None, "seconds": 0.0}  # no training loss at −1: epoch 0 is the first candidate
-    history = [row]
-    stopper = EarlyStopping(cfg.patience, mode="min", min_delta=cfg.min_delta)
-    if val_source is not None:
-        stopper.step(row[monitor])
-    best_state, steps = copy.deepcopy(edit.state_dict()), 0
-    pbar = tqdm(range(cfg.max_epochs), desc="LT", leave=False)
-    for epoch in pbar:
-        edit.train()
+    def train_epoch(epoch: int, step_budget: int) -> tuple[dict, int]:
         order = torch.randperm(len(source_latents), generator=gen).to(device)
-        sums, n = dict.fromkeys(TERMS, 0.0), 0
+        sums, n, steps = dict.fromkeys(TERMS, 0.0), 0, 0
         for i in range(0, len(order), cfg.batch_size):
-            if steps >= cfg.max_steps:
+            if steps >= step_budget:
                 break
             z = source_latents[order[i:i + cfg.batch_size]]
             out = terms(z)
             if not torch.isfinite(out["total"]):
-                raise FloatingPointError(f"non-finite LT loss at epoch {epoch}, step {steps}")
+                raise FloatingPointError(f"non-finite LT loss at epoch {epoch}, batch {steps}")
             opt.zero_grad(set_to_none=True)
             out["total"].backward()
             opt.step()
@@ -306,31 +301,27 @@ def train_lt(source_latents: torch.Tensor, classifier: Callable, k: int, gamma_r
             for t in TERMS:
                 sums[t] += float(out[t].detach()) * len(z)
             n += len(z)
-        if n == 0:
-            break  # max_steps reached at the epoch boundary
-        row = {"epoch": epoch, "steps": steps, **{f"train_{t}": v / n for t, v in sums.items()}, **evaluate()}
-        row["best"] = stopper.step(row[monitor])
-        row["seconds"] = time.time() - t0
-        history.append(row)
-        if row["best"]:
-            best_state = copy.deepcopy(edit.state_dict())
-        log.debug("LT epoch %d: %s", epoch, row)
-        pbar.set_postfix(loss=f"{row[monitor]:.4g}", best=f"{stopper.best:.4g}")
-        if stopper.should_stop:
-            log.info("early stop after epoch %d: %s has not improved by more than %g for %d epochs", epoch, monitor,
-                     cfg.min_delta, cfg.patience)
-            break
-        if steps >= cfg.max_steps:
-            log.info("max_steps = %d reached", cfg.max_steps)
-            break
-    pbar.close()
-    edit.load_state_dict(best_state)
-    best_row = [r for r in history if r["best"]][-1]
-    log.info("LT done: best %s = %.6g at epoch %d (%d steps, %.1f s), val success %.3f", monitor, stopper.best,
-             best_row["epoch"], steps, time.time() - t0, best_row["val_success"])
+        return {f"train_{t}": v / n for t, v in sums.items()} if n else {}, steps
+
+    # without val codes the epoch's training loss is monitored: epoch −1 has none and is no candidate
+    monitor = "val_total" if val_source is not None else "train_total"
+    history, best_row = fit(edit, train_epoch, evaluate, monitor=monitor, max_epochs=cfg.max_epochs, mode="min",
+                            patience=cfg.patience, min_delta=cfg.min_delta, max_steps=cfg.max_steps,
+                            evaluate_before=True, train_columns=[f"train_{t}" for t in TERMS], name="LT")
+    if best_row is not None:
+        log.info("LT: val success %.3f at the best epoch %d", best_row["val_success"], best_row["epoch"])
     return edit.eval(), history
 
 
 @torch.no_grad()
 def _chunked(fn: Callable, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     return torch.cat([fn(z[i:i + chunk]) for i in range(0, len(z), chunk)])
+
+
+def train_edit_job(job: EditJob) -> TrainedEdit:
+    """The ``lt`` / ``lt_core`` trainer (:mod:`latentedit.edits.train`): :func:`train_lt` on the job's train source
+    codes towards its target label of k, early-stopped on the val source codes (``core`` comes from the registry)."""
+    cfg = LTConfig(**job.options)
+    edit, history = train_lt(job.tensor("train", "source"), job.classifier, job.k, job.gamma_row(), cfg,
+                             val_source=job.tensor("val", "source"), target=float(job.target_value))
+    return TrainedEdit(affine_parameters(edit), history, {"config": cfg.to_dict()})

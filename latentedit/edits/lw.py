@@ -18,20 +18,20 @@ validation sets (each capped at ``batch_cap`` codes, a fixed subset).
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm import tqdm
 
 from latentedit.edits.affine import AffineEdit
+from latentedit.edits.model import affine_parameters
 from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, attribute_cost_loss, default_blur,
                                        preservation_weights, sinkhorn_loss)
-from latentedit.training_utils import EarlyStopping
+from latentedit.edits.train import EditJob, TrainedEdit
+from latentedit.edits.weights import balanced_weights
+from latentedit.training_utils import fit
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ PRES_SPACES = ("probability", "logit")
 
 @dataclass(frozen=True)
 class LWConfig:
-    lr: float = 1.0e-3  # Adam: moves each entry of W, c by ≲ 1e-3 per step, small against unit-scale codes
+    lr: float = 3.0e-3  # Adam; the paper's 1e-3 stops early before converging (README: "LW learning rate")
     max_epochs: int = 1000  # an upper bound: early stopping normally ends the run long before
     max_steps: int = 20_000  # hard cap on optimiser steps (one epoch = ⌈max(n_s, n_t) / B⌉ steps)
-    batch_cap: int = 1024  # B = min(n_s, n_t, batch_cap): four dense B×B cost matrices per loss (4 MiB each)
+    batch_cap: int = 512  # B = min(n_s, n_t, batch_cap): four dense B×B cost matrices per loss (1 MiB each)
     blur: float | None = None  # None: default_blur(train source, train target) = blur_fraction · σ_rms
     blur_fraction: float = DEFAULT_BLUR_FRACTION  # 0.25·σ_rms (sinkhorn module: why not 0.5)
     scaling: float = DEFAULT_SCALING  # ε-annealing ratio; ≈ 17 Sinkhorn iterations at the default blur
@@ -52,11 +52,13 @@ class LWConfig:
     pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
     pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)
     pres_space: str = "probability"  # L_pres on σ(F) ("probability") or on the logits F ("logit"); see module doc
-    patience: int = 10  # epochs without an improvement of `monitor` larger than min_delta before stopping
+    patience: int = 5  # epochs without an improvement of `monitor` larger than min_delta before stopping
     min_delta: float = 1.0e-4  # squared latent units; smaller changes are Sinkhorn solver noise
     monitor: str = "val_edit_loss"  # early-stopping quantity: "val_edit_loss" (total) or "val_wasserstein"
     min_last_batch_fraction: float = 0.5  # drop an epoch's last batch below this × B: tiny-cloud OT is mostly noise
     layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all); ignored for flat codes
+    weighting: bool = True  # balanced weights a_i = 1/(n_t^A·n_s^A) over labels.weight_attributes (train_edit_job)
+    weight_min_count: int = 1  # codes a combination needs on both sides to be matched
     seed: int = 0
 
     def __post_init__(self):
@@ -259,29 +261,18 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
 
     @torch.no_grad()
     def evaluate() -> dict:
-        edit.eval()
         l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs)
         return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
                 "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
 
-    nan = float("nan")
-    t0 = time.time()
-    row = {"epoch": -1, "steps": 0, "train_wasserstein": nan, "train_preservation": nan, "train_edit_loss": nan,
-           **evaluate(), "best": True, "seconds": 0.0, "blur": blur, "pres_blur": pres_blur}
-    history = [row]
-    log.info("before training (identity edit): %s", row)
-    stopper = EarlyStopping(cfg.patience, mode="min", min_delta=cfg.min_delta)
-    stopper.step(row[cfg.monitor])
-    best_state = copy.deepcopy(edit.state_dict())
     opt = torch.optim.Adam(edit.parameters(), lr=cfg.lr)
-    steps, skipped = 0, 0
+    skipped = 0
 
-    pbar = tqdm(range(cfg.max_epochs), desc="LW", leave=False)
-    for epoch in pbar:
-        edit.train()
+    def train_epoch(epoch: int, step_budget: int) -> tuple[dict, int]:
+        nonlocal skipped
         sums, n = {"wasserstein": 0.0, "preservation": 0.0, "edit_loss": 0.0}, 0
         for idx_s, idx_t in epoch_batches(len(source), len(target), batch_size, cfg.min_last_batch_fraction, gen):
-            if steps >= cfg.max_steps:
+            if n >= step_budget:
                 break
             idx_s, idx_t = idx_s.to(device), idx_t.to(device)
             a, b = _subset(a_train, idx_s), _subset(b_train, idx_t)
@@ -293,34 +284,60 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
             try:
                 l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s)
             except FloatingPointError as err:
-                raise FloatingPointError(f"{err} at epoch {epoch}, step {steps}") from None
-            steps += 1
+                raise FloatingPointError(f"{err} at epoch {epoch}") from None
             n += 1
             sums["wasserstein"] += l_w
             sums["preservation"] += l_p
             sums["edit_loss"] += loss
-        if n == 0:
-            break  # max_steps reached at the epoch boundary (or no usable batch)
-        row = {"epoch": epoch, "steps": steps, **{f"train_{k}": v / n for k, v in sums.items()}, **evaluate()}
-        row["best"] = stopper.step(row[cfg.monitor])
-        row.update(seconds=time.time() - t0, blur=blur, pres_blur=pres_blur)
-        history.append(row)
-        if row["best"]:
-            best_state = copy.deepcopy(edit.state_dict())
-        log.info("LW epoch %d: %s", epoch, row)
-        pbar.set_postfix(val=f"{row[cfg.monitor]:.4g}", best=f"{stopper.best:.4g}")
-        if stopper.should_stop:
-            log.info("early stop after epoch %d: %s has not improved by more than %g for %d epochs", epoch,
-                     cfg.monitor, cfg.min_delta, cfg.patience)
-            break
-        if steps >= cfg.max_steps:
-            log.info("max_steps = %d reached", cfg.max_steps)
-            break
-    pbar.close()
+        return {f"train_{k}": v / n for k, v in sums.items()} if n else {}, n
+
+    history, _ = fit(edit, train_epoch, evaluate, monitor=cfg.monitor, max_epochs=cfg.max_epochs, mode="min",
+                     patience=cfg.patience, min_delta=cfg.min_delta, max_steps=cfg.max_steps, evaluate_before=True,
+                     train_columns=("train_wasserstein", "train_preservation", "train_edit_loss"), name="LW")
+    for row in history:
+        row.update(blur=blur, pres_blur=pres_blur)
     if skipped:
         log.warning("%d batches skipped: all their codes had weight 0 on one side", skipped)
-    edit.load_state_dict(best_state)
-    best_row = [r for r in history if r["best"]][-1]
-    log.info("LW done: best %s = %.6g at epoch %d (%d steps, %.1f s)", cfg.monitor, stopper.best, best_row["epoch"],
-             steps, time.time() - t0)
     return edit.eval(), history
+
+
+def train_edit_job(job: EditJob) -> TrainedEdit:
+    """The ``lw`` / ``lw_nopres`` / ``lw_wstar`` trainer (:mod:`latentedit.edits.train`): :func:`train_lw` on the
+    job's source → target codes, with balanced weights over ``weight_attributes`` (minus the changed attributes)
+    when ``weighting`` is on, and L_pres with weight λ = ``job.lambda_pres`` (F ∘ T⁻¹ for an edit in W*)."""
+    cfg = LWConfig(**job.options, lambda_pres=job.lambda_pres)
+    weighting, min_count = bool(cfg.weighting), int(cfg.weight_min_count)
+    names = job.attribute_names
+    columns = [names.index(a) for a in job.weight_attributes if a not in job.changed]
+    weights = {"train": (None, None), "val": (None, None)}
+    if weighting:
+        for split in ("train", "val"):
+            try:
+                a, b = balanced_weights(job.labels[split, "source"], job.labels[split, "target"], columns, min_count)
+            except ValueError as e:
+                raise ValueError(f"balanced weights on the {job.name} {split} codes: {e}") from None
+            weights[split] = (torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32))
+    use_pres = job.lambda_pres > 0
+    classifier = job.classifier if use_pres else None
+    if use_pres and job.wstar is not None:  # F ∘ T⁻¹: the latent classifier reads original-space codes
+        classifier = _ThroughInverse(classifier, job.wstar)
+    edit, history = train_lw(job.tensor("train", "source"), job.tensor("train", "target"), job.tensor("val", "source"),
+                             job.tensor("val", "target"), cfg, *weights["train"], classifier=classifier,
+                             gamma_row=job.gamma_row() if use_pres else None,
+                             val_source_weights=weights["val"][0], val_target_weights=weights["val"][1],
+                             edited_attribute=job.k)
+    resolved = {"config": cfg.to_dict(), "weighting": weighting, "weight_min_count": min_count,
+                "weight_attributes": list(job.weight_attributes), "weight_columns": [names[c] for c in columns],
+                "blur": float(history[0]["blur"]), "pres_blur": float(history[0]["pres_blur"])}
+    return TrainedEdit(affine_parameters(edit), history, resolved)
+
+
+class _ThroughInverse(torch.nn.Module):
+    """F ∘ T⁻¹: a latent classifier of original-space codes read on W* codes (differentiable in its input)."""
+
+    def __init__(self, classifier, T):
+        super().__init__()
+        self.classifier, self.T = classifier, T
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.T.inverse(u))

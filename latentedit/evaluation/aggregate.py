@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from latentedit import __version__
-from latentedit.edits.evaluate import to_markdown  # noqa: F401 - the one Markdown table writer
 from latentedit.io.provenance import TIMING_KEYS, creation_time
 
 COLUMNS = ["world", "source", "method", "edit", "attribute", "alpha", "step", "metric", "value", "config_hash",

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from latentedit.edits.train import changed_attributes
+from latentedit.edits.definitions import changed_attributes
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of (N, F) arrays (0 where a row is all zero)."""

@@ -23,10 +23,8 @@ torchvision wheel importable on CPU-only torch.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -34,11 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from latentedit.imaging import to_model_range
 from latentedit.io.checkpoints import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
-from latentedit.training_utils import EarlyStopping
+from latentedit.training_utils import fit
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ class AttributeClassifierConfig:
     # hair) at it; tests use 32
     image_size: int = 224
     lr: float = 1.0e-4  # Adam; fine-tuning from ImageNet weights — from scratch on tiny data 1e-3 is faster
-    weight_decay: float = 1.0e-4  # Adam L2 penalty
+    weight_decay: float = 1.0e-5  # Adam L2 penalty
     batch_size: int = 64
     max_epochs: int = 20  # an upper bound: early stopping normally ends the run before
     patience: int = 3  # epochs without a val-loss improvement larger than min_delta
@@ -246,7 +243,7 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
     model : AttributeClassifier
         The best epoch's model (lowest val loss), in eval mode, on ``device``.
     history : list of dict
-        One row per epoch: epoch, train_loss, val_loss, val_accuracy, best, seconds.
+        One row per epoch: epoch, steps, train_loss, val_loss, val_accuracy, best, seconds.
     metrics : dict
         ``val``/``val_balanced``: per-attribute accuracies of the best model; ``val_mean_accuracy``, ``best_epoch``,
         ``epochs_run``, ``stopped_early``, ``train_positive_rate`` per attribute, ``options`` (the config).
@@ -271,18 +268,13 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
         load_pretrained_backbone(model, cfg.pretrained)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    stopper = EarlyStopping(cfg.patience, mode="min", min_delta=cfg.min_delta)
     log.info("attribute classifier %s: %d train / %d val images %s → %d px, %d attributes, %s init, device %s",
              cfg.arch, len(x_tr), len(x_va), tuple(x_tr.shape[1:]), cfg.image_size, n_attr,
              cfg.pretrained or "random", device)
 
-    history: list[dict] = []
-    best_state, best_epoch, t0 = copy.deepcopy(model.state_dict()), -1, time.time()
-    pbar = tqdm(range(cfg.max_epochs), desc="attribute classifier", leave=False, disable=not progress)
-    for epoch in pbar:
-        model.train()
+    def train_epoch(epoch: int, step_budget: None) -> tuple[dict, int]:
         order = torch.randperm(len(x_tr), generator=gen)
-        total, seen = 0.0, 0
+        total, seen, steps = 0.0, 0, 0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             if len(idx) < 2:  # batch norm cannot train on one image
@@ -295,25 +287,18 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, seen = total + loss.item() * len(idx), seen + len(idx)
+            total, seen, steps = total + loss.item() * len(idx), seen + len(idx), steps + 1
+        return {"train_loss": total / seen}, steps
+
+    def evaluate() -> dict:
         val = _val_metrics(model, x_va, y_va, cfg.batch_size, device)
-        row = {"epoch": epoch, "train_loss": total / seen, "val_loss": val["val_loss"],
-               "val_accuracy": val["val_accuracy"]}
-        row["best"] = stopper.step(row["val_loss"])
-        row["seconds"] = time.time() - t0
-        history.append(row)
-        if row["best"]:
-            best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-        log.debug("attribute classifier epoch %d: %s", epoch, row)
-        pbar.set_postfix(val_loss=f"{row['val_loss']:.4f}", val_acc=f"{row['val_accuracy']:.4f}")
-        if stopper.should_stop:
-            log.info("early stop after epoch %d: val_loss has not improved by more than %g for %d epochs", epoch,
-                     cfg.min_delta, cfg.patience)
-            break
-    pbar.close()
-    model.load_state_dict(best_state)
+        return {"val_loss": val["val_loss"], "val_accuracy": val["val_accuracy"]}
+
+    history, best_row = fit(model, train_epoch, evaluate, monitor="val_loss", max_epochs=cfg.max_epochs, mode="min",
+                            patience=cfg.patience, min_delta=cfg.min_delta, name="attribute classifier",
+                            progress=progress)
+    best_epoch = best_row["epoch"] if best_row is not None else -1
     model.zero_grad(set_to_none=True)
-    model.eval()
 
     metrics = {
         "val": evaluate_attribute_classifier(model, x_va, labels_val, batch_size=cfg.batch_size),
@@ -326,8 +311,8 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
         "options": cfg.to_dict(),
     }
     metrics["val_mean_accuracy"] = float(np.mean(list(metrics["val"].values())))
-    log.info("attribute classifier done: best epoch %d of %d, val mean accuracy %.4f (%.1f s)", best_epoch,
-             len(history), metrics["val_mean_accuracy"], time.time() - t0)
+    log.info("attribute classifier: best epoch %d of %d, val mean accuracy %.4f", best_epoch, len(history),
+             metrics["val_mean_accuracy"])
     return model, history, metrics
 
 

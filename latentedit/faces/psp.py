@@ -336,9 +336,6 @@ class PSP(nn.Module):
         ref = next(self.encoder.parameters())
         self.latent_avg = value.detach().to(device=ref.device, dtype=ref.dtype).clone()
 
-    def _device(self) -> torch.device:
-        return next(self.encoder.parameters()).device
-
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] (B, input_nc, S, S), any square S → the encoder input (B, input_nc, 256, 256).
 

@@ -16,10 +16,8 @@ the codes. Training early-stops on the validation split (``monitor``) and keeps 
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -27,9 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from latentedit.training_utils import EarlyStopping
+from latentedit.training_utils import fit
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +42,7 @@ class ClassifierConfig:
     weight_decay: float = 5.0e-4  # Adam L2 penalty, as LT's classifier and transformer
     batch_size: int = 256  # as LT's classifier pretraining
     max_epochs: int = 200  # an upper bound: early stopping normally ends the run long before
-    patience: int = 10  # epochs without a val improvement larger than min_delta
+    patience: int = 5  # epochs without a val improvement larger than min_delta
     min_delta: float = 1.0e-4  # in units of the monitored quantity (BCE nats or accuracy)
     monitor: str = "val_loss"  # "val_loss" (mean BCE, smooth) or "val_accuracy" (mean over attributes)
     seed: int = 0
@@ -214,7 +211,7 @@ def train_latent_classifiers(latents_train, attrs_train, latents_val, attrs_val,
     model : LatentClassifier
         The best epoch's model (by ``cfg.monitor``), in eval mode, on ``device``.
     history : list of dict
-        One row per epoch: epoch, train_loss, val_loss, val_accuracy, best, seconds.
+        One row per epoch: epoch, steps, train_loss, val_loss, val_accuracy, best, seconds.
     metrics : dict
         ``val``/``val_balanced`` (and ``test``/``test_balanced`` with a test split): per-attribute accuracies;
         ``val_mean_accuracy`` (and ``test_mean_accuracy``), ``best_epoch``, ``epochs_run``, ``stopped_early``,
@@ -234,43 +231,31 @@ def train_latent_classifiers(latents_train, attrs_train, latents_val, attrs_val,
     model = LatentClassifier(z_tr.shape[1:], n_attr, cfg.hidden, cfg.dropout, cfg.negative_slope,
                              attribute_names).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    mode = "min" if cfg.monitor == "val_loss" else "max"
-    stopper = EarlyStopping(cfg.patience, mode=mode, min_delta=cfg.min_delta)
     log.info("latent classifiers: %d train / %d val codes %s, %d attributes, hidden %s, device %s",
              len(z_tr), len(z_va), tuple(z_tr.shape[1:]), n_attr, cfg.hidden, device)
 
-    history: list[dict] = []
-    best_state, best_epoch, t0 = copy.deepcopy(model.state_dict()), -1, time.time()
-    pbar = tqdm(range(cfg.max_epochs), desc="latent classifiers", leave=False)
-    for epoch in pbar:
-        model.train()
+    def train_epoch(epoch: int, step_budget: None) -> tuple[dict, int]:
         order = torch.randperm(len(z_tr), generator=gen).to(device)
-        total = 0.0
+        total, steps = 0.0, 0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             loss = F.binary_cross_entropy_with_logits(model(z_tr[idx]), y_tr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
             total += loss.item() * len(idx)
+        return {"train_loss": total / len(order)}, steps
+
+    def evaluate() -> dict:
         val = _val_metrics(model, z_va, y_va)
-        row = {"epoch": epoch, "train_loss": total / len(order), "val_loss": val["val_loss"],
-               "val_accuracy": val["val_accuracy"]}
-        row["best"] = stopper.step(row[cfg.monitor])
-        row["seconds"] = time.time() - t0
-        history.append(row)
-        if row["best"]:
-            best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-        log.debug("classifier epoch %d: %s", epoch, row)
-        pbar.set_postfix(val_loss=f"{row['val_loss']:.4f}", val_acc=f"{row['val_accuracy']:.4f}")
-        if stopper.should_stop:
-            log.info("early stop after epoch %d: %s has not improved by more than %g for %d epochs", epoch,
-                     cfg.monitor, cfg.min_delta, cfg.patience)
-            break
-    pbar.close()
-    model.load_state_dict(best_state)
+        return {"val_loss": val["val_loss"], "val_accuracy": val["val_accuracy"]}
+
+    history, best_row = fit(model, train_epoch, evaluate, monitor=cfg.monitor, max_epochs=cfg.max_epochs,
+                            mode="min" if cfg.monitor == "val_loss" else "max", patience=cfg.patience,
+                            min_delta=cfg.min_delta, name="latent classifiers")
+    best_epoch = best_row["epoch"] if best_row is not None else -1
     model.zero_grad(set_to_none=True)  # no stale gradients on the returned (frozen-by-callers) model
-    model.eval()
 
     metrics = {
         "val": evaluate_classifiers(model, z_va, attrs_val),
@@ -288,10 +273,9 @@ def train_latent_classifiers(latents_train, attrs_train, latents_val, attrs_val,
         metrics["test"] = evaluate_classifiers(model, latents_test, attrs_test)
         metrics["test_balanced"] = evaluate_classifiers(model, latents_test, attrs_test, balanced=True)
         metrics["test_mean_accuracy"] = float(np.mean(list(metrics["test"].values())))
-    log.info("latent classifiers done: best epoch %d of %d, val mean accuracy %.4f%s (%.1f s)", best_epoch,
-             len(history), metrics["val_mean_accuracy"],
-             f", test mean accuracy {metrics['test_mean_accuracy']:.4f}" if "test" in metrics else "",
-             time.time() - t0)
+    log.info("latent classifiers: best epoch %d of %d, val mean accuracy %.4f%s", best_epoch, len(history),
+             metrics["val_mean_accuracy"],
+             f", test mean accuracy {metrics['test_mean_accuracy']:.4f}" if "test" in metrics else "")
     return model, history, metrics
 
 

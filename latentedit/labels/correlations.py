@@ -51,31 +51,6 @@ def correlation_matrix(attributes: np.ndarray, absolute: bool = True) -> np.ndar
     return np.abs(corr) if absolute else corr
 
 
-def preservation_weights(gamma: np.ndarray, k: int) -> np.ndarray:
-    """Weights of the other attributes when editing attribute k: w_l = 1 − γ_lk, with w_k = 0.
-
-    Parameters
-    ----------
-    gamma : ndarray, shape (A, A)
-        Absolute correlation matrix from :func:`correlation_matrix` (entries in [0, 1]).
-    k : int
-        Index of the edited attribute.
-
-    Returns
-    -------
-    ndarray, shape (A,), float64
-        Entries in [0, 1]; an attribute perfectly (anti-)correlated with k gets 0, an independent one 1.
-    """
-    gamma = np.asarray(gamma, dtype=np.float64)
-    if gamma.ndim != 2 or gamma.shape[0] != gamma.shape[1]:
-        raise ValueError(f"gamma must be a square (A, A) matrix, got {gamma.shape}")
-    if not -len(gamma) <= k < len(gamma):
-        raise IndexError(f"attribute index {k} out of range for {len(gamma)} attributes")
-    w = 1.0 - gamma[:, k]
-    w[k] = 0.0
-    return w
-
-
 def write_correlations(path, gamma: np.ndarray, attribute_names) -> None:
     """Write γ as a CSV table (header and index = attribute names, ``%.6g``), atomically."""
     import pandas as pd

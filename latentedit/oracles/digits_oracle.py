@@ -13,7 +13,6 @@ slots and composing gets ≳0.95. The penultimate slot features, concatenated, a
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import asdict, dataclass
 
@@ -21,11 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from latentedit.imaging import to_model_range
 from latentedit.io.image_store import ImageStore
-from latentedit.training_utils import EarlyStopping
+from latentedit.training_utils import fit
 
 log = logging.getLogger(__name__)
 EMPTY = 10  # class index of an empty slot
@@ -33,13 +31,13 @@ EMPTY = 10  # class index of an empty slot
 
 @dataclass(frozen=True)
 class OracleConfig:
-    width: int = 32  # channels of the first conv; doubled twice
+    width: int = 16  # first conv's channels, doubled twice; 32 trains 2.7× longer for test presence 0.9965 vs 0.995
     feature_dim: int = 64  # per-slot embedding size
     dropout: float = 0.3
-    lr: float = 1.0e-3
+    lr: float = 2.0e-3
     batch_size: int = 128
-    max_epochs: int = 20
-    patience: int = 3  # epochs without val improvement (all-attributes-right rate)
+    max_epochs: int = 10
+    patience: int = 3  # epochs without improvement of val_score = presence_all_right + count_accuracy
     seed: int = 0
 
 
@@ -126,7 +124,8 @@ def predict_images(model: SlotOracle, images: np.ndarray | torch.Tensor, device,
 
 
 def train_oracle(store: ImageStore, cfg: OracleConfig, device: torch.device) -> tuple[SlotOracle, dict]:
-    """Train on the store's train split with per-slot cross-entropy; early-stop on val all-attributes-right rate.
+    """Train on the store's train split with per-slot cross-entropy; early-stop on the val ``val_score`` =
+    all-attributes-right rate + count accuracy.
 
     Returns the best model (by val) and a metrics dict with the per-epoch history and final val/test numbers.
     """
@@ -142,30 +141,27 @@ def train_oracle(store: ImageStore, cfg: OracleConfig, device: torch.device) -> 
     y_train = torch.from_numpy(train.extra["slot_labels"].astype(np.int64))
     y_train[y_train < 0] = EMPTY
 
-    stopper = EarlyStopping(cfg.patience, mode="max")
-    best_state, history = None, []
-    for epoch in range(cfg.max_epochs):
-        model.train()
+    def train_epoch(epoch: int, step_budget: None) -> tuple[dict, int]:
         order = rng.permutation(len(x_train))
-        total = 0.0
-        for i in tqdm(range(0, len(order), cfg.batch_size), desc=f"oracle epoch {epoch}", leave=False):
+        total, steps = 0.0, 0
+        for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             logits, _ = model(x_train[idx].to(device))
             loss = F.cross_entropy(logits.reshape(-1, 11), y_train[idx].reshape(-1).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
+            steps += 1
             total += loss.item() * len(idx)
-        val_acc = attribute_accuracy(predict_images(model, val.images, device)["probs"], val.attributes, max_digits)
-        history.append({"epoch": epoch, "train_loss": total / len(order), **{f"val_{k}": v for k, v in val_acc.items()
-                                                                             if not k.startswith("presence_accuracy_has")}})
-        log.info("oracle epoch %d: %s", epoch, history[-1])
-        if stopper.step(val_acc["presence_all_right"] + val_acc["count_accuracy"]):
-            best_state = copy.deepcopy(model.state_dict())
-        if stopper.should_stop:
-            log.info("early stop after epoch %d", epoch)
-            break
-    model.load_state_dict(best_state)
+        return {"train_loss": total / len(order)}, steps
+
+    def evaluate() -> dict:
+        acc = attribute_accuracy(predict_images(model, val.images, device)["probs"], val.attributes, max_digits)
+        return {**{f"val_{k}": v for k, v in acc.items() if not k.startswith("presence_accuracy_has")},
+                "val_score": acc["presence_all_right"] + acc["count_accuracy"]}
+
+    history, _ = fit(model, train_epoch, evaluate, monitor="val_score", max_epochs=cfg.max_epochs, mode="max",
+                     patience=cfg.patience, name="oracle")
     metrics = {
         "val": attribute_accuracy(predict_images(model, val.images, device)["probs"], val.attributes, max_digits),
         "test": attribute_accuracy(predict_images(model, test.images, device)["probs"], test.attributes, max_digits),

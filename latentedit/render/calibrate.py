@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latentedit.edits.train import apply_edit, edit_space_codes
+from latentedit.edits.model import apply_edit, edit_space_codes
 from latentedit.labels.classifiers import predict_logits
 
 

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from latentedit.edits.train import apply_edit, split_selection_mask
-from latentedit.imaging import to_uint8_tensor
+from latentedit.edits.definitions import split_selection_mask
+from latentedit.edits.model import apply_edit
+from latentedit.imaging import generate_uint8
 from latentedit.labels.classifiers import predict_logits
 
 
@@ -33,15 +34,6 @@ def render_codes(store, source: Mapping[str, int], max_images: int, seed: int,
 
 
 @torch.no_grad()
-def generate_uint8(generator: torch.nn.Module, codes: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """G(codes) as uint8 (N, C, H, W) on the CPU, batched; conversion happens on the generator's device."""
-    out = []
-    for i in range(0, len(codes), batch_size):
-        out.append(to_uint8_tensor(generator(codes[i:i + batch_size])).cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
 def render_edit(model: Mapping, generator: torch.nn.Module, codes: np.ndarray, alphas: Sequence[float],
                 classifier: torch.nn.Module, device, batch_size: int = 500,
                 desc: str = "render") -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +42,7 @@ def render_edit(model: Mapping, generator: torch.nn.Module, codes: np.ndarray, a
     Parameters
     ----------
     model : mapping
-        Edit model (:func:`latentedit.edits.train.load_edit`).
+        Edit model (:func:`latentedit.edits.model.load_edit`).
     generator : module
         Maps codes (B, *S) to images in [-1, 1]; on ``device``, in eval mode.
     codes : ndarray, shape (N, *S)

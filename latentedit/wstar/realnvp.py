@@ -153,6 +153,13 @@ def wstar_from_checkpoint(ck: dict) -> RealNVP:
     return model.eval()
 
 
+def load_wstar(path) -> dict:
+    """A W* model written by the ``train_wstar`` rule (``weights_only`` load, kind ``wstar``)."""
+    from latentedit.io.checkpoints import load_checkpoint
+
+    return load_checkpoint(path, expect_kind="wstar", require=("spec", "state_dict"))
+
+
 @torch.no_grad()
 def map_codes(fn, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """fn (T or T.inverse) on codes in chunks, without gradients."""

@@ -13,16 +13,14 @@ Procedure (the library entry point of ``rules/wstar.smk``):
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from latentedit.training_utils import EarlyStopping
+from latentedit.training_utils import fit
 from latentedit.wstar.losses import attribute_separation_loss, distance_loss, identity_loss
 from latentedit.wstar.realnvp import RealNVP
 
@@ -87,7 +85,7 @@ def perceptual_features(codes: np.ndarray, renderer: torch.nn.Module, judge, dev
                         batch_size: int = 500) -> np.ndarray:
     """φ(G(w)): render codes with the world's generator and return the judge's embedding (digits: the oracle's
     per-slot features, flattened; faces: ArcFace), (N, F) float32."""
-    from latentedit.render.render import generate_uint8
+    from latentedit.imaging import generate_uint8
 
     z = torch.as_tensor(np.asarray(codes), dtype=torch.float32).to(device)
     out = []
@@ -138,7 +136,8 @@ def train_wstar(codes: np.ndarray, labels: np.ndarray, features: np.ndarray, val
         (A, D) and ``classifier_bias`` (A,), ``distance_scale`` c, ``distance_norm`` m, ``options``. Loads with
         ``torch.load(weights_only=True)``.
     history : list of dict
-        Epoch −1 (T = id) then one row per epoch: train/val L_a, L_d, L_ID, total, ``best``, ``invertibility``.
+        Epoch −1 (T = id) then one row per epoch: epoch, steps, train/val L_a, L_d, L_ID, total, ``invertibility``,
+        ``best``, ``seconds`` (:func:`latentedit.training_utils.fit`).
     """
     if cfg.lambda_id > 0 and (generator is None or feature_fn is None):
         raise ValueError("lambda_id > 0 needs a differentiable generator and feature function")
@@ -173,7 +172,6 @@ def train_wstar(codes: np.ndarray, labels: np.ndarray, features: np.ndarray, val
 
     @torch.no_grad()
     def evaluate() -> dict:
-        T.eval()
         sums, n = {"attribute": 0.0, "distance": 0.0}, 0
         for i in range(0, len(zv), cfg.batch_size):
             sl = slice(i, i + cfg.batch_size)
@@ -188,62 +186,32 @@ def train_wstar(codes: np.ndarray, labels: np.ndarray, features: np.ndarray, val
         row["invertibility"] = float((T.inverse(T(zv)) - zv).abs().max()) if len(zv) else 0.0
         return row
 
-    nan = float("nan")
-    t0 = time.time()
-    row = {"epoch": -1, "steps": 0, "train_attribute": nan, "train_distance": nan, "train_identity": nan,
-           "train_total": nan, **evaluate(), "best": True, "seconds": 0.0}
-    history = [row]
-    log.info("W* before training (T = id): %s", row)
-    stopper = EarlyStopping(cfg.patience, mode="min", min_delta=cfg.min_delta)
-    stopper.step(row["val_total"])
-    best_state = copy.deepcopy(T.state_dict())
-    steps = 0
-    for epoch in range(cfg.max_epochs):
-        T.train()
+    def train_epoch(epoch: int, step_budget: int) -> tuple[dict, int]:
         order = torch.randperm(len(z), generator=gen).to(device)
         sums, n = {"attribute": 0.0, "distance": 0.0, "identity": 0.0, "total": 0.0}, 0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            if len(idx) < 2 or steps >= cfg.max_steps:
+            if len(idx) < 2 or n >= step_budget:  # L_d needs pairs
                 continue
             out = losses(z[idx], y[idx], f[idx], cfg.lambda_id > 0)
             if not torch.isfinite(out["total"]):
-                raise FloatingPointError(f"non-finite W* loss at epoch {epoch}, step {steps}")
+                raise FloatingPointError(f"non-finite W* loss at epoch {epoch}, batch {n}")
             opt.zero_grad(set_to_none=True)
             out["total"].backward()
             opt.step()
-            steps += 1
             n += 1
             for k in sums:
                 sums[k] += float(out[k].detach())
-        if n == 0:
-            break
-        row = {"epoch": epoch, "steps": steps, **{f"train_{k}": v / n for k, v in sums.items()}, **evaluate()}
-        row["best"] = stopper.step(row["val_total"])
-        row["seconds"] = time.time() - t0
-        history.append(row)
-        if row["best"]:
-            best_state = copy.deepcopy(T.state_dict())
-        log.info("W* epoch %d: %s", epoch, row)
-        if stopper.should_stop or steps >= cfg.max_steps:
-            break
-    T.load_state_dict(best_state)
-    T.eval()
-    best = [r for r in history if r["best"]][-1]
-    log.info("W* done: best val_total %.5g at epoch %d (%d steps, %.1f s)", best["val_total"], best["epoch"], steps,
-             time.time() - t0)
+        return {f"train_{k}": v / n for k, v in sums.items()} if n else {}, n
+
+    history, _ = fit(T, train_epoch, evaluate, monitor="val_total", max_epochs=cfg.max_epochs, mode="min",
+                     patience=cfg.patience, min_delta=cfg.min_delta, max_steps=cfg.max_steps, evaluate_before=True,
+                     train_columns=("train_attribute", "train_distance", "train_identity", "train_total"), name="W*")
     model = {"kind": "wstar", "spec": T.spec(),
              "state_dict": {k: v.detach().cpu() for k, v in T.state_dict().items()},
              "classifier_weight": w_cls.cpu(), "classifier_bias": b_cls.cpu(), "distance_scale": float(scale),
              "distance_norm": float(norm), "options": cfg.to_dict()}
     return model, history
-
-
-def load_wstar(path) -> dict:
-    """A W* model written by the ``train_wstar`` rule (``weights_only`` load, kind ``wstar``)."""
-    from latentedit.io.checkpoints import load_checkpoint
-
-    return load_checkpoint(path, expect_kind="wstar")
 
 
 HISTORY_PLOT_COLUMNS = ["train_attribute", "val_attribute", "train_distance", "val_distance", "train_total",

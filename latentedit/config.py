@@ -1,0 +1,113 @@
+"""Checks of a run's configuration that its JSON schema cannot express, run while Snakemake parses the workflow.
+
+``schemas/config.schema.yaml`` checks keys, types and ranges; :func:`check_config` checks what depends on the
+world and on other keys — the digits layout, the faces files, the attributes every edit definition names, the
+edit methods — and fails before any job runs with a message that starts ``config error:`` and names the key.
+
+Only light modules are imported here (no torch): the workflow calls this at parse time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from latentedit.edits.definitions import check_definition
+from latentedit.edits.methods import get_method
+
+# The faces world's user-supplied files: config key → what it must be.
+FACES_FILES = {"celebahq_images": "dir", "celebahq_attributes": "file", "ffhq_images": "dir",
+               "psp_checkpoint": "file", "generator_checkpoint": "file", "arcface": "file"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key."""
+
+    def __init__(self, message: str):
+        super().__init__(f"config error: {message}")
+
+
+def world_attribute_names(cfg: Mapping) -> list[str]:
+    """The attributes of the configured world: CelebA's 40 (faces) or the digits' counts and presences."""
+    if cfg["world"] == "faces":
+        from latentedit.data.celebahq import CELEBA_ATTRIBUTES
+
+        return list(CELEBA_ATTRIBUTES)
+    from latentedit.data.digits import attribute_names
+
+    return attribute_names(cfg["digits"]["max_digits"])
+
+
+def check_config(cfg: Mapping, dry_run: bool = False) -> list[str]:
+    """Raise :class:`ConfigError` when ``cfg`` (already schema-valid) cannot run; return warnings.
+
+    Parameters
+    ----------
+    cfg : mapping
+        The workflow's config.
+    dry_run : bool
+        A dry run (``-n``) only warns about missing faces files, so that the DAG of a config with placeholder paths
+        can be inspected.
+    """
+    warnings: list[str] = []
+    if cfg["world"] == "digits":
+        from latentedit.data.digits import DigitsConfig
+
+        try:
+            DigitsConfig(**{**cfg["digits"], "source_fractions": tuple(cfg["digits"]["source_fractions"])})
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        if "digits" in cfg:
+            raise ConfigError(
+                "world is faces but the digits sections of config.yaml are present too: --configfile extends "
+                "config.yaml (edits.definitions would mix both worlds); add --replace-workflow-config, e.g. "
+                "snakemake --configfile configs/faces.yaml --replace-workflow-config")
+        warnings += check_faces_files(cfg["faces"], dry_run)
+    check_edits(cfg)
+    return warnings
+
+
+def check_faces_files(faces: Mapping, dry_run: bool = False) -> list[str]:
+    """Every configured faces file exists (``null`` = not used). A dry run returns the problems as warnings."""
+    problems = []
+    for key, kind in FACES_FILES.items():
+        path = faces[key]
+        if path is None or (Path(path).is_dir() if kind == "dir" else Path(path).is_file()):
+            continue
+        problems.append(f"faces.{key}: {path!r} is not an existing {'folder' if kind == 'dir' else 'file'}")
+    if problems and not dry_run:
+        raise ConfigError(problems[0])
+    return [f"config error: {p}" for p in problems]
+
+
+def check_edits(cfg: Mapping) -> None:
+    """The methods are registered and every attribute ``labels`` and ``edits`` name exists in the world."""
+    for method in cfg["edits"]["methods"]:
+        try:
+            entry = get_method(method)
+        except ValueError as e:
+            raise ConfigError(f"edits.methods: {e}") from None
+        if entry.options not in cfg["edits"]:
+            raise ConfigError(f"edits.{entry.options}: missing, and method {method} reads it")
+    names = world_attribute_names(cfg)
+    for attr in cfg["labels"]["weight_attributes"]:
+        if attr not in names:
+            raise ConfigError(f"labels.weight_attributes: unknown attribute {attr!r} (known: {', '.join(names)})")
+    for edit, definition in cfg["edits"]["definitions"].items():
+        try:
+            check_definition(definition, names, f"edits.definitions.{edit}")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
+def dry_run_requested(argv: Sequence[str]) -> bool:
+    """Whether a Snakemake command line asks for a dry run (``-n``, ``--dry-run``, or ``-n`` among short flags such
+    as ``-np``). Snakemake chooses its dry-run executor after it has read the workflow, so at parse time the command
+    line is the only witness."""
+    for arg in argv[1:]:
+        if arg in ("--dry-run", "--dryrun", "--dry_run"):
+            return True
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and "n" in arg[1:]:
+            return True
+    return False

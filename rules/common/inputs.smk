@@ -1,0 +1,82 @@
+# Input functions: which files a job reads, by world and by method (the method registry, latentedit.edits.methods).
+
+
+def faces_file(key):
+    """The configured faces file as an input (no input when unset, or missing in a dry run)."""
+    path = config["faces"][key]
+    return path if path is not None and Path(path).exists() else []
+
+
+def generator_checkpoint(wildcards=None):
+    """The DLSGAN checkpoint the digits pipeline uses: trained here, or the shipped one."""
+    if config["dlsgan"]["retrain"]:
+        return "results/digits/dlsgan/dls/checkpoint.pt"
+    path = str(
+        Path(workflow.basedir) / config["dlsgan"]["checkpoint"]
+    )  # relative paths: to the checkout
+    if not Path(path).exists():
+        raise ValueError(
+            f"config error: dlsgan.checkpoint={path!r} does not exist "
+            "(set dlsgan.retrain: true to train the generator here)"
+        )
+    return path
+
+
+def generator_inputs(wildcards):
+    """The generator a render job runs: digits the DLSGAN, faces the StyleGAN2 (its own checkpoint, or the pSp
+    checkpoint's decoder)."""
+    if wildcards.world == "digits":
+        return {"checkpoint": generator_checkpoint()}
+    key = (
+        "generator_checkpoint"
+        if config["faces"]["generator_checkpoint"]
+        else "psp_checkpoint"
+    )
+    return {"checkpoint": faces_file(key)}
+
+
+def judge_inputs(wildcards):
+    """What scores rendered images: digits the image oracle; faces the attribute classifiers and ArcFace."""
+    if wildcards.world == "digits":
+        return {"oracle": "results/digits/oracle/model.pt"}
+    return {"oracle": "results/faces/oracle/model.pt", "arcface": faces_file("arcface")}
+
+
+def edit_labels_inputs(wildcards):
+    """The latent classifier and correlations for a method that reads them, the W* model for a method in W*."""
+    method = get_method(wildcards.method)
+    inputs = {}
+    if method.uses_classifier:
+        inputs["classifiers"] = f"results/{wildcards.world}/labels/classifiers.pt"
+        inputs["correlations"] = f"results/{wildcards.world}/labels/correlations.csv"
+    if method.in_wstar:
+        inputs["wstar"] = f"results/{wildcards.world}/wstar/model.pt"
+    return inputs
+
+
+def edit_models(wildcards=None):
+    """Every configured (method, edit) model."""
+    return expand(
+        "results/{world}/edits/{method}/{edit}/model.pt",
+        world=WORLD,
+        method=config["edits"]["methods"],
+        edit=list(config["edits"]["definitions"]),
+    )
+
+
+def stage_metrics_inputs(wildcards):
+    """Per-stage quality files that go into the results table, besides the latent classifiers'."""
+    stages = {
+        "inversion_quality": f"results/{wildcards.world}/projection/quality.json",
+        "oracle_metrics": f"results/{wildcards.world}/oracle/metrics.json",
+    }
+    if wildcards.world == "digits":
+        stages["dlsgan_quality"] = "results/digits/dlsgan/quality.json"
+    return stages
+
+
+def wstar_metrics_inputs(wildcards):
+    """The W* Table-1 rows for the results table, when the W* stage is part of the run."""
+    if not wstar_enabled():
+        return {}
+    return {"wstar_metrics": f"results/{wildcards.world}/wstar/metrics.parquet"}
