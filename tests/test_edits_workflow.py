@@ -168,6 +168,10 @@ def test_options_hold_the_resolved_options(edits_run):
             if method.startswith("lt"):
                 assert opts["config"]["core"] == (method == "lt_core")
                 assert "lambda_reg" in opts["config"] and "layers" in opts["config"]  # LTConfig defaults too
+    # the latent classifiers' options too: what the config sets is what the job used
+    classifier = json.loads((edits_run / "results/digits/labels/classifier_metrics.json").read_text())["options"]
+    assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in classifier.items()} == \
+        TINY["labels"]["classifier"]
 
 
 @pytest.mark.slow

@@ -369,6 +369,7 @@ LOADERS = {
     "load_dlsgan": ("latentedit.dlsgan.checkpoint", "load_dlsgan"),
     "load_encoder": ("latentedit.dlsgan.checkpoint", "load_encoder"),
     "load_edit": ("latentedit.edits.model", "load_edit"),
+    "load_wstar": ("latentedit.wstar.realnvp", "load_wstar"),
     "load_latent_classifiers": ("latentedit.labels.classifiers", "load_latent_classifiers"),
     "load_oracle": ("latentedit.oracles.digits_oracle", "load_oracle"),
     "load_attribute_classifier": ("latentedit.faces.attributes", "load_attribute_classifier"),

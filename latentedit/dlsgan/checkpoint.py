@@ -53,8 +53,11 @@ def load_dlsgan(path: str | os.PathLike, device="cpu"):
 
 
 def save_encoder(path: str | os.PathLike, d: Discriminator, base_hash: str, history: list) -> None:
+    """The refined encoder with its refinement history (wall-clock columns left out: the file is the same bytes on
+    every rerun)."""
     save_checkpoint(path, {"kind": "dlsgan_encoder", "spec": d.spec, "discriminator": d.state_dict(),
-                           "base_checkpoint_hash": base_hash, "history": history})
+                           "base_checkpoint_hash": base_hash,
+                           "history": [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]})
 
 
 def load_encoder(path: str | os.PathLike, device="cpu") -> Discriminator:
