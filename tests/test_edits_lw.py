@@ -226,3 +226,41 @@ def test_config_validation():
     with pytest.raises(ValueError, match="pres_space"):
         LWConfig(pres_space="logits")
     assert LWConfig().to_dict()["batch_cap"] == 512
+
+
+def test_warm_started_training_learns_the_same_edit_as_cold():
+    """Warm-started solves (the default for small codes) and cold annealed ones train to the same shift."""
+    x, y = _blobs(300, 8, 3.0, 0)
+    vx, vy = _blobs(200, 8, 3.0, 1)
+    cfg = dataclasses.replace(FAST, batch_cap=64, max_steps=120)
+    edits = {mode: train_lw(x, y, vx, vy, dataclasses.replace(cfg, warm_start=mode))[0]
+             for mode in ("always", "never")}
+    with torch.no_grad():
+        shifts = {mode: float((e(vx) - vx).mean(0)[0]) for mode, e in edits.items()}
+        losses = {mode: float(sinkhorn_loss(e(vx), vy)) for mode, e in edits.items()}
+    assert shifts["always"] == pytest.approx(3.0, abs=0.4) and shifts["always"] == pytest.approx(shifts["never"],
+                                                                                              abs=0.15), shifts
+    assert losses["always"] == pytest.approx(losses["never"], rel=0.2, abs=0.02), losses
+
+
+def test_warm_start_auto_follows_the_code_size(monkeypatch):
+    import latentedit.edits.lw as lw
+
+    seen = []
+    real = lw.sinkhorn_divergence
+
+    def spy(*args, warm=None, **kwargs):
+        seen.append(warm is not None)
+        return real(*args, warm=warm, **kwargs)
+
+    monkeypatch.setattr(lw, "sinkhorn_divergence", spy)
+    x, y = _blobs(64, 4, 1.0, 0)
+    cfg = dataclasses.replace(FAST, batch_cap=32, max_steps=4, max_epochs=2)
+    train_lw(x, y, x, y, cfg)  # auto, 4-d codes: warm from the second step on
+    assert any(seen)
+    seen.clear()
+    monkeypatch.setattr(lw, "WARM_START_MAX_DIM", 3)  # now 4-d codes count as large: every solve cold
+    train_lw(x, y, x, y, cfg)
+    assert seen and not any(seen)
+    with pytest.raises(ValueError, match="warm_start"):
+        LWConfig(warm_start="yes")

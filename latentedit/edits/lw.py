@@ -14,6 +14,15 @@ side is shuffled and cut into batches of B = min(n_s, n_t, batch_cap) codes (the
 fresh permutations until the larger one is exhausted). The affine form of H_k is the inductive bias that keeps the
 edit simple; early stopping on a held-out split keeps the best epoch, measured with the same loss on the whole
 validation sets (each capped at ``batch_cap`` codes, a fixed subset).
+
+**Warm starts** (``warm_start``). Each training step's Sinkhorn solves can start from the previous step's dual
+potentials: 3 updates at the final ε instead of the whole ε-annealing, as accurate (:mod:`latentedit.edits.sinkhorn`),
+but extending the old potentials to the new batch costs four more N×N×D cost matmuls. With ``bench/lw_step.py``
+(N = 512, one thread): at D = 64 a warm step takes 101 ms against 505 ms cold; at D = 2048 439 vs 454 ms (the
+matmuls have caught up); at D = 9216 (W+) 2.88 s vs 1.86 s. ``auto`` therefore warm-starts codes of up to
+:data:`WARM_START_MAX_DIM` entries and solves larger ones cold; ``always`` / ``never`` force either (on a GPU, where
+matmuls are cheap against the memory-bound soft-mins, ``always`` is likely the better choice: measure with the
+benchmark). Validation solves cold, so its losses compare across epochs.
 """
 
 from __future__ import annotations
@@ -21,14 +30,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.model import affine_parameters
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, attribute_cost_loss, default_blur,
-                                       preservation_weights, sinkhorn_loss)
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, SinkhornState,
+                                       attribute_cost_divergence, default_blur, preservation_weights,
+                                       sinkhorn_divergence)
 from latentedit.edits.train import EditJob, TrainedEdit
 from latentedit.edits.weights import balanced_weights
 from latentedit.training_utils import fit
@@ -36,6 +46,8 @@ from latentedit.training_utils import fit
 log = logging.getLogger(__name__)
 
 MONITORS = ("val_edit_loss", "val_wasserstein")
+WARM_STARTS = ("auto", "always", "never")
+WARM_START_MAX_DIM = 1024  # auto: warm starts up to this code size (flattened D); measured break-even on CPU ≈ 2048
 PRES_SPACES = ("probability", "logit")
 
 
@@ -57,6 +69,7 @@ class LWConfig:
     monitor: str = "val_edit_loss"  # early-stopping quantity: "val_edit_loss" (total) or "val_wasserstein"
     min_last_batch_fraction: float = 0.5  # drop an epoch's last batch below this × B: tiny-cloud OT is mostly noise
     layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all); ignored for flat codes
+    warm_start: str = "auto"  # start each step's Sinkhorn solves from the last step's: always | never | auto (module doc)
     weighting: bool = True  # balanced weights a_i = 1/(n_t^A·n_s^A) over labels.weight_attributes (train_edit_job)
     weight_min_count: int = 1  # codes a combination needs on both sides to be matched
     seed: int = 0
@@ -64,6 +77,8 @@ class LWConfig:
     def __post_init__(self):
         if self.pres_space not in PRES_SPACES:
             raise ValueError(f"pres_space must be one of {PRES_SPACES}, got {self.pres_space!r}")
+        if self.warm_start not in WARM_STARTS:
+            raise ValueError(f"warm_start must be one of {WARM_STARTS}, got {self.warm_start!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if not 0 < self.scaling < 1:
@@ -134,29 +149,51 @@ class Preservation:
     weight: float  # λ
 
 
+@dataclass
+class WarmStarts:
+    """The Sinkhorn states of the last training step, one per loss term; each step starts from them and replaces
+    them (``LWConfig.warm_start``; :func:`latentedit.edits.sinkhorn.sinkhorn_divergence`)."""
+    wasserstein: SinkhornState | None = None
+    preservation: SinkhornState | None = None
+    updates: dict = field(default_factory=lambda: {"wasserstein": [], "preservation": []})  # per solve, for the log
+
+    def record(self, term: str, state: SinkhornState | None) -> None:
+        setattr(self, term, state)
+        if state is not None:
+            self.updates[term].append(state.iterations)
+
+
 def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: torch.Tensor | None,
               b: torch.Tensor | None, blur: float, scaling: float, pres: Preservation | None = None,
-              f_src: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              f_src: torch.Tensor | None = None, warm: WarmStarts | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(S_ε(edit(z_src), z_tgt), L_pres) for one pair of clouds; L_pres is 0 without ``pres``.
 
-    ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``).
+    ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``). ``warm``: the
+    previous step's solver states, updated in place (None: cold, annealed solves).
     """
     edited = edit(z_src)
-    l_w = sinkhorn_loss(edited, z_tgt, a, b, blur=blur, scaling=scaling)
+    l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling,
+                                     warm=warm.wasserstein if warm else None)
+    if warm is not None:
+        warm.record("wasserstein", state)
     if pres is None:
         return l_w, torch.zeros((), device=l_w.device)
-    l_p = attribute_cost_loss(pres.classifier(edited), f_src, pres.weights, a, a, blur=pres.blur, scaling=scaling)
+    l_p, state = attribute_cost_divergence(pres.classifier(edited), f_src, pres.weights, a, a, blur=pres.blur,
+                                           scaling=scaling, warm=warm.preservation if warm else None)
+    if warm is not None:
+        warm.record("preservation", state)
     return l_w, l_p
 
 
 def lw_step(edit: AffineEdit, opt: torch.optim.Optimizer, z_src: torch.Tensor, z_tgt: torch.Tensor,
             a: torch.Tensor | None, b: torch.Tensor | None, blur: float, scaling: float,
-            pres: Preservation | None = None, f_src: torch.Tensor | None = None) -> tuple[float, float, float]:
+            pres: Preservation | None = None, f_src: torch.Tensor | None = None,
+            warm: WarmStarts | None = None) -> tuple[float, float, float]:
     """One optimiser step on L = S_ε + λ·L_pres; returns (S_ε, L_pres, L) before the step.
 
-    Raises FloatingPointError on a non-finite loss (before touching the parameters).
+    ``warm``: see :func:`lw_losses`. Raises FloatingPointError on a non-finite loss (before touching the parameters).
     """
-    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src)
+    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src, warm)
     loss = l_w + (pres.weight * l_p if pres is not None else 0.0)
     if not torch.isfinite(loss):
         raise FloatingPointError("non-finite LW loss")
@@ -267,6 +304,9 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
 
     opt = torch.optim.Adam(edit.parameters(), lr=cfg.lr)
     skipped = 0
+    dim = math.prod(source.shape[1:])
+    use_warm = cfg.warm_start == "always" or (cfg.warm_start == "auto" and dim <= WARM_START_MAX_DIM)
+    warm = WarmStarts() if use_warm else None  # validation always solves cold (comparable across epochs)
 
     def train_epoch(epoch: int, step_budget: int) -> tuple[dict, int]:
         nonlocal skipped
@@ -282,7 +322,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
             z_s = source[idx_s]
             f_s = _features(classifier, z_s) if use_pres else None
             try:
-                l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s)
+                l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s, warm)
             except FloatingPointError as err:
                 raise FloatingPointError(f"{err} at epoch {epoch}") from None
             n += 1
@@ -298,6 +338,11 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         row.update(blur=blur, pres_blur=pres_blur)
     if skipped:
         log.warning("%d batches skipped: all their codes had weight 0 on one side", skipped)
+    if warm is not None:
+        for term, counts in warm.updates.items():
+            if counts:
+                log.info("Sinkhorn %s: %d solves, %.1f updates each on average (the first one cold)", term,
+                         len(counts), sum(counts) / len(counts))
     return edit.eval(), history
 
 
