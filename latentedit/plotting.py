@@ -102,6 +102,41 @@ def method_grid(columns: list[np.ndarray], labels: list[str], path: str | os.Pat
     image_grid([np.stack([c[i] for c in columns]) for i in range(k)], path, scale=scale, col_labels=labels)
 
 
+def edit_strip(frames: list[np.ndarray], labels: list[str], path: str | os.PathLike,
+               captions: list[str] | None = None, title: str = "", cell: int = 128) -> None:
+    """One image's edit as a labelled strip (``latentedit edit``): frames left to right (each uint8 (C, H, W), e.g.
+    input, reconstruction, the edits), a label above each and an optional caption below (the judge's reading).
+
+    Frames of other sizes are resized to the largest (Lanczos), then enlarged by an integer factor to about ``cell``
+    pixels (nearest neighbour, so digits stay crisp).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not frames or len(labels) != len(frames) or (captions is not None and len(captions) != len(frames)):
+        raise ValueError("edit_strip needs one label (and one caption, if any) per frame")
+    side = max(f.shape[-1] for f in frames)
+    tiles = [resize_uint8(np.repeat(f, 3, axis=0)[None] if f.shape[0] == 1 else f[None], side)[0] for f in frames]
+    scale = max(1, cell // side)
+    # matplotlib's DejaVu Sans: PIL's built-in bitmap font has no α
+    font = ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"), 11)
+    px, pad, line = side * scale, 4, 14  # line: the height of one line of text, with its spacing
+    top = line * (max(lab.count("\n") for lab in labels) + 1 + bool(title)) + pad
+    bottom = line * (max(c.count("\n") for c in captions) + 1) + pad if captions else 0
+    strip = Image.new("RGB", (len(frames) * (px + pad) + pad, top + px + bottom + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    if title:
+        draw.text((pad, 2), title, fill=(0, 0, 0), font=font)
+    for j, tile in enumerate(tiles):
+        x = pad + j * (px + pad)
+        strip.paste(Image.fromarray(tile.transpose(1, 2, 0)).resize((px, px), Image.NEAREST), (x, top))
+        draw.multiline_text((x, top - line * (labels[j].count("\n") + 1) - 2), labels[j], fill=(0, 0, 0), font=font,
+                            spacing=2)
+        if captions:
+            draw.multiline_text((x, top + px + 2), captions[j], fill=(0, 0, 0), font=font, spacing=2)
+    with atomic_path(path) as tmp:
+        strip.save(tmp, format="png")
+
+
 def plot_preservation_vs_change(df: pd.DataFrame, path: str | os.PathLike, dpi: int = 100,
                                 x: str = "target_change_rate", y: str = "attribute_preservation") -> None:
     """The paper's Fig. 4: one panel per edit, one line per method through its α grid (y against x).

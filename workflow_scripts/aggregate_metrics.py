@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentedit.evaluation.aggregate import collect, summary_table
+from latentedit.evaluation.aggregate import calibration_from_table, collect, summary_table
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.io.tables import to_markdown
@@ -33,16 +33,11 @@ with atomic_path(snakemake.output.table) as tmp:
 log.info("wrote %d rows (%d edit-metric rows) to %s", len(df), int((df["source"] == "edit_metrics").sum()),
          snakemake.output.table)
 
-cal = df[df["metric"].str.startswith("calibration.")]
-calibration = {}
-for (method, edit), g in cal.groupby(["method", "edit"]):
-    values = dict(zip(g["metric"].str.removeprefix("calibration."), g["value"]))
-    calibration[method, edit] = {"d": values["d"], "reached": bool(values["reached"]),
-                                 "n_images": int(values["n_images"])}
+calibration = calibration_from_table(df)
 summary = summary_table(df, calibration)
 with atomic_path(snakemake.output.summary_csv) as tmp:
     summary.to_csv(tmp, index=False, float_format="%.6g")
-tau = float(cal[cal["metric"] == "calibration.tau"]["value"].iloc[0]) if len(cal) else float("nan")
+tau = next(iter(calibration.values()))["tau"] if calibration else float("nan")
 text = (f"# Edits at the calibrated step (world {snakemake.params.world})\n\n"
         f"Per (edit, method), α = d: the smallest step at which the latent classifier reads a fraction τ = {tau:g} "
         "of the validation source codes as edited. `latent_target_change_rate` is that reading on the rendered test "

@@ -91,6 +91,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
 ]}
 
 
+# The method `latentedit edit` and `latentedit.load_run(...).edit()` use when none is named: the paper's own.
+DEFAULT_METHOD = "lw"
+
+
 def get_method(name: str) -> Method:
     """The registry entry of ``name``; a ValueError lists the known methods."""
     try:

@@ -93,6 +93,18 @@ def collect(edit_metrics: Iterable[pd.DataFrame], histories: Mapping[tuple[str, 
     return df
 
 
+def calibration_from_table(df: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """Per (method, edit), the calibration the edit-metrics rows carry (``calibration.<key>`` metrics, written from
+    each render store's ``calibration`` attr): ``d``, ``reached``, ``n_images``, and ``tau`` etc. as floats."""
+    cal = df[df["metric"].str.startswith("calibration.")]
+    out = {}
+    for (method, edit), g in cal.groupby(["method", "edit"]):
+        values = dict(zip(g["metric"].str.removeprefix("calibration."), g["value"].astype(float)))
+        out[str(method), str(edit)] = {**values, "reached": bool(values["reached"]),
+                                       "n_images": int(values["n_images"])}
+    return out
+
+
 def summary_table(df: pd.DataFrame, calibration: Mapping[tuple[str, str], Mapping]) -> pd.DataFrame:
     """Per (edit, method): the metrics at α = d (columns :data:`SUMMARY_COLUMNS`).
 

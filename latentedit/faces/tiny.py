@@ -11,6 +11,9 @@ It writes, under one folder, everything the user would otherwise supply:
 * ``arcface_tiny.onnx``: an ArcFace-shaped ONNX model (input ``(N, 3, 112, 112)``, one embedding output) with seeded
   weights, which insightface routes to ``ArcFaceONNX`` like the real one.
 
+:func:`write_detector_onnx` writes an SCRFD-shaped face detector (nine outputs, which insightface routes to ``SCRFD``)
+that "finds" one face at the cartoon's unjittered landmarks (:data:`LANDMARKS`), for ``latentedit edit --detector``.
+
 Run ``python -m latentedit.faces.tiny DIR`` to build it (``configs/faces_tiny.yaml`` expects ``DIR = tiny_faces``).
 """
 
@@ -60,6 +63,11 @@ def draw_face(labels: dict[str, int], size: int, rng: np.random.Generator) -> Im
         hat = tuple(int(v) for v in rng.integers(0, 255, 3))
         d.rectangle((face[0] - s * 0.05, face[1] - s * 0.1, face[2] + s * 0.05, face[1] + s * 0.12), fill=hat)
     return im.resize((size, size), Image.Resampling.LANCZOS)
+
+
+# Where draw_face puts the five landmarks insightface's detectors report (left eye, right eye, nose, left and right
+# mouth corner), as fractions of the side, before its jitter of up to 1/32 of the side.
+LANDMARKS = np.array([[0.38, 0.45], [0.62, 0.45], [0.50, 0.58], [0.38, 0.72], [0.62, 0.72]])
 
 
 def random_labels(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -131,6 +139,49 @@ def write_arcface_onnx(path: Path, dim: int = 64, seed: int = 0, size: int = 112
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def write_detector_onnx(path: Path, size: int = 64, score: float = 0.9) -> np.ndarray:
+    """An SCRFD-shaped detector ONNX with a fixed ``size``×``size`` input that reports one face, with score ``score``,
+    whose landmarks are :data:`LANDMARKS` of its input (whatever the pixels; ``score`` below insightface's 0.5
+    threshold: a detector that finds nothing).
+
+    The nine outputs are SCRFD's (scores, box distances, keypoint offsets for strides 8, 16, 32, two anchors per
+    cell), constants added to 0·mean(input). Returns the landmarks (5, 2) in input pixels.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    strides, anchors = (8, 16, 32), 2
+    landmarks = LANDMARKS * size
+    centre = np.array([size // 2, size // 2], dtype=np.float64)  # an anchor centre of stride 8 (size % 16 == 0)
+    box = np.array([landmarks[:, 0].min() - 0.1 * size, landmarks[:, 1].min() - 0.2 * size,
+                    landmarks[:, 0].max() + 0.1 * size, landmarks[:, 1].max() + 0.1 * size])
+    outputs = {}
+    for stride in strides:
+        cells = (size // stride) ** 2 * anchors
+        scores, boxes, kps = np.zeros((cells, 1)), np.zeros((cells, 4)), np.zeros((cells, 10))
+        if stride == 8:
+            k = (int(centre[1]) // 8 * (size // 8) + int(centre[0]) // 8) * anchors  # (row, column, anchor 0)
+            scores[k] = score
+            boxes[k] = np.concatenate([centre - box[:2], box[2:] - centre]) / stride
+            kps[k] = ((landmarks - centre) / stride).reshape(-1)
+        for name, value in (("score", scores), ("bbox", boxes), ("kps", kps)):
+            outputs[f"{name}_{stride}"] = value.astype(np.float32)
+    order = [f"{name}_{stride}" for name in ("score", "bbox", "kps") for stride in strides]
+    inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    inits += [numpy_helper.from_array(outputs[name], f"{name}_value") for name in order]
+    nodes = [helper.make_node("ReduceMean", ["input.1"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
+    nodes += [helper.make_node("Add", [f"{name}_value", "nothing"], [name]) for name in order]
+    graph = helper.make_graph(
+        nodes, "tiny_scrfd", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(outputs[name].shape)) for name in order],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return landmarks
 
 
 def make_tiny_faces_world(root: str | Path, n_celebahq: int = 80, n_ffhq: int = 24, image_size: int = 64,

@@ -15,7 +15,8 @@ dataset             dtype, shape         meaning
 
 attrs: ``method``, ``edit``, ``attribute``, ``target_value``, ``calibration`` (JSON of
 :class:`latentedit.render.calibrate.Calibration`), ``edit_model_hash``, ``generator_checkpoint_hash``,
-``library_version``. Written to a temporary name and renamed when complete.
+``library_version``. Written to a temporary name and renamed when complete. :func:`read_render_store_info` reads the
+attrs, the α grid and the image shape without the images.
 """
 
 from __future__ import annotations
@@ -84,3 +85,24 @@ def read_render_store(path: str | os.PathLike) -> RenderStore:
                             attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()})
     validate(store, path)
     return store
+
+
+@dataclass
+class RenderStoreInfo:
+    """A render store without its images: attrs, α grid and the shape (A, N, C, H, W) of ``images``."""
+
+    attrs: dict
+    alphas: np.ndarray  # (A,) float64
+    image_shape: tuple[int, ...]
+
+    @property
+    def calibration(self) -> dict:
+        return json.loads(self.attrs.get("calibration", "{}"))
+
+
+def read_render_store_info(path: str | os.PathLike) -> RenderStoreInfo:
+    """The store's attrs (calibration, provenance hashes), α grid and image shape, without reading the images."""
+    with open_for_reading(path, FORMAT) as f:
+        require(f, path, DATASETS)
+        return RenderStoreInfo(attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
+                               alphas=f["alphas"][()], image_shape=tuple(f["images"].shape))
