@@ -139,11 +139,13 @@ def _weights(w: torch.Tensor | None, n: int, like: torch.Tensor, name: str) -> t
     return w / total
 
 
-def half_squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """C_ij = ½‖x_i − y_j‖² for (N, D) and (M, D) points → (N, M), as GeomLoss's ``p=2`` cost (clamped at 0)."""
-    xx = (x * x).sum(-1, keepdim=True)  # (N, 1)
-    yy = (y * y).sum(-1, keepdim=True)  # (M, 1)
-    return (xx - 2 * x @ y.T + yy.T).clamp_min(0) / 2
+def half_squared_distances(x: torch.Tensor, y: torch.Tensor, xx: torch.Tensor | None = None,
+                           yy: torch.Tensor | None = None) -> torch.Tensor:
+    """C_ij = ½‖x_i − y_j‖² for (N, D) and (M, D) points → (N, M), as GeomLoss's ``p=2`` cost (clamped at 0).
+    ``xx`` (N,), ``yy`` (M,): the squared norms, when the caller has them (one pass over an N×D array each)."""
+    xx = (x * x).sum(-1) if xx is None else xx  # (N,)
+    yy = (y * y).sum(-1) if yy is None else yy  # (M,)
+    return torch.addmm(xx.unsqueeze(1) + yy.unsqueeze(0), x, y.T, alpha=-2).clamp_min(0) / 2
 
 
 def _log_weights(w: torch.Tensor) -> torch.Tensor:
@@ -158,9 +160,8 @@ def _softmin(eps: float, C: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 def _bounding_diameter(x: torch.Tensor, y: torch.Tensor) -> float:
     """The diagonal of the bounding box of both clouds (GeomLoss's default diameter)."""
-    lo = torch.minimum(x.min(0).values, y.min(0).values)
-    hi = torch.maximum(x.max(0).values, y.max(0).values)
-    return float((hi - lo).norm())
+    (x_lo, x_hi), (y_lo, y_hi) = torch.aminmax(x, dim=0), torch.aminmax(y, dim=0)
+    return float((torch.maximum(x_hi, y_hi) - torch.minimum(x_lo, y_lo)).norm())
 
 
 def epsilon_schedule(diameter: float, blur: float, scaling: float) -> list[float]:
@@ -228,10 +229,12 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     a_log, b_log = _log_weights(a), _log_weights(b)
     eps_final = blur ** 2
     xd, yd = x.detach(), y.detach()
-    C_xy = half_squared_distances(x, yd)  # the gradient reaches x through C(x, y) and C(x, x), y through C(y, x)
+    x2, y2 = (x * x).sum(-1), (y * y).sum(-1)  # squared norms, (N,), (M,): computed once for all four costs
+    x2d, y2d = x2.detach(), y2.detach()
+    C_xy = half_squared_distances(x, yd, x2, y2d)  # the gradient reaches x through C(x, y) and C(x, x), y via C(y, x)
     # C(y, x) is C(x, y)ᵀ: a transpose instead of a fourth N×M×D matmul, unless y needs its own gradient
-    C_yx = half_squared_distances(y, xd) if y.requires_grad else C_xy.detach().T.contiguous()
-    C_xx, C_yy = half_squared_distances(x, xd), half_squared_distances(y, yd)
+    C_yx = half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
+    C_xx, C_yy = half_squared_distances(x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
     with torch.no_grad():
         schedule = epsilon_schedule(diameter if diameter is not None else _bounding_diameter(xd, yd), blur, scaling)
         if warm is not None and warm.fits(xd, yd, eps_final):
