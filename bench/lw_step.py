@@ -5,7 +5,7 @@ solves the debiased Sinkhorn problem S_ε(edited, target), backpropagates to the
 The solver's work is log-sum-exp passes over N×N matrices: per ε step one soft-min for each of the four potentials of
 the three problems (α↔β: f over rows and g over columns of C(x, y); α↔α; β↔β). The **floor** times exactly that —
 ``torch.logsumexp`` over ready-made N×N matrices, the cold annealing's number of ε steps
-(:func:`latentedit.edits.sinkhorn.epsilon_schedule` at this batch's diameter), four reductions per step, plus the
+(:func:`latentedit.edits.sinkhorn.annealing_steps` at this batch's diameter), four reductions per step, plus the
 forward and backward of the last, differentiable update — plus the unavoidable matmuls (below), in the same dtype
 and thread count, with no potentials to combine and no edit or optimiser:
 
@@ -41,8 +41,8 @@ from _timing import timed  # bench/ is on sys.path when run as a script
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.lw import Preservation, WarmStarts, lw_step
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, default_blur,
-                                       epsilon_schedule, flatten_codes, half_squared_distances)
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, annealing_steps,
+                                       bounding_diameter, default_blur, flatten_codes, half_squared_distances)
 from latentedit.labels.classifiers import LatentClassifier
 
 LAYER = 512  # a D divisible by 512 is laid out as W+ layers of 512
@@ -68,9 +68,7 @@ def floor_work(x: torch.Tensor, y: torch.Tensor, blur: float, scaling: float):
       the two N×N×D products of the gradient, P_xy·y and P_xx·x.
     """
     xf, yf = flatten_codes(x), flatten_codes(y)
-    diameter = float((torch.maximum(xf.max(0).values, yf.max(0).values)
-                      - torch.minimum(xf.min(0).values, yf.min(0).values)).norm())
-    n_eps = len(epsilon_schedule(diameter, blur, scaling))
+    n_eps = annealing_steps(bounding_diameter(xf, yf), blur, scaling)
     eps = blur ** 2
     m_xy, m_yx = -half_squared_distances(xf, yf) / eps, -half_squared_distances(yf, xf) / eps
     m_xx, m_yy = -half_squared_distances(xf, xf) / eps, -half_squared_distances(yf, yf) / eps

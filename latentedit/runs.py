@@ -268,9 +268,10 @@ class Run:
         detector = None
         if self._detector is not None:
             from latentedit.faces.align import FaceDetector
+            from latentedit.worlds import onnx_providers
 
             try:
-                detector = FaceDetector(self._detector, providers=_onnx_providers(self.device))
+                detector = FaceDetector(self._detector, providers=onnx_providers(self.device))
             except (ValueError, FileNotFoundError) as e:  # not a file, not ONNX, not a detector with landmarks
                 raise RunError(f"face detector: {e}") from None
         batch = int((self.config.get("faces") or {}).get("encode_batch_size") or 16)
@@ -500,11 +501,6 @@ def _stack(images) -> np.ndarray:
 
 def _path_or_none(value) -> Path | None:
     return None if value is None else Path(value)
-
-
-def _onnx_providers(device) -> list[str]:
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.device(device).type == "cuda" \
-        else ["CPUExecutionProvider"]
 
 
 def _alpha_label(alpha: float, raw_alpha: float, raw: bool) -> str:

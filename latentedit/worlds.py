@@ -68,11 +68,16 @@ class FacesJudge:
 
         self.classifier = load_attribute_classifier(classifier_path, device)
         self.arcface = ArcFace(arcface_path, crop=None if crop is None else tuple(crop),
-                               providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-                               if torch.device(device).type == "cuda" else ["CPUExecutionProvider"])
+                               providers=onnx_providers(device))
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         return {"probs": self.classifier.predict_proba(images), "embedding": self.arcface.embed(images)}
+
+
+def onnx_providers(device) -> list[str]:
+    """onnxruntime's execution providers for a torch device: CUDA first on a CUDA device, else the CPU."""
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.device(device).type == "cuda" \
+        else ["CPUExecutionProvider"]
 
 
 def load_judge(world: str, inputs: Mapping, device, options: Mapping | None = None):

@@ -118,10 +118,9 @@ def default_blur(x: torch.Tensor, y: torch.Tensor | None = None,
 
 
 def annealing_steps(diameter: float, blur: float, scaling: float) -> int:
-    """n_iter = 2 + ⌈log(diameter / blur) / log(1 / scaling)⌉: Sinkhorn iterations in one GeomLoss call."""
-    if diameter <= blur:
-        return 2
-    return 2 + math.ceil(math.log(diameter / blur) / math.log(1 / scaling))
+    """n_iter = 2 + ⌈log(diameter / blur) / log(1 / scaling)⌉: the length of :func:`epsilon_schedule`, the Sinkhorn
+    updates of one cold solve."""
+    return len(epsilon_schedule(diameter, blur, scaling))
 
 
 def _weights(w: torch.Tensor | None, n: int, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -153,12 +152,17 @@ def _log_weights(w: torch.Tensor) -> torch.Tensor:
     return torch.where(w > 0, w.log(), torch.full_like(w, -100000.0))
 
 
+def _dual_value(a, b, f_ba, g_ab, f_aa, g_bb) -> torch.Tensor:
+    """S_ε from the dual potentials: ⟨a, f_ba − f_aa⟩ + ⟨b, g_ab − g_bb⟩ (GeomLoss ``sinkhorn_cost``, debiased)."""
+    return (a * (f_ba - f_aa)).sum() + (b * (g_ab - g_bb)).sum()
+
+
 def _softmin(eps: float, C: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """The soft c-transform f_i = −ε log Σ_j exp(h_j − C_ij / ε): (N, M) costs, (M,) log-weights → (N,)."""
     return -eps * torch.logsumexp(h.unsqueeze(0) - C / eps, dim=1)
 
 
-def _bounding_diameter(x: torch.Tensor, y: torch.Tensor) -> float:
+def bounding_diameter(x: torch.Tensor, y: torch.Tensor) -> float:
     """The diagonal of the bounding box of both clouds (GeomLoss's default diameter)."""
     (x_lo, x_hi), (y_lo, y_hi) = torch.aminmax(x, dim=0), torch.aminmax(y, dim=0)
     return float((torch.maximum(x_hi, y_hi) - torch.minimum(x_lo, y_lo)).norm())
@@ -236,7 +240,7 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     C_yx = half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
     C_xx, C_yy = half_squared_distances(x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
     with torch.no_grad():
-        schedule = epsilon_schedule(diameter if diameter is not None else _bounding_diameter(xd, yd), blur, scaling)
+        schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
         if warm is not None and warm.fits(xd, yd, eps_final):
             eps = eps_final
             # the previous potentials, as functions, evaluated at the new points (one c-transform each)
@@ -259,14 +263,14 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
             f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
             iterations += 1
             if warm is not None:  # warm: stop once the value has settled
-                previous, value = value, float((a * (f_ba - f_aa)).sum() + (b * (g_ab - g_bb)).sum())
+                previous, value = value, float(_dual_value(a, b, f_ba, g_ab, f_aa, g_bb))
                 if (iterations >= MIN_WARM_ITERATIONS and previous is not None
                         and abs(value - previous) <= tolerance * max(abs(value), eps)):
                     break
     # the last update with autograd on: the potentials above are constants (envelope theorem)
     f_ba, g_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
     f_aa, g_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
-    loss = (a * (f_ba - f_aa)).sum() + (b * (g_ab - g_bb)).sum()
+    loss = _dual_value(a, b, f_ba, g_ab, f_aa, g_bb)
     state = SinkhornState(xd, yd, a_log, b_log, f_ba.detach(), g_ab.detach(), f_aa.detach(), g_bb.detach(), eps,
                           iterations)
     return loss, state
