@@ -33,6 +33,8 @@ def _run_options(func):
                      "(taken only when its hash is the one the run recorded)"),
         click.option("--encoder", type=click.Path(dir_okay=False), help="encoder checkpoint to try first (digits: "
                      "refined DLSGAN encoder; faces: pSp; hash-checked likewise)"),
+        click.option("--seed", type=click.IntRange(min=0), help="the training seed whose edit models to use (one of "
+                     "the run's edits.seeds; default: the lowest trained)"),
     ]
     for option in reversed(options):
         func = option(func)

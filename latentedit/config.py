@@ -17,7 +17,8 @@ from latentedit.edits.methods import get_method
 
 # The faces world's user-supplied files: config key → what it must be.
 FACES_FILES = {"celebahq_images": "dir", "celebahq_attributes": "file", "ffhq_images": "dir",
-               "psp_checkpoint": "file", "generator_checkpoint": "file", "arcface": "file"}
+               "psp_checkpoint": "file", "generator_checkpoint": "file", "arcface": "file",
+               "inception_weights": "file", "vgg16_weights": "file"}
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,7 @@ def check_config(cfg: Mapping, dry_run: bool = False) -> list[str]:
                 "snakemake --configfile configs/faces.yaml --replace-workflow-config")
         warnings += check_faces_files(cfg["faces"], dry_run)
     check_edits(cfg)
+    check_wstar(cfg)
     return warnings
 
 
@@ -72,7 +74,7 @@ def check_faces_files(faces: Mapping, dry_run: bool = False) -> list[str]:
     """Every configured faces file exists (``null`` = not used). A dry run returns the problems as warnings."""
     problems = []
     for key, kind in FACES_FILES.items():
-        path = faces[key]
+        path = faces.get(key)  # optional keys (vgg16_weights) may be absent
         if path is None or (Path(path).is_dir() if kind == "dir" else Path(path).is_file()):
             continue
         problems.append(f"faces.{key}: {path!r} is not an existing {'folder' if kind == 'dir' else 'file'}")
@@ -82,7 +84,8 @@ def check_faces_files(faces: Mapping, dry_run: bool = False) -> list[str]:
 
 
 def check_edits(cfg: Mapping) -> None:
-    """The methods are registered and every attribute ``labels`` and ``edits`` name exists in the world."""
+    """The methods are registered (with their sections; a method reading the generator has no W+ ``layers`` on the
+    flat digits codes) and every attribute ``labels`` and ``edits`` name exists in the world."""
     for method in cfg["edits"]["methods"]:
         try:
             entry = get_method(method)
@@ -90,6 +93,8 @@ def check_edits(cfg: Mapping) -> None:
             raise ConfigError(f"edits.methods: {e}") from None
         if entry.options not in cfg["edits"]:
             raise ConfigError(f"edits.{entry.options}: missing, and method {method} reads it")
+        if entry.uses_generator and cfg["world"] == "digits" and cfg["edits"][entry.options].get("layers") is not None:
+            raise ConfigError(f"edits.{entry.options}.layers: digits codes are flat (no W+ layers); set it to null")
     names = world_attribute_names(cfg)
     for attr in cfg["labels"]["weight_attributes"]:
         if attr not in names:
@@ -99,6 +104,30 @@ def check_edits(cfg: Mapping) -> None:
             check_definition(definition, names, f"edits.definitions.{edit}")
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+def check_wstar(cfg: Mapping) -> None:
+    """``wstar.perceptual`` fits the world (``oracle``: digits only; ``vgg16``: faces only, and a configured
+    ``faces.vgg16_weights`` when a W* method runs); ``wstar.lambda_id > 0`` needs a differentiable φ (not the faces
+    judge's ArcFace, which onnxruntime runs without gradients)."""
+    from latentedit.wstar.perceptual import configured_perceptual
+
+    kind, world = configured_perceptual(cfg), cfg["world"]
+    if kind == "oracle" and world != "digits":
+        raise ConfigError("wstar.perceptual: oracle is the digits oracle's per-slot features; on faces use vgg16 "
+                          "(VGG16 features, the W* paper's distance) or judge (ArcFace embeddings)")
+    if kind == "vgg16" and world != "faces":
+        raise ConfigError("wstar.perceptual: vgg16 reads an ImageNet VGG16 weights file (faces.vgg16_weights), "
+                          "which only the faces world configures; on digits use oracle (default) or judge")
+    wstar = cfg.get("wstar") or {}
+    if kind == "judge" and world == "faces" and float(wstar.get("lambda_id", 0.0)) > 0:
+        raise ConfigError("wstar.lambda_id > 0 with wstar.perceptual: judge on faces: L_ID back-propagates through "
+                          "φ, and ArcFace runs in onnxruntime without gradients; use wstar.perceptual: vgg16 or "
+                          "wstar.lambda_id: 0")
+    in_wstar = any(get_method(m).in_wstar for m in cfg["edits"]["methods"])
+    if kind == "vgg16" and in_wstar and cfg["faces"].get("vgg16_weights") is None:
+        raise ConfigError("faces.vgg16_weights: not set, and wstar.perceptual is vgg16 (the faces default) for the "
+                          "W* methods in edits.methods: give torchvision's vgg16-397923af.pth (never downloaded)")
 
 
 def dry_run_requested(argv: Sequence[str]) -> bool:

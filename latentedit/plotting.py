@@ -164,29 +164,99 @@ def plot_preservation_vs_change(df: pd.DataFrame, path: str | os.PathLike, dpi: 
     _save_figure(fig, path, dpi)
 
 
+def _yerr(frame: pd.DataFrame, metric: str) -> np.ndarray:
+    """(2, K) error-bar lengths from a summary's ``<metric>_ci_low``/``_ci_high`` columns (0 where absent)."""
+    v = frame[metric].to_numpy(float)
+    lo = frame.get(f"{metric}_ci_low", pd.Series(np.nan, index=frame.index)).to_numpy(float)
+    hi = frame.get(f"{metric}_ci_high", pd.Series(np.nan, index=frame.index)).to_numpy(float)
+    return np.nan_to_num(np.stack([v - lo, hi - v]).clip(min=0))
+
+
+def _panels(n: int, width: float, height: float):
+    ncols = min(3, max(1, n))
+    nrows = int(np.ceil(n / ncols)) if n else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def plot_latent_vs_image(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100) -> None:
     """Table 2 as bars: per edit and method, the latent classifier's and the image oracle's target-change rates at
-    the calibrated step (``summary`` from :func:`latentedit.evaluation.aggregate.summary_table`)."""
+    the calibrated step, with their 95 % intervals over images (``summary``: the seed summary of
+    :func:`latentedit.evaluation.aggregate.seed_summary`)."""
     edits = sorted(summary["edit"].unique())
     methods = sorted(summary["method"].unique())
-    ncols = min(3, max(1, len(edits)))
-    nrows = int(np.ceil(len(edits) / ncols)) if edits else 1
-    width = max(4.0, 0.9 * len(methods) + 1.0)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.4 * nrows), squeeze=False)
+    fig, axes = _panels(len(edits), max(4.0, 0.9 * len(methods) + 1.0), 3.4)
     for ax, edit in zip(axes.flat, edits):
         s = summary[summary["edit"] == edit].set_index("method").reindex(methods)
         pos = np.arange(len(methods))
-        ax.bar(pos - 0.2, s["latent_target_change_rate"], 0.4, label="latent classifier")
-        ax.bar(pos + 0.2, s["target_change_rate"], 0.4, label="image oracle")
+        for shift, metric, label in ((-0.2, "latent_target_change_rate", "latent classifier"),
+                                     (0.2, "target_change_rate", "image oracle")):
+            ax.bar(pos + shift, s[metric], 0.4, yerr=_yerr(s, metric), capsize=2, label=label,
+                   error_kw={"elinewidth": 0.8})
         ax.set_xticks(pos, methods, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_title(edit)
         ax.grid(alpha=0.3, axis="y")
-    for ax in list(axes.flat)[len(edits):]:
-        ax.axis("off")
     axes.flat[0].set_ylabel("target change rate at α = d")
     axes.flat[0].legend(fontsize=7)
     _save_figure(fig, path, dpi)
+
+
+def plot_realism(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Realism at the calibrated step: per edit, the Fréchet distance of each method's edited images to real images
+    with the target labels (95 % interval over images), with the real source images' distance as a dashed line
+    (what an edit that changes nothing scores) — lower is closer to the target distribution."""
+    edits = sorted(summary["edit"].unique())
+    methods = sorted(summary["method"].unique())
+    fig, axes = _panels(len(edits), max(4.0, 0.6 * len(methods) + 1.0), 3.4)
+    for ax, edit in zip(axes.flat, edits):
+        s = summary[summary["edit"] == edit].set_index("method").reindex(methods)
+        pos = np.arange(len(methods))
+        ax.bar(pos, s["realism_fd"], 0.6, yerr=_yerr(s, "realism_fd"), capsize=2, color="tab:purple",
+               error_kw={"elinewidth": 0.8})
+        source = float(s["realism_fd_source"].mean())
+        if np.isfinite(source):
+            ax.axhline(source, ls="--", color="0.3", lw=1, label="real source images")
+            ax.legend(fontsize=7)
+        ax.set_xticks(pos, methods, rotation=45, ha="right", fontsize=8)
+        ax.set_title(edit)
+        ax.grid(alpha=0.3, axis="y")
+    axes.flat[0].set_ylabel("Fréchet distance to real target\nimages at α = d")
+    _save_figure(fig, path, dpi)
+
+
+def plot_rescoring(matrices: dict[str, pd.DataFrame], path: str | os.PathLike, dpi: int = 100) -> None:
+    """The re-scoring analysis: one heat map per method, edits × attributes, of the change of each attribute's
+    judged probability at α = d (mean over images of P(edited) − P(reconstruction)); diverging colours, ±1."""
+    n = len(matrices)
+    first = next(iter(matrices.values())) if matrices else pd.DataFrame()
+    width = max(3.5, 0.32 * first.shape[1] + 2.0)
+    height = max(2.0, 0.32 * first.shape[0] + 1.4)
+    ncols = min(2 if first.shape[1] > 12 else 3, max(1, n))
+    nrows = int(np.ceil(n / ncols)) if n else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    im = None
+    for ax, (method, m) in zip(axes.flat, matrices.items()):
+        im = ax.imshow(m.to_numpy(float), vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
+        ax.set_xticks(range(m.shape[1]), m.columns, rotation=90, fontsize=7)
+        ax.set_yticks(range(m.shape[0]), m.index, fontsize=7)
+        ax.set_title(method, fontsize=9)
+        if m.shape[1] <= 12:
+            for i in range(m.shape[0]):
+                for j in range(m.shape[1]):
+                    v = m.iat[i, j]
+                    if np.isfinite(v):
+                        ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6,
+                                color="white" if abs(v) > 0.5 else "black")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label="Δ judged probability")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    plt.close(fig)
 
 
 def plot_heatmap(matrix: np.ndarray, labels: list[str], path: str | os.PathLike, title: str = "",

@@ -13,8 +13,9 @@ encoder     the run's refined DLSGAN encoder                        pSp (hash: t
             (``projection/encoder.pt``, hash: the latent store's    ``encoder_checkpoint_hash``) after FFHQ
             ``encoder_checkpoint_hash``) times the latent scale s   alignment or a centre crop
             (:func:`latentedit.projection.project.project_images`)  (:mod:`latentedit.faces.align`)
-edits       ``edits/<method>/<edit>/model.pt`` (:func:`latentedit.edits.model.load_edit`), with the calibrated step
-            d of ``render/<method>/<edit>.h5`` (attr ``calibration``, rule ``render_edit``)
+edits       ``edits/<method>/<edit>/seed<s>/model.pt`` (:func:`latentedit.edits.model.load_edit`), with the calibrated
+            step d of ``render/<method>/<edit>/seed<s>.h5`` (attr ``calibration``, rule ``render_edit``); s is the
+            run's lowest training seed unless ``seed=`` picks another of ``edits.seeds``
 judge       ``oracle/model.pt`` (the image oracle)                  ``oracle/model.pt`` and ArcFace
 =========== ======================================================= ==============================================
 
@@ -61,7 +62,8 @@ class RunError(ValueError):
 
 def load_run(path: str | os.PathLike, device: str = "auto", config: str | os.PathLike | None = None,
              generator: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
-             arcface: str | os.PathLike | None = None, detector: str | os.PathLike | None = None) -> Run:
+             arcface: str | os.PathLike | None = None, detector: str | os.PathLike | None = None,
+             seed: int | None = None) -> Run:
     """A finished run (``results/<world>/``) for editing new images; models load on first use.
 
     Parameters
@@ -80,15 +82,18 @@ def load_run(path: str | os.PathLike, device: str = "auto", config: str | os.Pat
     detector : path-like, optional
         faces: an insightface detection ONNX; images are then aligned (FFHQ) around the detected face, otherwise
         centre-cropped.
+    seed : int, optional
+        Which training seed's edit models to use (``edits.seeds``; default: the lowest the run trained).
     """
     return Run(path, device=device, config=config, generator=generator, encoder=encoder, arcface=arcface,
-               detector=detector)
+               detector=detector, seed=seed)
 
 
 class Run:
     """A finished run; see the module docstring. Attributes load lazily: ``generator``, ``encoder``, ``judge``."""
 
-    def __init__(self, path, device="auto", config=None, generator=None, encoder=None, arcface=None, detector=None):
+    def __init__(self, path, device="auto", config=None, generator=None, encoder=None, arcface=None, detector=None,
+                 seed=None):
         self.path = Path(path)
         self.workdir = self.path.resolve().parent.parent  # W: results/<world>/ lives in the working directory
         self.world = self.path.resolve().name
@@ -104,6 +109,11 @@ class Run:
             raise RunError(f"a face detector applies to the faces world only; {self.path} is a {self.world} run")
         self._detector = detector
         self._hashes: dict[Path, str] = {}
+        trained = sorted({int(p.name.removeprefix("seed")) for p in self.path.glob("edits/*/*/seed*")
+                          if p.name.removeprefix("seed").isdigit()})
+        if seed is not None and trained and int(seed) not in trained:
+            raise RunError(f"{self.path} has no edit models of seed {seed} (trained seeds: {trained})")
+        self.seed = int(seed) if seed is not None else (trained[0] if trained else 0)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, world={self.world!r}, {len(self.edits)} edits)"
@@ -125,14 +135,14 @@ class Run:
     @cached_property
     def edits(self) -> dict[tuple[str, str], Edit]:
         """Every trained edit of the run, {(method, edit): :class:`Edit`} (models load on first use)."""
-        found = sorted(self.path.glob("edits/*/*/model.pt"))
-        return {(p.parent.parent.name, p.parent.name): Edit(self, p.parent.parent.name, p.parent.name, p)
+        found = sorted(self.path.glob(f"edits/*/*/seed{self.seed}/model.pt"))
+        return {(p.parents[2].name, p.parents[1].name): Edit(self, p.parents[2].name, p.parents[1].name, p)
                 for p in found}
 
     def _require_edits(self) -> None:
         if not self.edits:
-            raise RunError(f"{self.path} holds no trained edit models (edits/<method>/<edit>/model.pt): make them "
-                           f"with `snakemake edits` in {self.workdir}")
+            raise RunError(f"{self.path} holds no trained edit models (edits/<method>/<edit>/seed<s>/model.pt): "
+                           f"make them with `snakemake edits` in {self.workdir}")
 
     def edit(self, name: str, method: str = DEFAULT_METHOD) -> Edit:
         """The trained edit ``name`` of ``method``; a RunError lists what the run has when there is no such edit."""
@@ -146,7 +156,7 @@ class Run:
                            f"{', '.join(methods_here)})")
         if name in names_here:
             with_it = sorted(m for m, e in self.edits if e == name)
-            target = self.target(f"edits/{method}/{name}/model.pt")
+            target = self.target(f"edits/{method}/{name}/seed{self.seed}/model.pt")
             raise RunError(f"edit {name!r} has no {method!r} model in this run (its methods here: "
                            f"{', '.join(with_it)}): make it with `snakemake {target}` after adding {method!r} to "
                            "edits.methods")
@@ -163,6 +173,7 @@ class Run:
         self._require_edits()
         df = pd.read_parquet(self.require("metrics.parquet", "the results table"))
         summary = summary_table(df, calibration_from_table(df))
+        summary = summary[summary["seed"] == self.seed].drop(columns="seed")
         trained = pd.DataFrame(list(self.edits), columns=["method", "edit"])
         table = trained.merge(summary, on=["method", "edit"], how="left").sort_values(["edit", "method"])
         columns = ["method", "edit", "d", "calibrated", "target_change_rate", "attribute_preservation", "identity",
@@ -171,8 +182,9 @@ class Run:
 
     @cached_property
     def render_infos(self) -> dict[tuple[str, str], RenderStoreInfo]:
-        """{(method, edit): the render store's attrs, α grid and image shape} (images not read)."""
-        return {(p.parent.name, p.stem): read_render_store_info(p) for p in sorted(self.path.glob("render/*/*.h5"))}
+        """{(method, edit): the render store's attrs, α grid and image shape} (images not read), of the run's seed."""
+        return {(p.parents[1].name, p.parent.name): read_render_store_info(p)
+                for p in sorted(self.path.glob(f"render/*/*/seed{self.seed}.h5"))}
 
     # -- checkpoints, found by the hashes the run recorded --------------------------------------------------------
 
@@ -227,7 +239,7 @@ class Run:
     def render_size(self) -> int:
         """The side of the images the run rendered (faces: StyleGAN2 output area-pooled to this size)."""
         if not self.render_infos:
-            raise RunError(f"{self.path} holds no render stores (render/<method>/<edit>.h5): make them with "
+            raise RunError(f"{self.path} holds no render stores (render/<method>/<edit>/seed<s>.h5): make them with "
                            f"`snakemake` in {self.workdir} (rule render_edit)")
         return int(next(iter(self.render_infos.values())).image_shape[-1])
 
@@ -319,7 +331,7 @@ class Edit:
     @cached_property
     def calibration(self) -> dict:
         """The render store's calibration (d, rate, reached, tau, …; :mod:`latentedit.render.calibrate`)."""
-        relative = f"render/{self.method}/{self.name}.h5"
+        relative = f"render/{self.method}/{self.name}/seed{self.run.seed}.h5"
         info = self.run.render_infos.get((self.method, self.name))
         if info is None:
             self.run.require(relative, f"the calibrated step d of {self.method}/{self.name}")

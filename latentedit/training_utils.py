@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from latentedit.devices import claim_cuda_index
+
 log = logging.getLogger(__name__)
 
 
@@ -27,10 +29,20 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda`` force one."""
+    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda`` force one; ``cuda:<i>`` is taken as given.
+
+    A bare CUDA choice with several visible GPUs claims a free one for the life of the process
+    (:func:`latentedit.devices.claim_cuda_index`), makes it the current device and returns ``cuda:<i>``, so
+    concurrent jobs on one box use different GPUs."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type != "cuda" or device.index is not None or not torch.cuda.is_available():
+        return device
+    index = claim_cuda_index(torch.cuda.device_count())
+    if index:  # code that says "cuda" or .cuda() lands on the claimed device too (0 is already current)
+        torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 class EarlyStopping:

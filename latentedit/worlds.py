@@ -7,11 +7,14 @@ images.
 * **judge**: ``predict(images uint8 (N, 3, H, W)) -> {"probs": (N, A), "embedding": (N, D)}``: per-attribute
   probabilities and an identity embedding compared by cosine. digits: the slot oracle (probabilities of the count
   and presence attributes, per-slot features); faces: the 40-attribute image classifiers and ArcFace.
+* **realism features**: ``features(images uint8 (N, 3, H, W)) -> (N, F) float64``, what the Fréchet distance and KID
+  of edited renders against real target images are computed on. digits: the slot oracle's penultimate features (its
+  ``embedding``, as the DLSGAN stage's ``frechet_oracle``); faces: Inception-v3 pool features (FID/KID proper).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -74,10 +77,13 @@ class FacesJudge:
         return {"probs": self.classifier.predict_proba(images), "embedding": self.arcface.embed(images)}
 
 
-def onnx_providers(device) -> list[str]:
-    """onnxruntime's execution providers for a torch device: CUDA first on a CUDA device, else the CPU."""
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.device(device).type == "cuda" \
-        else ["CPUExecutionProvider"]
+def onnx_providers(device) -> list:
+    """onnxruntime's execution providers for a torch device: on ``cuda:i`` CUDA on that same device first (the job's
+    claimed GPU, :mod:`latentedit.devices`; a bare CUDA provider would always take device 0), else the CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
 
 
 def load_judge(world: str, inputs: Mapping, device, options: Mapping | None = None):
@@ -85,3 +91,22 @@ def load_judge(world: str, inputs: Mapping, device, options: Mapping | None = No
     if world == "digits":
         return DigitsJudge(inputs["oracle"], device)
     return FacesJudge(inputs["oracle"], inputs["arcface"], device, (options or {}).get("identity_crop"))
+
+
+def load_realism_features(world: str, inputs: Mapping, device,
+                          options: Mapping | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The world's realism features from a job's inputs: ``images uint8 (N, C, H, W) -> (N, F) float64``.
+
+    digits: ``inputs["oracle"]`` (from ``judge_inputs``), the oracle's penultimate slot features (F = slots × 64);
+    faces: ``inputs["inception"]`` (from ``realism_inputs``: ``faces.inception_weights``), Inception-v3 pool
+    features (F = 2048, :mod:`latentedit.faces.inception`), ``options["batch_size"]`` images per call (default 32).
+    """
+    if world == "digits":
+        from latentedit.oracles.digits_oracle import load_oracle, predict_images
+
+        oracle = load_oracle(inputs["oracle"], device)
+        return lambda images: predict_images(oracle, images, device)["embedding"].astype(np.float64)
+    from latentedit.faces.inception import inception_features, load_inception
+
+    extractor, batch_size = load_inception(inputs["inception"], device), int((options or {}).get("batch_size", 32))
+    return lambda images: inception_features(extractor, images, batch_size)

@@ -12,6 +12,8 @@ from latentedit.edits.methods import get_method
 
 # digits | faces: the {world} wildcard of every shared rule takes this value only.
 WORLD = config["world"]
+# Every (method, edit) is trained once per seed of edits.seeds; grids and the latent summary show the first.
+FIRST_SEED = config["edits"]["seeds"][0]
 
 # Semantic checks beyond the schema (latentedit.config): fail before any job, naming the key. A dry run only warns
 # about missing faces files, so that the DAG of a config with placeholder paths can be inspected.
@@ -19,12 +21,13 @@ for warning in check_config(config, dry_run=dry_run_requested(sys.argv)):
     print(f"warning (dry run): {warning}", file=sys.stderr)
 
 
-# method/edit match the configured methods and definitions only (an unconfigured path has no rule).
+# method/edit/seed match the configured methods, definitions and seeds only (an unconfigured path has no rule).
 wildcard_constraints:
     world=WORLD,
     variant="dls|nodls",
     method="|".join(config["edits"]["methods"]),
     edit="|".join(config["edits"]["definitions"]),
+    seed="|".join(str(s) for s in config["edits"]["seeds"]),
 
 
 include: "common/code.smk"

@@ -1,6 +1,8 @@
-# Faces data: the user's CelebA-HQ images and attribute file into an image store with a seeded train/val/test split,
-# then the evaluation image store the latent store mirrors: CelebA-HQ train/val, and as test either the first N
-# FFHQ images labelled by the attribute classifiers (faces.ffhq_images set) or the CelebA-HQ test split.
+# Faces data: the user's CelebA-HQ images and attribute file into an image store with a seeded train/val/test split
+# (rows grouped by split), then the evaluation image store the latent store mirrors: CelebA-HQ train/val, and as test
+# either the first N FFHQ images labelled by the attribute classifiers (faces.ffhq_images set) or the CelebA-HQ test
+# split. images.h5 holds the FFHQ pixels only: its CelebA-HQ rows are an HDF5 virtual view of celebahq.h5, which must
+# stay next to it (readers refuse images.h5 when it is missing). Both are written and read batch by batch.
 
 
 rule celebahq_images:

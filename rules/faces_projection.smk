@@ -6,6 +6,7 @@
 rule project_faces:
     input:
         images="results/faces/images.h5",
+        celebahq="results/faces/celebahq.h5",  # images.h5's train/val rows are a view of it
         oracle="results/faces/oracle/model.pt",
         psp=faces_file("psp_checkpoint"),
         arcface=faces_file("arcface"),

@@ -6,15 +6,16 @@
 rule edit_metrics:
     input:
         unpack(judge_inputs),
-        renders="results/{world}/render/{method}/{edit}.h5",
+        unpack(realism_inputs),
+        renders="results/{world}/render/{method}/{edit}/seed{seed}.h5",
         images="results/{world}/images.h5",
         code=script_code("edit_metrics.py"),
     output:
-        metrics="results/{world}/metrics/{method}/{edit}.parquet",
+        metrics="results/{world}/metrics/{method}/{edit}/seed{seed}.parquet",
     log:
-        "logs/{world}/metrics/{method}/{edit}.log",
+        "logs/{world}/metrics/{method}/{edit}/seed{seed}.log",
     benchmark:
-        "benchmarks/{world}/metrics/{method}/{edit}.tsv"
+        "benchmarks/{world}/metrics/{method}/{edit}/seed{seed}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -22,6 +23,7 @@ rule edit_metrics:
         gpu=1,
     params:
         definition=edit_selection,
+        metrics=sorted_config("metrics"),
         world_options=world_judge_options,
         device=config["device"],
     script:
@@ -33,15 +35,17 @@ rule aggregate_metrics:
         unpack(stage_metrics_inputs),
         unpack(wstar_metrics_inputs),
         edit_metrics=expand(
-            "results/{world}/metrics/{method}/{edit}.parquet",
+            "results/{world}/metrics/{method}/{edit}/seed{seed}.parquet",
             method=config["edits"]["methods"],
             edit=list(config["edits"]["definitions"]),
+            seed=config["edits"]["seeds"],
             allow_missing=True,
         ),
         histories=expand(
-            "results/{world}/edits/{method}/{edit}/history.csv",
+            "results/{world}/edits/{method}/{edit}/seed{seed}/history.csv",
             method=config["edits"]["methods"],
             edit=list(config["edits"]["definitions"]),
+            seed=config["edits"]["seeds"],
             allow_missing=True,
         ),
         latent_classifier_metrics="results/{world}/labels/classifier_metrics.json",
@@ -87,6 +91,18 @@ rule metrics_figures:
             category="Edits",
             subcategory="Figures",
             caption="../report/latent_vs_image.rst",
+        ),
+        realism=report(
+            "results/{world}/figures/realism.png",
+            category="Edits",
+            subcategory="Figures",
+            caption="../report/realism.rst",
+        ),
+        rescoring=report(
+            "results/{world}/figures/rescoring.png",
+            category="Edits",
+            subcategory="Figures",
+            caption="../report/rescoring.rst",
         ),
     log:
         "logs/{world}/metrics_figures.log",

@@ -1,21 +1,22 @@
 # Rendering: every trained (method, edit) renders its test source codes at α = 0 (the reconstruction) and at
 # n_alphas steps in [d, 2d], d calibrated per (method, edit) on validation codes with the latent classifier
-# (latentedit.render.calibrate), into one HDF5 render store; one PNG grid per edit compares the methods at d.
+# (latentedit.render.calibrate), into one HDF5 render store per seed; one PNG grid per edit compares the methods at d
+# (first seed).
 
 
 rule render_edit:
     input:
         unpack(generator_inputs),
-        model="results/{world}/edits/{method}/{edit}/model.pt",
+        model="results/{world}/edits/{method}/{edit}/seed{seed}/model.pt",
         latents="results/{world}/latents.h5",
         classifiers="results/{world}/labels/classifiers.pt",
         code=script_code("render_edit.py"),
     output:
-        renders="results/{world}/render/{method}/{edit}.h5",
+        renders="results/{world}/render/{method}/{edit}/seed{seed}.h5",
     log:
-        "logs/{world}/render/{method}/{edit}.log",
+        "logs/{world}/render/{method}/{edit}/seed{seed}.log",
     benchmark:
-        "benchmarks/{world}/render/{method}/{edit}.tsv"
+        "benchmarks/{world}/render/{method}/{edit}/seed{seed}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -33,10 +34,11 @@ rule render_edit:
 rule edit_grid:
     input:
         renders=lambda wc: expand(
-            "results/{world}/render/{method}/{edit}.h5",
+            "results/{world}/render/{method}/{edit}/seed{seed}.h5",
             method=config["edits"]["methods"],
             edit=wc.edit,
             world=wc.world,
+            seed=FIRST_SEED,
         ),
         images="results/{world}/images.h5",
         code=script_code("edit_grid.py"),

@@ -1,4 +1,5 @@
-# Per-attribute edit training: one model per (method, edit definition), then their latent-space summary. The
+# Per-attribute edit training: one model per (method, edit definition, seed of edits.seeds), then their latent-space
+# summary (first seed). The
 # methods and what each reads (classifier, W*, lambda_pres, its options section) are the registry's
 # (latentedit/edits/methods.py). An edit goes one way: "remove k" is a second definition with source and target
 # swapped (e.g. source {has_7: 1} → target {has_7: 0}), a separate model. Part of `all`; the target `edits` stops
@@ -11,14 +12,14 @@ rule train_edit:
         latents="results/{world}/latents.h5",
         code=edit_code,
     output:
-        model="results/{world}/edits/{method}/{edit}/model.pt",
-        options="results/{world}/edits/{method}/{edit}/options.json",
-        history="results/{world}/edits/{method}/{edit}/history.csv",
-        curves="results/{world}/edits/{method}/{edit}/curves.png",
+        model="results/{world}/edits/{method}/{edit}/seed{seed}/model.pt",
+        options="results/{world}/edits/{method}/{edit}/seed{seed}/options.json",
+        history="results/{world}/edits/{method}/{edit}/seed{seed}/history.csv",
+        curves="results/{world}/edits/{method}/{edit}/seed{seed}/curves.png",
     log:
-        "logs/{world}/edits/{method}/{edit}.log",
+        "logs/{world}/edits/{method}/{edit}/seed{seed}.log",
     benchmark:
-        "benchmarks/{world}/edits/{method}/{edit}.tsv"
+        "benchmarks/{world}/edits/{method}/{edit}/seed{seed}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

@@ -1,12 +1,14 @@
 # W*: a Real NVP bijection T of the latent space trained for linear attribute separation and perceptual distance
-# unfolding (latentedit/wstar), then Table 1 of the paper in both spaces. The W* edit methods (lw_wstar, ifg_wstar)
-# read the trained T; the stage runs when one of them is configured (or when asked for by the target `wstar`).
+# unfolding (latentedit/wstar), then Table 1 of the paper in both spaces. The perceptual features are
+# wstar.perceptual's (digits: the oracle's; faces: VGG16 blocks 2-4 from faces.vgg16_weights, or the judge's
+# ArcFace). The W* edit methods (lw_wstar, ifg_wstar) read the trained T; the stage runs when one of them is
+# configured (or when asked for by the target `wstar`).
 
 
 rule train_wstar:
     input:
         unpack(generator_inputs),
-        unpack(judge_inputs),
+        unpack(wstar_perceptual_inputs),
         latents="results/{world}/latents.h5",
         code=script_code("train_wstar.py"),
     output:
@@ -35,7 +37,7 @@ rule train_wstar:
 rule wstar_metrics:
     input:
         unpack(generator_inputs),
-        unpack(judge_inputs),
+        unpack(wstar_perceptual_inputs),
         model="results/{world}/wstar/model.pt",
         latents="results/{world}/latents.h5",
         code=script_code("wstar_metrics.py"),

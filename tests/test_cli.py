@@ -1,11 +1,13 @@
 """The `latentedit` command and the API behind it (latentedit.runs) on a made-up finished digits run: a random tiny
 DLSGAN, its encoder, an oracle, a latent store, an LW-style affine edit, an InterFaceGAN direction and an edit in W*,
-their render stores' calibration and a results table — everything a real run leaves, written by the library's own
-writers in a second. The end-to-end runs on real Snakemake outputs are tests/test_cli_workflow.py (slow)."""
+their render stores' calibration and a results table (of one training seed, 0) — everything a real run leaves,
+written by the library's own writers in a second. The end-to-end runs on real Snakemake outputs are
+tests/test_cli_workflow.py (slow)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +36,11 @@ from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStore, write_render_store
 from latentedit.oracles.digits_oracle import SlotOracle, load_oracle, predict_images, save_oracle
 from latentedit.projection.project import project_images
+from latentedit.runs import RunError
 
 NAMES = attribute_names(4)
 EDIT = "add_digit_1to2"
+SEED = 0  # the run's one training seed (edits.seeds: [0]): edits/<m>/<edit>/seed0/model.pt, render/<m>/<edit>/seed0.h5
 D = {"lw": 0.75, "ifg": 2.5, "ifg_wstar": 1.0}  # the made-up calibrated steps
 DEFINITION = {"source": {"count_1": 1}, "target": {"count_2": 1}, "attribute": "count_2"}
 
@@ -80,11 +84,11 @@ def make_digits_run(work: Path) -> Path:
                                   wstar={"spec": T.spec(), "state_dict": T.state_dict()})}
     metrics = []
     for method, model in models.items():
-        save_edit(run / "edits" / method / EDIT / "model.pt", model)
+        save_edit(run / "edits" / method / EDIT / f"seed{SEED}" / "model.pt", model)
         alphas = [0.0, D[method], 2 * D[method]]
         calibration = {"d": D[method], "rate": 1.0, "reached": True, "tau": 1.0, "unit": 1.0, "n_codes": 5,
                        "n_images": 4}
-        write_render_store(run / "render" / method / f"{EDIT}.h5", RenderStore(
+        write_render_store(run / "render" / method / EDIT / f"seed{SEED}.h5", RenderStore(
             images=np.zeros((3, 4, 1, 32, 32), np.uint8), alphas=np.array(alphas), ids=np.array(["a", "b", "c", "d"]),
             latent_logits=np.zeros((3, 4, len(NAMES)), np.float32), attribute_names=NAMES,
             attrs={"method": method, "edit": EDIT, "attribute": "count_2", "target_value": 1,
@@ -95,7 +99,7 @@ def make_digits_run(work: Path) -> Path:
                               input_embeddings=rng.random((4, 5)), latent_logits=rng.standard_normal(probs.shape))
         cal_rows = pd.DataFrame([{"method": method, "edit": EDIT, "attribute": "count_2", "alpha": np.nan,
                                   "metric": f"calibration.{k}", "value": float(v)} for k, v in calibration.items()])
-        metrics.append(pd.concat([df, cal_rows], ignore_index=True))
+        metrics.append(pd.concat([df, cal_rows], ignore_index=True).assign(seed=SEED))  # as the edit_metrics script
     collect(metrics, {}, {}, {}, world="digits").to_parquet(run / "metrics.parquet", index=False)
     return run
 
@@ -177,7 +181,7 @@ def test_edit_writes_a_strip_per_image_and_the_codes_it_made(digits_run, pngs, t
     inputs = np.stack([np.asarray(Image.open(p))[None] for p in pngs])
     np.testing.assert_array_equal(out["inputs"], inputs)  # 32×32 grayscale PNGs are the canvas as they are
     np.testing.assert_allclose(out["codes"], project_images(encoder, s, inputs, "cpu"), atol=1e-6)
-    model = torch.load(digits_run / "edits" / "lw" / EDIT / "model.pt", weights_only=True)
+    model = torch.load(digits_run / "edits" / "lw" / EDIT / f"seed{SEED}" / "model.pt", weights_only=True)
     z = torch.as_tensor(out["codes"])
     for a, alpha in enumerate(out["alphas"]):
         np.testing.assert_allclose(out["edited"][:, a], apply_edit(model, z, float(alpha)).numpy(), atol=1e-6)
@@ -269,7 +273,7 @@ def test_a_detector_is_for_faces_only(digits_run, pngs, tmp_path):
 
 @pytest.mark.parametrize("missing, command, target", [
     ("projection/encoder.pt", "edit", "results/digits/projection/encoder.pt"),
-    (f"render/lw/{EDIT}.h5", "edit", f"results/digits/render/lw/{EDIT}.h5"),
+    (f"render/lw/{EDIT}/seed{SEED}.h5", "edit", f"results/digits/render/lw/{EDIT}/seed{SEED}.h5"),
     ("latents.h5", "edit", "results/digits/latents.h5"),
     ("metrics.parquet", "edits", "results/digits/metrics.parquet"),
     ("oracle/model.pt", "judge", "results/digits/oracle/model.pt"),
@@ -319,7 +323,7 @@ def test_export_npz_of_an_affine_edit_reproduces_it(digits_run, tmp_path):
         A, b, d = f["A"], f["b"], float(f["d"])
         assert str(f["type"]) == "affine" and str(f["formula"]) == "z' = z + alpha * (A @ z + b)"
     assert A.shape == (8, 8) and b.shape == (8,) and A.dtype == np.float32 and d == D["lw"]
-    model = torch.load(digits_run / "edits" / "lw" / EDIT / "model.pt", weights_only=True)
+    model = torch.load(digits_run / "edits" / "lw" / EDIT / f"seed{SEED}" / "model.pt", weights_only=True)
     z = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
     for alpha in (0.5, 1.0, 2.0):
         np.testing.assert_allclose(z + alpha * (z @ A.T + b), apply_edit(model, torch.as_tensor(z), alpha).numpy(),
@@ -386,6 +390,9 @@ def test_export_npz_of_a_direction_and_the_default_name(digits_run, tmp_path, mo
 def test_the_python_api_loads_a_run_and_applies_an_edit_in_units_of_d(digits_run, pngs):
     run = latentedit.load_run(digits_run, device="cpu")
     assert set(run.edits) == {(m, EDIT) for m in D} and run.world == "digits"
+    assert run.seed == SEED  # the lowest (here the only) training seed
+    with pytest.raises(RunError, match=re.escape(f"has no edit models of seed 7 (trained seeds: [{SEED}])")):
+        latentedit.load_run(digits_run, device="cpu", seed=7)
     edit = run.edit(EDIT)  # the default method
     assert edit.method == "lw" and edit.d == D["lw"]
     codes = run.encoder.project([run.encoder.prepare(p) for p in pngs])

@@ -26,6 +26,7 @@ from latentedit.io.edit_results import read_edit_results
 
 REPO = Path(__file__).resolve().parents[1]
 EDIT = "add_digit_1to2"
+SEED = TINY["edits"]["seeds"][0]  # the tiny run's one training seed
 
 
 def _cli(*args):
@@ -92,7 +93,7 @@ def test_the_command_reproduces_the_runs_own_projection_and_renders(digits_work,
     from latentedit.io.render_store import read_render_store
 
     root = digits_work / "results/digits"
-    renders = read_render_store(root / "render/lw" / f"{EDIT}.h5")
+    renders = read_render_store(root / "render/lw" / EDIT / f"seed{SEED}.h5")
     images, latents = read_image_store(root / "images.h5"), read_latent_store(root / "latents.h5")
     ids = list(renders.ids[:8])
     for i, row in zip(ids, images.rows_of(ids)):
@@ -141,7 +142,8 @@ def test_edits_and_the_exported_boundary_of_a_finished_run(digits_work, tmp_path
 @pytest.fixture(scope="module")
 def faces_work(tmp_path_factory) -> Path:
     """``W/results/faces`` with the tiny world's pSp as encoder and generator (its hash recorded as a run records
-    it), a random attribute classifier as the judge, an affine W+ edit and a direction with render stores."""
+    it), a random attribute classifier as the judge, an affine W+ edit and a direction with render stores (training
+    seed 0: edits/<method>/<edit>/seed0/model.pt, render/<method>/<edit>/seed0.h5)."""
     pytest.importorskip("insightface", reason="the faces extra (pip install -e '.[faces]') is not installed")
     from latentedit.data.celebahq import CELEBA_ATTRIBUTES
     from latentedit.edits.affine import AffineEdit
@@ -179,8 +181,9 @@ def faces_work(tmp_path_factory) -> Path:
               "target_value": 1, "definition": definition, "attribute_names": names, "options": {}}
     models = {"lw": affine_parameters(affine), "ifg": direction_parameters(normal / normal.norm(), 0.0)}
     for method, parameters in models.items():
-        save_edit(run / "edits" / method / "add_smile" / "model.pt", {**common, "method": method, **parameters})
-        write_render_store(run / "render" / method / "add_smile.h5", RenderStore(
+        save_edit(run / "edits" / method / "add_smile" / "seed0" / "model.pt", {**common, "method": method,
+                                                                                **parameters})
+        write_render_store(run / "render" / method / "add_smile" / "seed0.h5", RenderStore(
             images=np.zeros((2, 1, 3, 16, 16), np.uint8), alphas=np.array([0.0, 1.5]), ids=np.array(["a"]),
             latent_logits=np.zeros((2, 1, 40), np.float32), attribute_names=names,
             attrs={"method": method, "edit": "add_smile", "attribute": "Smiling", "target_value": 1,

@@ -61,9 +61,10 @@ def gamma(store) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def trained(store, classifier, gamma):
-    """{method: (model, history, resolved)} for the "add a" edit (the W* methods need a trained T: test_wstar.py)."""
+    """{method: (model, history, resolved)} for the "add a" edit (the W* methods need a trained T: test_wstar.py;
+    the methods that read a generator train in test_edits_ganspace_sefa.py)."""
     return {m: train_edit(m, store, ADD_A, classifier, gamma, OPTIONS[m], name="add_a", weight_attributes=NAMES)
-            for m in METHODS if not METHODS[m].in_wstar}
+            for m in METHODS if not METHODS[m].in_wstar and not METHODS[m].uses_generator}
 
 
 def test_every_method_gives_a_weights_only_model(trained, tmp_path, store):

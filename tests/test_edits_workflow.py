@@ -30,6 +30,8 @@ from test_pipeline_tiny import TINY
 REPO = Path(__file__).resolve().parents[1]
 EDITS = ["add_digit_1to2", "add_7"]  # a count edit (uniform weights) and a presence edit (balanced over counts)
 METHODS = TINY["edits"]["methods"]
+SEEDS = TINY["edits"]["seeds"]  # [0]: every (method, edit) is trained once, under edits/<method>/<edit>/seed0/
+SEED = SEEDS[0]
 
 
 def _edits_config() -> dict:
@@ -58,9 +60,10 @@ def _job_stats(output: str) -> dict[str, int]:
             if m.group(1) != "total"}
 
 
-def _edit_jobs(output: str) -> set[tuple[str, str]]:
-    """(method, edit) of every train_edit job a dry run lists."""
-    return set(re.findall(r"output: results/digits/edits/(\w+)/(\w+)/model\.pt", output))
+def _edit_jobs(output: str) -> set[tuple[str, str, int]]:
+    """(method, edit, seed) of every train_edit job a dry run lists."""
+    return {(m, e, int(s)) for m, e, s in
+            re.findall(r"output: results/digits/edits/(\w+)/(\w+)/seed(\d+)/model\.pt", output)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,14 +88,19 @@ def test_every_method_and_edit_produced_its_outputs(edits_run):
     for method in METHODS:
         for edit in EDITS:
             for name in ("model.pt", "options.json", "history.csv", "curves.png"):
-                assert (root / "edits" / method / edit / name).stat().st_size > 0, (method, edit, name)
+                assert (root / "edits" / method / edit / f"seed{SEED}" / name).stat().st_size > 0, (method, edit, name)
+            assert (edits_run / "logs/digits/edits" / method / edit / f"seed{SEED}.log").is_file(), (method, edit)
     for method in METHODS:
         for edit in EDITS:
-            assert (root / "render" / method / f"{edit}.h5").stat().st_size > 0, (method, edit)
-            assert (root / "metrics" / method / f"{edit}.parquet").stat().st_size > 0, (method, edit)
+            assert (root / "render" / method / edit / f"seed{SEED}.h5").stat().st_size > 0, (method, edit)
+            assert (root / "metrics" / method / edit / f"seed{SEED}.parquet").stat().st_size > 0, (method, edit)
     for rel in ["metrics.parquet", "summary.csv", "summary.md", "figures/preservation_vs_change.png",
-                "figures/latent_vs_image.png", *(f"figures/grid_{e}.png" for e in EDITS)]:
+                "figures/latent_vs_image.png", "figures/realism.png", "figures/rescoring.png",
+                *(f"figures/grid_{e}.png" for e in EDITS)]:
         assert (root / rel).stat().st_size > 0, rel
+    # nothing is left at the pre-seed paths
+    assert not list(root.glob("edits/*/*/model.pt")) and not list(root.glob("render/*/*.h5"))
+    assert not list(root.glob("metrics/*/*.parquet"))
 
 
 @pytest.mark.slow
@@ -104,16 +112,52 @@ def test_results_table_and_summary(edits_run):
     assert list(df.columns) == COLUMNS
     assert (df["world"] == "digits").all() and df["config_hash"].str.len().eq(16).all()
     assert set(df["source"]) >= {"edit_metrics", "edit_training", "dlsgan_quality", "inversion_quality"}
+    assert str(df["seed"].dtype) == "Int64" and df["ci_low"].dtype == df["ci_high"].dtype == np.float64
     m = df[df["source"] == "edit_metrics"]
-    assert set(zip(m["method"], m["edit"])) == {(a, e) for a in METHODS for e in EDITS}
+    assert set(zip(m["method"], m["edit"], m["seed"])) == {(a, e, s) for a in METHODS for e in EDITS for s in SEEDS}
+    training = df[df["source"] == "edit_training"]
+    assert set(zip(training["method"], training["edit"], training["seed"])) == \
+        {(a, e, s) for a in METHODS for e in EDITS for s in SEEDS}
+    assert df.loc[~df["source"].isin(["edit_metrics", "edit_training"]), "seed"].isna().all()  # stage rows: NA
     rates = m[m["metric"].isin(["target_change_rate", "attribute_preservation", "latent_target_change_rate"])]
     assert rates["value"].between(0, 1).all()
+    # every rate carries its 95 % bootstrap interval over the test images, around the value
+    assert rates["ci_low"].notna().all() and rates["ci_high"].notna().all()
+    assert ((rates["ci_low"] <= rates["value"] + 1e-9) & (rates["value"] <= rates["ci_high"] + 1e-9)).all()
+    assert (rates["ci_low"] >= 0).all() and (rates["ci_high"] <= 1).all()
     n_alpha = TINY["render"]["n_alphas"] + 1
     for (method, edit), g in m[m["metric"] == "target_change_rate"].groupby(["method", "edit"]):
         assert len(g) in (1, n_alpha) and g["alpha"].min() == 0.0, (method, edit)
+    # re-scoring, realism and the latent distance to the target: rows for every method and edit
+    for metric in ("rescoring", "realism_fd", "realism_kid", "latent_sinkhorn_to_target"):
+        rows = m[m["metric"] == metric]
+        assert set(zip(rows["method"], rows["edit"])) == {(a, e) for a in METHODS for e in EDITS}, metric
+        assert np.isfinite(rows["value"]).all(), metric
+    rescoring = m[m["metric"] == "rescoring"]
+    n_attributes = len(read_latent_store(edits_run / "results/digits/latents.h5").attribute_names)
+    for (method, edit), g in rescoring.groupby(["method", "edit"]):
+        assert g["attribute"].nunique() == n_attributes, (method, edit)  # every attribute is re-scored
+        assert (g.loc[g["alpha"] == 0.0, "value"] == 0.0).all(), (method, edit)  # the reconstruction vs itself
     summary = pd.read_csv(root / "summary.csv")
+    from latentedit.evaluation.aggregate import SEED_SUMMARY_COLUMNS
+
+    assert list(summary.columns) == SEED_SUMMARY_COLUMNS
     assert len(summary) == len(METHODS) * len(EDITS)
-    renders = read_render_store(root / "render/lw" / f"{EDITS[0]}.h5")
+    assert set(zip(summary["method"], summary["edit"])) == {(a, e) for a in METHODS for e in EDITS}
+    assert (summary["n_seeds"] == len(SEEDS)).all()
+    assert summary["target_change_rate_std"].isna().all()  # one seed: no spread over seeds
+    assert summary["target_change_rate_ci_low"].notna().all() and summary["realism_fd"].notna().all()
+    md = (root / "summary.md").read_text()
+    tables = md.split("\n## ")
+    table2 = next(t for t in tables if t.startswith("Target change, preservation and identity"))
+    realism = next(t for t in tables if t.startswith("Realism of the edited images"))
+    for table, column in ((table2, "target_change_rate"), (realism, "realism_fd")):
+        lines = [line for line in table.splitlines() if line.startswith("|")]
+        header = [c.strip() for c in lines[0].split("|")[1:-1]]
+        rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:]]
+        assert len(rows) == len(METHODS) * len(EDITS), table
+        assert all("[" in r[header.index(column)] and "]" in r[header.index(column)] for r in rows), table
+    renders = read_render_store(root / "render/lw" / EDITS[0] / f"seed{SEED}.h5")
     assert renders.alphas[0] == 0.0 and renders.images.shape[1] <= TINY["render"]["max_images"]
     assert renders.calibration["tau"] == TINY["render"]["calibration_rate"]
 
@@ -137,7 +181,7 @@ def test_models_load_weights_only_and_apply(edits_run):
     z = torch.as_tensor(store.latents[:8])
     for method in METHODS:
         for edit in EDITS:
-            path = edits_run / "results/digits/edits" / method / edit / "model.pt"
+            path = edits_run / "results/digits/edits" / method / edit / f"seed{SEED}" / "model.pt"
             raw = torch.load(path, weights_only=True)
             assert (raw["kind"], raw["method"], raw["edit"]) == ("edit", method, edit)
             assert raw["definition"]["attribute"] == TINY["edits"]["definitions"][edit]["attribute"]
@@ -150,7 +194,7 @@ def test_options_hold_the_resolved_options(edits_run):
     root = edits_run / "results/digits/edits"
     for method in METHODS:
         for edit in EDITS:
-            opts = json.loads((root / method / edit / "options.json").read_text())
+            opts = json.loads((root / method / edit / f"seed{SEED}" / "options.json").read_text())
             assert (opts["method"], opts["edit"]) == (method, edit)
             definition = TINY["edits"]["definitions"][edit]
             assert opts["definition"]["source"] == definition["source"]
@@ -158,6 +202,7 @@ def test_options_hold_the_resolved_options(edits_run):
             # every value the config sets is the value the job used (the library fills only what it omits)
             given = {k: v for k, v in TINY["edits"][get_method(method).options].items() if k != "alpha"}
             assert given.items() <= opts["config"].items(), (method, edit)
+            assert opts["config"]["seed"] == SEED, (method, edit)  # the job's seed, from the {seed} wildcard
             if method == "lw":
                 assert opts["config"]["lambda_pres"] == definition["lambda_pres"]
                 assert opts["blur"] > 0 and "pres_blur" in opts
@@ -222,11 +267,11 @@ def _reorder(c):
 @pytest.mark.parametrize("change, expected_edit_jobs, expected", [
     # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), its render and
     # metrics, its grid, then the aggregation
-    (lambda c: c["edits"]["definitions"]["add_7"].update(lambda_pres=2.0), {("lw", "add_7")},
+    (lambda c: c["edits"]["definitions"]["add_7"].update(lambda_pres=2.0), {("lw", "add_7", SEED)},
      {"train_edit": 1, "render_edit": 1, "edit_metrics": 1, "edit_grid": 1, "edits_latent_summary": 1,
       **AGGREGATE}),
     # one more edit: its five models, renders, metrics and grid, then the aggregation
-    (_add_3, {(m, "add_3") for m in METHODS},
+    (_add_3, {(m, "add_3", SEED) for m in METHODS},
      {"train_edit": 5, "render_edit": 5, "edit_metrics": 5, "edit_grid": 1, "edits_latent_summary": 1,
       **AGGREGATE}),
     # a plotting option: the figures only
@@ -235,9 +280,14 @@ def _reorder(c):
     # every result-bearing key)
     (lambda c: c["edits"]["ifg"].update(alpha=2.5), set(), {"edits_latent_summary": 1, **AGGREGATE}),
     # the LT options: lt and lt_core of every edit, and what follows them
-    (lambda c: c["edits"]["lt"].update(lambda_reg=1.0), {(m, e) for m in ("lt", "lt_core") for e in EDITS},
+    (lambda c: c["edits"]["lt"].update(lambda_reg=1.0), {(m, e, SEED) for m in ("lt", "lt_core") for e in EDITS},
      {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1,
       **AGGREGATE}),
+    # a second training seed: every (method, edit) of that seed, its render and metrics, then the aggregation; the
+    # grids and the latent summary show the first seed, so they stay
+    (lambda c: c["edits"].update(seeds=[SEED, SEED + 1]), {(m, e, SEED + 1) for m in METHODS for e in EDITS},
+     {"train_edit": len(METHODS) * len(EDITS), "render_edit": len(METHODS) * len(EDITS),
+      "edit_metrics": len(METHODS) * len(EDITS), **AGGREGATE}),
     # the same config re-saved with its keys in another order: nothing
     (_reorder, set(), {}),
 ])
@@ -258,6 +308,11 @@ def test_config_change_reruns_exactly_what_it_touches(edits_run, change, expecte
     ("render/calibrate.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS),
                              "edit_grid": len(EDITS), **AGGREGATE}),
     ("evaluation/aggregate.py", AGGREGATE),
+    # the image-realism metrics: the metrics jobs only (not the renders), and what follows
+    ("evaluation/realism.py", {"edit_metrics": 2 * len(METHODS), **AGGREGATE}),
+    # the latent distance to the target is measured at rendering: every render job, and what follows
+    ("evaluation/latent_distance.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS),
+                                       "edit_grid": len(EDITS), **AGGREGATE}),
     ("edits/lt.py", {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS),
                      "edits_latent_summary": 1, **AGGREGATE}),
     # the world's generator and judge: the jobs that load them (render, image metrics), and what follows
@@ -297,7 +352,7 @@ def test_edits_dry_run_lists_one_job_per_method_and_edit(tiny_config, tmp_path, 
     methods, edits = tiny_config["edits"]["methods"], list(tiny_config["edits"]["definitions"])
     assert jobs["train_edit"] == len(methods) * len(edits)
     assert jobs["train_latent_classifiers"] == jobs["edits_latent_summary"] == jobs["edits"] == 1
-    assert _edit_jobs(proc.stdout) == {(m, e) for m in methods for e in edits}
+    assert _edit_jobs(proc.stdout) == {(m, e, s) for m in methods for e in edits for s in tiny_config["edits"]["seeds"]}
     assert "dlsgan_quality" not in jobs
     assert not (tmp_path / "results").exists()
 
@@ -311,6 +366,35 @@ def test_default_target_runs_the_whole_chain(tiny_config, tmp_path, write_config
     assert jobs["train_edit"] == jobs["render_edit"] == jobs["edit_metrics"] == n
     assert jobs["edit_grid"] == len(tiny_config["edits"]["definitions"])
     assert jobs["aggregate_metrics"] == jobs["metrics_figures"] == jobs["train_latent_classifiers"] == 1
+    for figure in ("realism", "rescoring"):  # part of the default target
+        assert f"results/digits/figures/{figure}.png" in proc.stdout, figure
+
+
+def test_every_seed_trains_renders_and_measures_every_method_and_edit(tiny_config, tmp_path, write_config,
+                                                                      run_snakemake):
+    """edits.seeds: one training, render and metrics job per (method, edit, seed); the grids and the latent summary
+    show the first seed, and one aggregation reads every seed."""
+    tiny_config["edits"]["seeds"] = [3, 1]
+    write_config(tiny_config)
+    proc = run_snakemake(tmp_path, "-n")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    jobs = _job_stats(proc.stdout)
+    methods, edits = tiny_config["edits"]["methods"], list(tiny_config["edits"]["definitions"])
+    n = len(methods) * len(edits)
+    assert jobs["train_edit"] == jobs["render_edit"] == jobs["edit_metrics"] == 2 * n
+    assert jobs["edit_grid"] == len(edits)
+    assert jobs["edits_latent_summary"] == jobs["aggregate_metrics"] == jobs["metrics_figures"] == 1
+    assert _edit_jobs(proc.stdout) == {(m, e, s) for m in methods for e in edits for s in (3, 1)}
+    for m in methods:
+        for e in edits:
+            for s in (3, 1):
+                for rel in (f"render/{m}/{e}/seed{s}.h5", f"metrics/{m}/{e}/seed{s}.parquet"):
+                    assert f"results/digits/{rel}" in proc.stdout, rel
+    # the grids and the latent summary read the first seed's renders and models only
+    grid = re.search(r"rule edit_grid:\n\s+input: (.+)\n", proc.stdout).group(1)
+    assert "/seed3.h5" in grid and "/seed1.h5" not in grid
+    summary = re.search(r"rule edits_latent_summary:\n\s+input: (.+)\n", proc.stdout).group(1)
+    assert "/seed3/model.pt" in summary and "/seed1/" not in summary
 
 
 def _set(cfg: dict, path: tuple, value) -> None:

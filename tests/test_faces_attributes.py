@@ -135,3 +135,68 @@ def test_config_validation():
         AttributeClassifierConfig(arch="vgg16")
     with pytest.raises(ValueError, match="batch_size"):
         AttributeClassifierConfig(batch_size=1)
+
+
+def _corrupt(ck, what: str) -> None:
+    sd = ck["state_dict"]
+    if what == "missing key":
+        del sd["net.layer4.1.bn2.running_var"]
+    elif what == "unexpected key":
+        sd["net.extra.weight"] = torch.zeros(3)
+    elif what == "wrong shape":
+        sd["net.fc.weight"] = torch.zeros(4, sd["net.fc.weight"].shape[1])
+    elif what == "unknown arch":
+        ck["spec"]["arch"] = "vgg16"
+    elif what == "spec key missing":
+        del ck["spec"]["image_size"]
+    elif what == "spec key unknown":
+        ck["spec"]["width"] = 2
+    elif what == "names do not fit":
+        ck["attribute_names"] = NAMES[:2]
+    elif what == "no state_dict":
+        del ck["state_dict"]
+    elif what == "spec not a dict":
+        ck["spec"] = ["resnet18", 3, 16]
+
+
+@pytest.mark.parametrize("what, match", [
+    ("missing key", r"missing keys \['net\.layer4\.1\.bn2\.running_var'\]"),
+    ("unexpected key", r"unexpected keys \['net\.extra\.weight'\]"),
+    ("wrong shape", r"net\.fc\.weight: checkpoint \(4, 512\) vs model \(3, 512\)"),
+    ("unknown arch", r"spec does not fit AttributeClassifier: arch must be one of"),
+    ("spec key missing", r"spec must have the keys .*missing \['image_size'\]"),
+    ("spec key unknown", r"unknown \['width'\]"),
+    ("names do not fit", r"2 attribute names for 3 outputs"),
+    ("no state_dict", r"lacks the key\(s\) \['state_dict'\]"),
+    ("spec not a dict", r"has no AttributeClassifier spec"),
+])
+def test_loader_refuses_a_mismatched_checkpoint_naming_the_file(trained, tmp_path, what, match):
+    model, _, metrics, _ = trained
+    path = tmp_path / "judge.pt"
+    save_attribute_classifier(path, model, metrics)
+    ck = torch.load(path, weights_only=True)
+    _corrupt(ck, what)
+    torch.save(ck, path)
+    with pytest.raises(CheckpointError, match=match) as e:
+        load_attribute_classifier(path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_training_from_a_lazy_store_equals_training_from_arrays(tmp_path):
+    """The judge trains from an open image store's lazy rows (read batch by batch) exactly as from arrays."""
+    from latentedit.io.image_store import ImageStore, open_image_store, write_image_store
+
+    x, y = _data(48, seed=3)
+    split = np.array(["train"] * 32 + ["val"] * 16, dtype=object)
+    write_image_store(tmp_path / "s.h5", ImageStore(x, y, NAMES, split, np.array([str(i) for i in range(48)])))
+    cfg = AttributeClassifierConfig(arch="resnet18", image_size=IMAGE_SIZE, lr=1e-3, batch_size=16, max_epochs=1,
+                                    seed=0)
+    a, hist_a, _ = train_attribute_classifier(x[:32], y[:32], x[32:], y[32:], NAMES, cfg, "cpu", progress=False)
+    with open_image_store(tmp_path / "s.h5") as store:
+        train, val = store.select("train"), store.select("val")
+        assert not isinstance(train.images, np.ndarray)  # lazy
+        b, hist_b, _ = train_attribute_classifier(train.images, train.attributes, val.images, val.attributes, NAMES,
+                                                  cfg, "cpu", progress=False)
+    assert [r["val_loss"] for r in hist_a] == [r["val_loss"] for r in hist_b]
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k

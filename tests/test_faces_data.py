@@ -86,3 +86,67 @@ def test_split_assignment_is_seeded_and_proportional():
     assert (a == "train").sum() == 80 and (a == "val").sum() == 10 and (a == "test").sum() == 10
     assert (a == split_assignment(100, (0.8, 0.1, 0.1), seed=0)).all()
     assert not (a == split_assignment(100, (0.8, 0.1, 0.1), seed=1)).all()
+
+
+class _StubJudge:
+    """Stands in for the attribute classifiers: attribute 0 on where the image's mean is above 100."""
+
+    def predict_proba(self, images):
+        p = np.zeros((len(images), len(CELEBA_ATTRIBUTES)), np.float32)
+        p[:, 0] = np.asarray(images).reshape(len(images), -1).mean(1) > 100
+        return p
+
+
+def _celebahq(tmp_path, n=10):
+    from latentedit.data.celebahq import write_celebahq_store
+
+    names = [f"{i}.jpg" for i in range(n)]
+    _images(tmp_path / "img", names)
+    rows = [(f, _values({"Smiling"} if i % 2 else ())) for i, f in enumerate(names)]
+    files, attr_names, labels = parse_attribute_file(_write(tmp_path / "anno.txt", rows))
+    rows = match_rows(tmp_path / "img", files, require_all=True)
+    info = write_celebahq_store(tmp_path / "out" / "celebahq.h5", tmp_path / "img", files, labels, attr_names, rows, 8,
+                                (0.6, 0.2, 0.2), 0, {"world": "faces"}, batch_size=3)
+    return tmp_path / "out" / "celebahq.h5", info
+
+
+def test_celebahq_store_groups_rows_by_split_in_file_order(tmp_path):
+    from latentedit.io.image_store import read_image_store
+
+    path, info = _celebahq(tmp_path)
+    store = read_image_store(path)
+    assert info["n"] == {"train": 6, "val": 2, "test": 2} and len(info["preview"]) == 10
+    expected = split_assignment(10, (0.6, 0.2, 0.2), seed=0)
+    assert list(store.split) == ["train"] * 6 + ["val"] * 2 + ["test"] * 2
+    for s in ("train", "val", "test"):  # each split keeps its images, in the attribute file's order
+        assert list(store.ids[store.split == s]) == [f"{i}.jpg" for i in np.flatnonzero(expected == s)]
+    i = list(store.ids).index("3.jpg")  # pixels and labels travel with their id
+    assert store.images[i].mean() == 30 and store.attribute("Smiling")[i] == 1
+
+
+def test_faces_eval_store_is_a_view_of_celebahq_plus_labelled_ffhq(tmp_path):
+    import h5py
+
+    from latentedit.data.celebahq import write_faces_eval_store
+    from latentedit.io.image_store import read_image_store
+
+    path, _ = _celebahq(tmp_path)
+    celebahq = read_image_store(path)
+    _images(tmp_path / "ffhq" / "00000", ["00000.png", "00001.png", "00002.png"], size=8)  # means 0, 10, 20
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "ffhq" / "00000" / "00002.png")
+    paths = list_images(tmp_path / "ffhq")
+    out = tmp_path / "out" / "images.h5"
+    info = write_faces_eval_store(out, path, tmp_path / "ffhq", paths, _StubJudge(), {"world": "faces"}, batch_size=2)
+    assert info["n"] == {"train": 6, "val": 2, "test": 3}
+    store = read_image_store(out)
+    np.testing.assert_array_equal(store.images[:8], celebahq.images[:8])
+    assert list(store.ids[8:]) == ["ffhq/00000/00000.png", "ffhq/00000/00001.png", "ffhq/00000/00002.png"]
+    assert store.attributes[8:, 0].tolist() == [0, 0, 1] and store.attributes[8:, 1:].sum() == 0
+    with h5py.File(out, "r") as f:  # CelebA-HQ's pixels stay in celebahq.h5
+        assert f["images"].is_virtual and f["pixels"].shape[0] == 3
+    # without FFHQ the whole store is CelebA-HQ, a view
+    info = write_faces_eval_store(out, path, None, None, None, {"world": "faces"})
+    store = read_image_store(out)
+    assert info["n"] == {"train": 6, "val": 2, "test": 2}
+    np.testing.assert_array_equal(store.images, celebahq.images)
+    assert list(store.ids) == list(celebahq.ids)

@@ -1,12 +1,15 @@
 """The faces world through Snakemake: the DAG of configs/faces.yaml dry-runs with its placeholder paths, a real run
 refuses them before any job naming the key, and the tiny made-up faces world (latentedit.faces.tiny: cartoon faces,
 a recipe-filled pSp with the real IR-SE50 layout, a seeded ArcFace-shaped ONNX) runs end to end through the real
-rules. Every run happens in a pytest tmp dir (``--directory``), never in the checkout."""
+rules, then (a copy of that run) W* with the VGG16 perceptual distance of a seeded VGG16 file: train_wstar, Table 1
+and the W* edit methods lw_wstar / ifg_wstar. Every run happens in a pytest tmp dir (``--directory``), never in the
+checkout."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +111,40 @@ def test_tiny_faces_world_runs_end_to_end(tiny_faces_run):
 def test_tiny_faces_run_is_complete(tiny_faces_run):
     proc = _snakemake(tiny_faces_run, REPO / "configs" / "faces_tiny.yaml", "-n", "--cores", "1")
     assert proc.returncode == 0 and _job_stats(proc.stdout) == {}, proc.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def tiny_faces_wstar_run(tiny_faces_run, tmp_path_factory):
+    """A copy of the tiny faces run (results and Snakemake's records) continued with lw_wstar and ifg_wstar, so
+    only W* and its jobs run: wstar.perceptual vgg16 on the tiny world's seeded VGG16 (faces_tiny.yaml)."""
+    work = tmp_path_factory.mktemp("faces_wstar") / "run"
+    shutil.copytree(tiny_faces_run, work, symlinks=True)
+    cfg = yaml.safe_load((REPO / "configs" / "faces_tiny.yaml").read_text())
+    cfg["edits"]["methods"] += ["lw_wstar", "ifg_wstar"]
+    (work / "faces_wstar.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = _snakemake(work, work / "faces_wstar.yaml", "--cores", "2", timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_faces_wstar_with_vgg16_lands_table1_in_metrics(tiny_faces_wstar_run):
+    from latentedit.wstar.metrics import TABLE_METRICS
+
+    root = tiny_faces_wstar_run / "results" / "faces"
+    options = json.loads((root / "wstar" / "options.json").read_text())
+    assert options["perceptual"] == "vgg16" and options["perceptual_spec"]["layers"] == [8, 15, 22]
+    assert options["distance_scale"] > 0
+    assert "perceptual features: vgg16" in (tiny_faces_wstar_run / "logs/faces/wstar/train_wstar.log").read_text()
+    df = pd.read_parquet(root / "metrics.parquet")
+    table1 = df[(df["source"] == "wstar_metrics") & df["attribute"].isna()].set_index("metric")["value"]
+    for space in ("original", "wstar"):
+        for name in TABLE_METRICS:
+            assert np.isfinite(table1[f"{space}.{name}"]), (space, name)
+    assert table1.filter(like="svm_accuracy").between(0, 1).all()
+    edits = df[df["source"] == "edit_metrics"]
+    assert {"lw_wstar", "ifg_wstar"} <= set(edits["method"])
+    assert "| metric | original | wstar |" in (root / "wstar" / "table.md").read_text()
+    for rule in ("train_wstar", "wstar_metrics"):  # the measured cost (README "W*")
+        bench = pd.read_csv(tiny_faces_wstar_run / "benchmarks/faces/wstar" / f"{rule}.tsv", sep="\t")
+        print(f"{rule}: {float(bench['s'].iloc[0]):.1f} s, max RSS {float(bench['max_rss'].iloc[0]):.0f} MB")

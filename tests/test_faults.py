@@ -43,10 +43,11 @@ from latentedit.io.provenance import creation_time
 
 REPO = Path(__file__).resolve().parents[1]
 EDIT = "add_7"
-METHODS = ["lw", "ifg"]  # a trained affine edit and an InterFaceGAN direction: 16 jobs in all
+METHODS = ["lw", "ifg"]  # a trained affine edit and an InterFaceGAN direction: 18 jobs in all
+SEEDS = [0]  # edits.seeds of the config (tests/test_pipeline_tiny.py TINY)
 TABLE = "results/digits/metrics.parquet"
-KILLED_TRAINING = ("train_edit", "results/digits/edits/lw/add_7/model.pt")  # a job: (rule, first output)
-KILLED_WRITE = ("render_edit", "results/digits/render/lw/add_7.h5")
+KILLED_TRAINING = ("train_edit", "results/digits/edits/lw/add_7/seed0/model.pt")  # a job: (rule, first output)
+KILLED_WRITE = ("render_edit", "results/digits/render/lw/add_7/seed0.h5")
 EPOCH = "1700000000"  # SOURCE_DATE_EPOCH: the results table's `created`
 # Every run of the config uses the same --cores: the rules with `threads: 2` set torch's intra-op threads from it,
 # and 1 and 2 threads round differently (weights differ at ~1e-8, and so do the metrics).
@@ -191,7 +192,7 @@ def crashed(tmp_path_factory, reference_run):
 
     # 1. mid-training: the LW job has logged its starting point and is in its epochs
     seen["wall_1"] = _run_until_killed(work, work / "run1.log",
-                                       _log_has(work / "logs/digits/edits/lw/add_7.log", "before training"))
+                                       _log_has(work / "logs/digits/edits/lw/add_7/seed0.log", "before training"))
     after_kill(1)
     # a SIGKILLed Snakemake cannot release its directory lock: the same command refuses to start, saying what to do
     seen["locked"] = _snakemake(work)
@@ -260,8 +261,9 @@ def test_resumed_run_completes_cleanly(crashed):
 @pytest.mark.slow
 def test_same_config_and_seed_give_bit_identical_results(crashed, reference):
     """Two runs of the same config from scratch — one killed twice and resumed, one not — write the same bytes: the
-    results table, every per-(method, edit) metrics table, the summary."""
-    for rel in [TABLE, "results/digits/summary.csv", *(f"results/digits/metrics/{m}/{EDIT}.parquet" for m in METHODS)]:
+    results table, every per-(method, edit, seed) metrics table, the summary."""
+    for rel in [TABLE, "results/digits/summary.csv",
+                *(f"results/digits/metrics/{m}/{EDIT}/seed{s}.parquet" for m in METHODS for s in SEEDS)]:
         assert (crashed["work"] / rel).read_bytes() == (reference / rel).read_bytes(), rel
     table = pd.read_parquet(reference / TABLE)
     assert (table["created"] == "2023-11-14T22:13:20+00:00").all()  # SOURCE_DATE_EPOCH
@@ -332,8 +334,9 @@ BAD_INPUTS = {
     "generator_keys": ("results/digits/dlsgan/dls/checkpoint.pt", _checkpoint_edit(lambda ck: ck.pop("scale")),
                        "results/digits/projection/encoder.pt",
                        "results/digits/dlsgan/dls/checkpoint.pt: the 'dlsgan' checkpoint lacks the key(s) ['scale']"),
-    "edit_model_pickle": ("results/digits/edits/lw/add_7/model.pt", None, KILLED_WRITE[1],
-                          "results/digits/edits/lw/add_7/model.pt: cannot load checkpoint safely (weights_only=True)"),
+    "edit_model_pickle": ("results/digits/edits/lw/add_7/seed0/model.pt", None, KILLED_WRITE[1],
+                          "results/digits/edits/lw/add_7/seed0/model.pt: cannot load checkpoint safely "
+                          "(weights_only=True)"),
 }
 
 
@@ -440,7 +443,7 @@ CHECKPOINTS = {
     # loader name: (file of the reference run)
     "load_dlsgan": "results/digits/dlsgan/dls/checkpoint.pt",
     "load_encoder": "results/digits/projection/encoder.pt",
-    "load_edit": "results/digits/edits/lw/add_7/model.pt",
+    "load_edit": "results/digits/edits/lw/add_7/seed0/model.pt",
     "load_latent_classifiers": "results/digits/labels/classifiers.pt",
     "load_oracle": "results/digits/oracle/model.pt",
 }
@@ -493,14 +496,15 @@ def test_reference_checkpoints_load(reference, loader):
 
 def test_history_timings_stay_out_of_the_results_table():
     h = pd.DataFrame({"epoch": [0, 1], "val_loss": [2.0, 1.0], "seconds": [0.1, 0.2], "best": [False, True]})
-    assert set(history_rows("lw", "e", h)["metric"]) == {"final.val_loss", "best.val_loss"}
+    rows = history_rows("lw", "e", 3, h)
+    assert set(rows["metric"]) == {"final.val_loss", "best.val_loss"} and (rows["seed"] == 3).all()
 
 
 def test_created_follows_source_date_epoch(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
     assert creation_time() == "1970-01-01T00:00:00+00:00"
-    df = collect([], {("lw", "e"): pd.DataFrame({"epoch": [0], "loss": [1.0]})}, {}, {}, world="digits")
-    assert (df["created"] == "1970-01-01T00:00:00+00:00").all()
+    df = collect([], {("lw", "e", 0): pd.DataFrame({"epoch": [0], "loss": [1.0]})}, {}, {}, world="digits")
+    assert (df["created"] == "1970-01-01T00:00:00+00:00").all() and (df["seed"] == 0).all()
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(ValueError, match="SOURCE_DATE_EPOCH='yesterday'"):
         creation_time()

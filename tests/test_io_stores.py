@@ -332,3 +332,229 @@ def test_image_store_rows_of_finds_ids_and_names_missing_ones():
     np.testing.assert_array_equal(store.rows_of(["z", "x"]), [2, 0])
     with pytest.raises(KeyError, match="renders.h5: 1 ids .*'q'"):
         store.rows_of(["x", "q"], "renders.h5")
+
+
+# ----------------------------------------------------------------------------------------------- checksums (issue 16)
+
+
+def make_render_store(seed: int = 0):
+    from latentedit.io.render_store import RenderStore
+
+    rng = np.random.default_rng(seed)
+    return RenderStore(images=rng.integers(0, 256, size=(3, 4, 3, 8, 8), dtype=np.uint8),
+                       alphas=np.array([0.0, 0.5, 1.0]), ids=np.array([f"img_{i}" for i in range(4)], dtype=object),
+                       latent_logits=rng.normal(size=(3, 4, 2)).astype(np.float32), attribute_names=["a", "b"],
+                       attrs={"method": "lw", "edit": "e", "calibration": "{}"})
+
+
+def _write(kind: str, path) -> None:
+    from latentedit.io.render_store import write_render_store
+
+    {"images": lambda: write_image_store(path, make_image_store(n=6)),
+     "latents": lambda: write_latent_store(path, make_latent_store()),
+     "renders": lambda: write_render_store(path, make_render_store())}[kind]()
+
+
+def _read(kind: str, path):
+    from latentedit.io.render_store import read_render_store
+
+    return {"images": read_image_store, "latents": read_latent_store, "renders": read_render_store}[kind](path)
+
+
+def data_offset(path, dataset: str) -> tuple[int, int]:
+    """(byte offset, size) in the file of the first chunk (or the contiguous data) of ``dataset``."""
+    with h5py.File(path, "r") as f:
+        ds = f[dataset]
+        if ds.chunks is None:
+            return ds.id.get_offset(), ds.id.get_storage_size()
+        info = ds.id.get_chunk_info(0)
+        return info.byte_offset, info.size
+
+
+def flip_byte(path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+
+
+@pytest.mark.parametrize("kind, dataset", [
+    ("images", "images"), ("images", "ids"), ("images", "attributes"), ("images", "extra/slot_labels"),
+    ("latents", "latents"), ("latents", "split"),
+    ("renders", "images"), ("renders", "latent_logits"),
+])
+def test_a_flipped_byte_in_a_data_region_fails_the_reader_naming_the_file(tmp_path, kind, dataset):
+    path = tmp_path / f"{kind}.h5"
+    _write(kind, path)
+    _read(kind, path)  # intact: reads
+    offset, size = data_offset(path, dataset)
+    flip_byte(path, offset + size // 2)
+    with pytest.raises(StoreError, match="corrupt store") as e:
+        _read(kind, path)
+    assert str(path) in str(e.value)
+
+
+def test_a_flipped_byte_fails_the_lazy_reader_at_the_row_it_damaged(tmp_path):
+    from latentedit.io.image_store import open_image_store
+
+    path = tmp_path / "images.h5"
+    write_image_store(path, make_image_store())
+    with h5py.File(path, "r") as f:
+        info = f["images"].id.get_chunk_info(4)  # one chunk per image: row 4
+    flip_byte(path, info.byte_offset + info.size // 2)
+    with open_image_store(path) as store:
+        store.images[:4]  # rows before it read
+        with pytest.raises(StoreError, match="corrupt store") as e:
+            store.images[3:5]
+    assert str(path) in str(e.value)
+
+
+def _write_version_1(kind: str, path) -> None:
+    """A store as latentedit wrote it before checksums: no format_version, contiguous data, vlen strings."""
+    fmt = {"images": "latentedit.images", "latents": "latentedit.latents", "renders": "latentedit.renders"}[kind]
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = fmt
+        f.create_dataset("ids", data=np.array(["a", "b"], dtype=h5py.string_dtype()))
+
+
+@pytest.mark.parametrize("kind", ["images", "latents", "renders"])
+def test_a_store_without_checksums_is_refused_saying_to_rerun(tmp_path, kind):
+    path = tmp_path / f"{kind}.h5"
+    _write_version_1(kind, path)
+    with pytest.raises(StoreError, match=r"format version 1, written without checksums.*rerun the stage that wrote "
+                                         r"it \(`snakemake --forcerun .*\.h5`") as e:
+        _read(kind, path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_a_dataset_without_checksum_is_refused_even_in_a_version_2_store(tmp_path):
+    path = tmp_path / "images.h5"
+    write_image_store(path, make_image_store())
+    with h5py.File(path, "r+") as f:
+        ids = f["ids"][()]
+        del f["ids"]
+        f.create_dataset("ids", data=ids)  # contiguous, no fletcher32
+    with pytest.raises(StoreError, match=r"\['ids'\] carry no checksum") as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_every_dataset_is_checksummed_and_strings_are_fixed_length_utf8(tmp_path):
+    path = tmp_path / "images.h5"
+    store = make_image_store()
+    store.ids = np.array(["é", "ü/0", "x", "", "🙂", "y"], dtype=object)
+    write_image_store(path, store)
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert len(names) == 7 and all(f[n].fletcher32 for n in names), names
+        assert f.attrs["format_version"] == 2
+        assert h5py.check_string_dtype(f["ids"].dtype).length is not None  # fixed length: the checksum sees the text
+    assert list(read_image_store(path).ids) == list(store.ids)
+
+
+# ----------------------------------------------------------------------------------------------- streaming, views
+
+
+def test_lazy_rows_index_like_an_array(tmp_path):
+    from latentedit.io.image_store import open_image_store
+
+    path = tmp_path / "images.h5"
+    store = make_image_store()
+    write_image_store(path, store)
+    x = store.images
+    with open_image_store(path) as lazy:
+        rows = lazy.images
+        assert len(rows) == N and rows.shape == x.shape and rows.dtype == np.uint8
+        np.testing.assert_array_equal(rows[1:4], x[1:4])
+        np.testing.assert_array_equal(rows[np.array([5, 0, 3, 0])], x[[5, 0, 3, 0]])  # unsorted, repeated
+        np.testing.assert_array_equal(rows[torch.tensor([2, 1])], x[[2, 1]])
+        np.testing.assert_array_equal(rows[2], x[2])
+        np.testing.assert_array_equal(np.concatenate(list(rows.batches(4))), x)
+        test = lazy.select("test")
+        assert len(test.images) == 2 and list(test.ids) == ["img_4", "img_5"]
+        np.testing.assert_array_equal(test.images[::-1], x[[5, 4]])
+        np.testing.assert_array_equal(np.asarray(test.images), x[4:])
+
+
+def test_store_written_in_batches_equals_the_store_written_at_once(tmp_path):
+    from latentedit.io.image_store import create_image_store
+
+    store = make_image_store()
+    write_image_store(tmp_path / "once.h5", store)
+    with create_image_store(tmp_path / "batches.h5", store.attribute_names, (1, 8, 8), store.attrs) as w:
+        for s in (slice(0, 4), slice(4, 5), slice(5, 6)):
+            w.append(store.images[s], store.attributes[s], store.split[s], store.ids[s],
+                     {k: v[s] for k, v in store.extra.items()})
+        assert not (tmp_path / "batches.h5").exists()  # atomic: nothing under the final name before the end
+    a, b = read_image_store(tmp_path / "once.h5"), read_image_store(tmp_path / "batches.h5")
+    np.testing.assert_array_equal(a.images, b.images)
+    assert list(a.ids) == list(b.ids) and a.extra.keys() == b.extra.keys()
+    assert (tmp_path / "once.h5").read_bytes() == (tmp_path / "batches.h5").read_bytes()
+
+
+def test_a_view_store_holds_one_copy_and_checks_its_source(tmp_path):
+    from latentedit.io.image_store import create_image_store, open_image_store
+
+    source = make_image_store()
+    source.extra = {}
+    write_image_store(tmp_path / "src.h5", source)
+    own = np.full((2, 1, 8, 8), 7, np.uint8)
+    path = tmp_path / "view.h5"
+    with create_image_store(path, source.attribute_names, (1, 8, 8), {}) as w:
+        w.append_view(tmp_path / "src.h5", 1, 4, source.attributes[1:4], source.split[1:4], source.ids[1:4])
+        w.append(own, np.zeros((2, 3), np.uint8), ["test", "test"], ["own_0", "own_1"])
+    back = read_image_store(path)
+    np.testing.assert_array_equal(back.images, np.concatenate([source.images[1:4], own]))
+    assert list(back.ids) == ["img_1", "img_2", "img_3", "own_0", "own_1"]
+    with h5py.File(path, "r") as f:  # the source's pixels are not copied: only the store's own rows are in it
+        assert f["images"].is_virtual and f["pixels"].shape == (2, 1, 8, 8)
+    with open_image_store(path) as lazy:
+        np.testing.assert_array_equal(lazy.images[[4, 0]], np.stack([own[1], source.images[1]]))
+    # a flipped byte in the source is caught through the view
+    offset, size = data_offset(tmp_path / "src.h5", "images")
+    with h5py.File(tmp_path / "src.h5", "r") as f:
+        info = f["images"].id.get_chunk_info(2)
+    flip_byte(tmp_path / "src.h5", info.byte_offset + info.size // 2)
+    with pytest.raises(StoreError, match="corrupt store") as e:
+        read_image_store(path)
+    assert str(path) in str(e.value)
+    # a missing source fails naming both files (HDF5 alone would read zeros)
+    (tmp_path / "src.h5").unlink()
+    with pytest.raises(StoreError, match=r"view of .*src.h5:images, which does not exist") as e:
+        read_image_store(path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_a_view_of_a_store_in_another_folder_is_refused(tmp_path):
+    from latentedit.io.image_store import create_image_store
+
+    store = make_image_store()
+    write_image_store(tmp_path / "other" / "src.h5", store)
+    with pytest.raises(StoreError, match="same folder"):
+        with create_image_store(tmp_path / "view.h5", store.attribute_names, (1, 8, 8), {}) as w:
+            w.append_view(tmp_path / "other" / "src.h5", 0, 2, store.attributes[:2], store.split[:2], store.ids[:2])
+    assert not (tmp_path / "view.h5").exists()
+
+
+def test_latent_store_written_in_batches(tmp_path):
+    from latentedit.io.latent_store import create_latent_store
+
+    store = make_latent_store()
+    path = tmp_path / "latents.h5"
+    with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names,
+                             store.attrs) as w:
+        w.append(store.latents[:4])
+        w.append(store.latents[4:])
+    np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)
+    with pytest.raises(StoreError, match="5 codes written for 6 ids"):
+        with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names, {}) as w:
+            w.append(store.latents[:5])
+    bad = store.latents.copy()
+    bad[4, 1] = np.inf
+    with pytest.raises(StoreError, match=r"NaN/inf \(first rows: \[4\]\)"):
+        with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names, {}) as w:
+            w.append(bad[:3])
+            w.append(bad[3:])
+    np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)  # the good store is untouched

@@ -42,14 +42,15 @@ TINY = {
     },
     "edits": {
         "methods": ["lw", "lw_nopres", "lt", "lt_core", "ifg"],
+        "seeds": [0],
         "lw": {"lr": 1.0e-3, "max_epochs": 2, "max_steps": 4, "batch_cap": 64, "blur_fraction": 0.5, "scaling": 0.5,
                "patience": 2, "min_delta": 0.0, "monitor": "val_edit_loss", "pres_absolute_gamma": False,
                "pres_space": "probability",
-               "weighting": True, "weight_min_count": 1, "seed": 0},
+               "weighting": True, "weight_min_count": 1},
         "lt": {"lambda_pres": 1.0, "lambda_reg": 10.0, "pres_weight_power": 2, "batch_size": 32, "lr": 1.0e-2,
                "weight_decay": 5.0e-4, "equalized_lr": True, "init": "xavier", "max_epochs": 2, "max_steps": 4,
-               "patience": 2, "min_delta": 0.0, "seed": 0},
-        "ifg": {"C": 1.0, "max_samples": 100, "balance": True, "solver": "svc", "seed": 0, "alpha": 1.0},
+               "patience": 2, "min_delta": 0.0},
+        "ifg": {"C": 1.0, "max_samples": 100, "balance": True, "solver": "svc", "alpha": 1.0},
         # max_digits is 3 here: the count edits stop at 2 → 3
         "definitions": {
             "add_digit_1to2": {"source": {"count_1": 1}, "target": {"count_2": 1}, "attribute": "count_2",
@@ -66,6 +67,7 @@ TINY = {
               "classifier_C": 1.0, "seed": 0, "mask_seed": 0,
               "metrics": {"max_codes": 40, "n_pairs": 200, "n_triplets": 200, "lasso_alpha": 0.01, "svm_C": 1.0,
                           "seed": 0}},
+    "metrics": {"n_bootstrap": 200, "fd_bootstrap": 20, "seed": 0},
     "render": {"calibration_rate": 1.0, "n_alphas": 2, "max_images": 16, "batch_size": 64, "seed": 0},
     "plots": {"dpi": 50, "grid_rows": 3},
 }

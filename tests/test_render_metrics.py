@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.evaluation.aggregate import collect, flatten, history_rows, summary_table
+from latentedit.evaluation.aggregate import (SUMMARY_METRICS, collect, flatten, history_rows, seed_summary,
+                                             summary_markdown, summary_table)
 from latentedit.evaluation.edit_metrics import edit_metric_rows
 from latentedit.io.h5 import StoreError
 from latentedit.io.latent_store import LatentStore
@@ -221,7 +222,21 @@ def test_edit_metrics_match_hand_computation():
     assert _value(df, "identity", 0.0) == pytest.approx(1.0)
     assert _value(df, "identity", 1.0) == pytest.approx(1 / 3)
     assert _value(df, "latent_attribute_preservation", 1.0) == 1.0
-    assert set(df.columns) == {"method", "edit", "attribute", "alpha", "metric", "value"}
+    # rescoring: every attribute's change of judged probability, P(edited) − P(reconstruction)
+    assert _value(df, "rescoring", 1.0, "count_2") == pytest.approx(0.45)
+    assert _value(df, "rescoring", 1.0, "count_1") == pytest.approx(-0.8)
+    assert _value(df, "rescoring", 1.0, "has_0") == pytest.approx(0.225)
+    assert _value(df, "rescoring", 0.0, "has_1") == 0.0
+    assert set(df.columns) == {"method", "edit", "attribute", "alpha", "metric", "value", "ci_low", "ci_high"}
+
+
+def test_edit_metric_intervals_bracket_the_values():
+    df = _metrics()
+    assert (df["ci_low"] <= df["value"] + 1e-12).all() and (df["value"] <= df["ci_high"] + 1e-12).all()
+    rate = df[(df["metric"] == "target_change_rate") & (df["alpha"] == 1.0)].iloc[0]
+    assert rate["ci_low"] < 0.5 < rate["ci_high"]  # 2 of 4 images: a wide interval
+    constant = df[(df["metric"] == "latent_target_change_rate") & (df["alpha"] == 1.0)].iloc[0]
+    assert constant["ci_low"] == constant["ci_high"] == 1.0  # every image the same: no spread
 
 
 def test_edit_metrics_need_the_reconstruction_first_and_matching_shapes():
@@ -238,7 +253,7 @@ def test_edit_metrics_need_the_reconstruction_first_and_matching_shapes():
 def test_flatten_and_history_rows():
     assert flatten({"a": {"b": 1, "c": "x"}, "d": True, "e": float("nan")}) == {"a.b": 1.0, "d": 1.0}
     h = pd.DataFrame({"epoch": [-1, 0, 1], "val_loss": [3.0, 2.0, 2.5], "best": [True, True, False]})
-    rows = history_rows("lw", "e", h)
+    rows = history_rows("lw", "e", 0, h)
     got = {(r.metric, r.step): r.value for r in rows.itertuples()}
     assert got == {("final.val_loss", 1.0): 2.5, ("best.val_loss", 0.0): 2.0}
 
@@ -247,18 +262,40 @@ def test_collect_and_summary_table():
     metrics = _metrics()
     cal = pd.DataFrame([{"method": "lw", "edit": "add", "attribute": "count_2", "alpha": np.nan,
                          "metric": "calibration.d", "value": 1.0}])
-    df = collect([pd.concat([metrics, cal])], {("lw", "add"): pd.DataFrame({"epoch": [0], "loss": [1.0]})},
+    df = collect([pd.concat([metrics, cal]).assign(seed=0)],
+                 {("lw", "add", 0): pd.DataFrame({"epoch": [0], "loss": [1.0]})},
                  {"dlsgan_quality": {"psnr_real": 21.0}}, {"config_hash": "abc", "generator_hash": "g"},
                  world="digits", created="2026-01-01T00:00:00+00:00")
-    assert list(df.columns)[:9] == ["world", "source", "method", "edit", "attribute", "alpha", "step", "metric",
-                                    "value"]
+    assert list(df.columns)[:12] == ["world", "source", "method", "edit", "seed", "attribute", "alpha", "step",
+                                     "metric", "value", "ci_low", "ci_high"]
     assert set(df["source"]) == {"edit_metrics", "edit_training", "dlsgan_quality"}
     assert (df["config_hash"] == "abc").all() and (df["world"] == "digits").all()
     assert df.loc[df["metric"] == "psnr_real", "value"].item() == 21.0
-    summary = summary_table(df, {("lw", "add"): {"d": 1.0, "reached": True, "n_images": 4}})
+    assert df["seed"].isna().sum() == (df["source"] == "dlsgan_quality").sum()  # stage rows have no seed
+    summary = summary_table(df, {("lw", "add", 0): {"d": 1.0, "reached": True, "n_images": 4}})
     row = summary.iloc[0]
     assert row["target_change_rate"] == 0.5 and row["latent_target_change_rate"] == 1.0
-    assert row["calibrated"] and row["n_images"] == 4
+    assert row["target_change_rate_ci_low"] < 0.5 < row["target_change_rate_ci_high"]
+    assert row["calibrated"] and row["n_images"] == 4 and row["seed"] == 0
+
+
+def test_seed_summary_reports_mean_and_std_across_seeds():
+    rows = []
+    for seed, rate in enumerate([0.6, 0.7, 0.8]):
+        rows.append({"edit": "add", "method": "lw", "seed": seed, "d": 1.0 + seed, "calibrated": True,
+                     "n_images": 300, **{f"{m}{s}": np.nan for m in SUMMARY_METRICS for s in ("", "_ci_low",
+                                                                                             "_ci_high")},
+                     "target_change_rate": rate, "target_change_rate_ci_low": rate - 0.05,
+                     "target_change_rate_ci_high": rate + 0.05})
+    out = seed_summary(pd.DataFrame(rows)).iloc[0]
+    assert out["n_seeds"] == 3 and out["d"] == pytest.approx(2.0)
+    assert out["target_change_rate"] == pytest.approx(0.7)
+    assert out["target_change_rate_std"] == pytest.approx(0.1)  # sample std (ddof = 1)
+    assert out["target_change_rate_ci_low"] == pytest.approx(0.65)
+    cells = summary_markdown(seed_summary(pd.DataFrame(rows)), ["target_change_rate", "identity"]).iloc[0]
+    assert cells["target_change_rate"] == "0.700 ± 0.100 [0.650, 0.750]" and cells["identity"] == ""
+    one = summary_markdown(seed_summary(pd.DataFrame(rows[:1])), ["target_change_rate"]).iloc[0]
+    assert one["target_change_rate"] == "0.600 [0.550, 0.650]"  # one seed: no std
 
 
 def test_collect_round_trips_through_parquet(tmp_path):

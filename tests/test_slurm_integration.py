@@ -6,8 +6,9 @@ ci/slurm/local_slurm.sh up`` brings up a single node with one fake GPU; .ci/run 
 skip, naming why; with ``LATENTEDIT_REQUIRE_SLURM=1`` they fail instead.
 
 They check, from Slurm's own accounting (``sacct``), that every job of a rule declaring ``resources: gpu=1`` was
-submitted with a GPU (AllocTRES ``gres/gpu=1``) to the profile's GPU partition and no other job was, and that the
-Slurm run's results equal the local run's bit for bit.
+submitted with a GPU (AllocTRES ``gres/gpu=1``) to the profile's GPU partition and no other job was, that a job Slurm
+kills at its time limit is retried by the profile with twice the time (TIMEOUT, then COMPLETED), and that the Slurm
+run's results equal the local run's bit for bit.
 
 The unmarked tests at the end check the profile against the rules without Slurm (they run in the default suite).
 """
@@ -35,6 +36,15 @@ PROFILE = REPO / "profiles" / "slurm"
 # same config and seed must give the same bytes whether the jobs ran here or through Slurm (which exports the
 # submitting environment to the jobs: the plugin's sbatch --export=ALL).
 SOURCE_DATE_EPOCH = "1700000000"
+
+# The retry under test. In the Slurm run (only there) this rule gets `runtime=1*attempt` (the profile's form,
+# `N * attempt`, with N = 1 minute, Slurm's smallest limit), and its job is held by ci/slurm/hold_job.sh, on every
+# attempt, until HOLD_S seconds after the job started (after the rule has run, so what it computes is unchanged):
+# Slurm kills the first attempt at its 1-minute limit (slurmctld checks limits every 30 s: 60-90 s after the start),
+# the profile's `retries: 1` resubmits it with 2 minutes, and the retry completes (HOLD_S < 120 s). A CPU rule near
+# the end of the DAG, so the hold overlaps the last jobs (aggregate_metrics, metrics_figures) instead of the GPU chain.
+RETRY_RULE = "edits_latent_summary"
+HOLD_S = 100
 
 
 def _profile() -> dict:
@@ -142,6 +152,22 @@ def _snakemake(work: Path, *args: str, timeout: int) -> tuple[subprocess.Complet
     return proc, time.monotonic() - start
 
 
+def _retry_args() -> list[str]:
+    """Command-line arguments of the Slurm run that provoke the retry of RETRY_RULE (see HOLD_S). A `--set-resources`
+    on the command line replaces the profile's whole `set-resources`, so the profile's entries are passed again,
+    converted by Snakemake's own profile parser, followed by the test's one."""
+    from snakemake.profiles import ProfileConfigFileParser
+
+    with open(PROFILE / "config.yaml") as f:
+        profile_set = ProfileConfigFileParser().parse(f)["set-resources"]
+    assert not any(entry.startswith(f"{RETRY_RULE}:") for entry in profile_set)
+    hold = REPO / "ci" / "slurm" / "hold_job.sh"
+    # the plugin puts the job's command in `sbatch --wrap="..."`, run by a shell: no $, ` or " in it
+    assert not re.search(r"[\s'\"$`]", str(hold)), hold
+    return ["--set-resources", *profile_set, f"{RETRY_RULE}:runtime=1*attempt",
+            "--precommand", f"trap '{hold} {RETRY_RULE} {HOLD_S}' EXIT"]
+
+
 @pytest.fixture(scope="module")
 def runs(slurm, tmp_path_factory, request):
     """(local results dir, Slurm results dir, Slurm run output, Slurm run start time)."""
@@ -152,10 +178,10 @@ def runs(slurm, tmp_path_factory, request):
     proc, local_s = _snakemake(local, "--cores", "2", timeout=1800)
     assert proc.returncode == 0, proc.stdout[-6000:]
     started = dt.datetime.now() - dt.timedelta(seconds=5)
-    proc, slurm_s = _snakemake(remote, "--profile", str(PROFILE), timeout=2400)
+    proc, slurm_s = _snakemake(remote, "--profile", str(PROFILE), *_retry_args(), timeout=2400)
     assert proc.returncode == 0, proc.stdout[-6000:]
     line = (f"tiny digits pipeline, target all: local --cores 2 {local_s:.0f} s, "
-            f"--profile profiles/slurm {slurm_s:.0f} s")
+            f"--profile profiles/slurm {slurm_s:.0f} s (with {RETRY_RULE} killed at 1 min and retried)")
     request.config.pluginmanager.get_plugin("terminalreporter").write_line(f"\n[slurm] {line}")
     print(line)
     return local / "results" / "digits", remote / "results" / "digits", proc.stdout, started
@@ -164,7 +190,7 @@ def runs(slurm, tmp_path_factory, request):
 def _sacct(run_id: str, since: dt.datetime, n_jobs: int) -> list[dict[str, str]]:
     """Slurm's accounting records of one Snakemake run (its jobs share the job name ``run_id``); slurmdbd writes
     asynchronously, so wait until all ``n_jobs`` have a final state."""
-    fields = ["JobID", "JobName", "Partition", "AllocTRES", "ReqTRES", "State", "Comment"]
+    fields = ["JobID", "JobName", "Partition", "AllocTRES", "ReqTRES", "State", "TimelimitRaw", "ElapsedRaw", "Comment"]
     cmd = ["sacct", "-X", "-n", "-P", "--name", run_id, "-S", since.strftime("%Y-%m-%dT%H:%M:%S"),
            "--format", ",".join(fields)]
     for _ in range(60):
@@ -176,24 +202,33 @@ def _sacct(run_id: str, since: dt.datetime, n_jobs: int) -> list[dict[str, str]]
     return rows
 
 
-@pytest.mark.slurm
-def test_gpu_jobs_and_only_they_requested_a_gpu(runs):
+@pytest.fixture(scope="module")
+def slurm_jobs(runs) -> list[dict[str, str]]:
+    """sacct's records of the Slurm run's jobs (in submission order), checked to be the jobs Snakemake submitted."""
     _, _, output, started = runs
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
-    rows = _sacct(run_id, started, len(submitted))
+    rows = sorted(_sacct(run_id, started, len(submitted)), key=lambda r: int(r["JobID"]))
     print(f"sacct -X --name {run_id}:")
     for r in rows:
-        print(" | ".join(r[k] for k in ("JobID", "Partition", "AllocTRES", "State", "Comment")))
+        print(" | ".join(r[k] for k in ("JobID", "Partition", "AllocTRES", "State", "TimelimitRaw", "ElapsedRaw",
+                                        "Comment")))
     assert sorted(r["JobID"] for r in rows) == sorted(submitted)
+    return rows
+
+
+@pytest.mark.slurm
+def test_gpu_jobs_and_only_they_requested_a_gpu(runs, slurm_jobs):
+    _, _, output, _ = runs
     profile = _profile()
     gpu_partition = {profile["set-resources"][rule]["slurm_partition"] for rule in GPU_RULES}.pop()
     cpu_partition = profile["default-resources"]["slurm_partition"]
     seen = set()
-    for r in rows:
+    for r in slurm_jobs:
         rules = _rules_of(r["Comment"], profile.get("groups", {}))
         seen |= rules
-        assert r["State"] == "COMPLETED", r
+        # the one job killed on purpose (its retry is checked below)
+        assert r["State"] == "COMPLETED" or (rules == {RETRY_RULE} and r["State"] == "TIMEOUT"), r
         wants_gpu = bool(rules & GPU_RULES)
         assert ("gres/gpu=1" in r["AllocTRES"]) == wants_gpu, (rules, r)
         assert ("gres/gpu=1" in r["ReqTRES"]) == wants_gpu, (rules, r)
@@ -203,6 +238,30 @@ def test_gpu_jobs_and_only_they_requested_a_gpu(runs):
     ran = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", stats, re.MULTILINE)} - {"total", "all"}
     assert seen == ran
     assert seen & GPU_RULES and seen - GPU_RULES
+
+
+@pytest.mark.slurm
+def test_a_job_killed_at_its_time_limit_is_retried_with_twice_the_time(runs, slurm_jobs):
+    """Slurm kills RETRY_RULE's first job at its 1-minute limit (TIMEOUT); the profile's `retries: 1` resubmits it
+    with `1*attempt` = 2 minutes, which it needs (it runs HOLD_S > 60 s), and twice the profile's memory, and it
+    completes with the local run's bytes."""
+    local, remote, output, _ = runs
+    groups = _profile().get("groups", {})
+    jobs = [r for r in slurm_jobs if _rules_of(r["Comment"], groups) == {RETRY_RULE}]
+    assert [(r["State"], r["TimelimitRaw"]) for r in jobs] == [("TIMEOUT", "1"), ("COMPLETED", "2")], jobs
+    killed, retried = jobs
+    # killed at the first of slurmctld's 30-s limit checks after its minute, before its hold ended
+    assert 60 <= int(killed["ElapsedRaw"]) < HOLD_S, killed
+    # the retry ran longer than the first attempt's limit: the doubled limit is what let it complete
+    assert int(retried["ElapsedRaw"]) >= HOLD_S > 60, retried
+    # and the profile's own `mem_mb: <N> * attempt` doubled its memory (the test set only its runtime)
+    mem = [(int(m[1]) * (1024 if m[2] == "G" else 1)) for m in
+           (re.search(r"\bmem=(\d+)([MG])", r["AllocTRES"]) for r in (killed, retried))]
+    assert mem[1] == 2 * mem[0], mem
+    assert re.search(rf"SLURM-job '{killed['JobID']}' failed, SLURM status is: 'TIMEOUT'", output), output[-6000:]
+    assert output.count("Trying to restart job") == 1  # and no other job was retried
+    for rel in ["edits/latent_target_change.csv", "edits/latent_target_change.md"]:
+        assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
 
 
 @pytest.mark.slurm
@@ -254,6 +313,17 @@ def test_every_gpu_rule_goes_to_the_gpu_partition():
     # lost its declaration (and a CPU rule given a GPU here would occupy one for nothing)
     assert not any("gpu" in res or "gres" in res for res in profile["set-resources"].values())
     assert "gpu" not in profile["default-resources"] and "gpu" not in str(profile.get("resources", ""))
+
+
+def test_profile_retries_a_killed_job_once_with_twice_the_time_and_memory():
+    """What the Slurm retry test relies on: `retries: 1`, and every runtime and mem_mb of the profile is
+    `<N> * attempt`, the form the test gives RETRY_RULE (with N = 1 minute)."""
+    profile = _profile()
+    assert profile["retries"] == 1
+    assert {"runtime", "mem_mb"} <= set(profile["default-resources"])
+    for res in [profile["default-resources"], *profile["set-resources"].values()]:
+        for key in {"runtime", "mem_mb"} & set(res):
+            assert re.fullmatch(r"\d+ \* attempt", str(res[key])), (key, res[key])
 
 
 def test_groups_hold_only_gpu_rules_of_one_chain():

@@ -92,6 +92,16 @@ def test_distance_loss_formula_and_zero_when_distances_agree():
     assert float(distance_loss(x, f, 2.0, 3.0)) == pytest.approx(float((d ** 2).mean() / 9.0), rel=1e-5)
 
 
+@given(n=st.integers(2, 40), dim=st.integers(1, 300), seed=st.integers(0, 100))
+def test_pair_distances_through_the_gram_matrix_equal_the_direct_ones(n, dim, seed):
+    x = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 3 + 5
+    direct = pair_sq_distances(x)
+    gram = pair_sq_distances(x, max_elements=0)  # forces the Gram path (large batches of VGG16 features)
+    assert torch.allclose(gram, direct, rtol=1e-9, atol=1e-9)
+    i, j = torch.triu_indices(n, n, 1)
+    assert np.allclose(M.indexed_sq_distances(x.numpy(), i.numpy(), j.numpy(), budget=7), direct.numpy())
+
+
 def test_identity_loss_is_zero_for_a_feature_map_blind_to_the_step():
     T = RealNVP((4,), 2, (8,))  # identity
     w = torch.randn(5, 4)

@@ -23,6 +23,7 @@ from latentedit.wstar.realnvp import load_wstar
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["lw", "lw_wstar", "ifg_wstar"]
 EDIT = "add_digit_1to2"
+SEED = TINY["edits"]["seeds"][0]
 
 
 def _config() -> dict:
@@ -77,16 +78,18 @@ def test_wstar_edits_render_and_aggregate(wstar_run):
     store = read_latent_store(wstar_run / "latents.h5")
     z = torch.as_tensor(store.latents[:8])
     for method in ("lw_wstar", "ifg_wstar"):
-        model = load_edit(wstar_run / "edits" / method / EDIT / "model.pt")
+        model = load_edit(wstar_run / "edits" / method / EDIT / f"seed{SEED}" / "model.pt")
         assert "wstar" in model
         out = apply_edit(model, z, 1.0)
         assert out.shape == z.shape and torch.isfinite(out).all()
     table = pd.read_parquet(wstar_run / "metrics.parquet")
     assert (table["source"] == "wstar_metrics").sum() > 0
     m = table[table["source"] == "edit_metrics"]
-    assert set(m["method"]) == set(METHODS)
+    assert set(m["method"]) == set(METHODS) and (m["seed"] == SEED).all()
+    for metric in ("latent_sinkhorn_to_target", "realism_fd"):  # measured for the W* methods too
+        assert set(m.loc[m["metric"] == metric, "method"]) == set(METHODS), metric
     summary = pd.read_csv(wstar_run / "summary.csv")
-    assert set(summary["method"]) == set(METHODS)
+    assert set(summary["method"]) == set(METHODS) and (summary["n_seeds"] == 1).all()
     md = (wstar_run / "summary.md").read_text()
     assert "| lw_wstar |" in md and "| ifg_wstar |" in md and "W*" in md
 

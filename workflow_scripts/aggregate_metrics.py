@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentedit.evaluation.aggregate import calibration_from_table, collect, summary_table
+from latentedit.evaluation.aggregate import (REALISM_METRICS, TABLE2_METRICS, calibration_from_table, collect,
+                                             seed_summary, summary_markdown, summary_table)
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.io.tables import to_markdown
@@ -15,7 +16,9 @@ from latentedit.wstar.metrics import table1
 log = setup_logging(snakemake.log[0])
 metrics = [pd.read_parquet(p) for p in snakemake.input.edit_metrics]
 wstar = pd.read_parquet(snakemake.input.wstar_metrics) if snakemake.input.get("wstar_metrics") else None
-histories = {(Path(p).parent.parent.name, Path(p).parent.name): pd.read_csv(p) for p in snakemake.input.histories}
+# results/<world>/edits/<method>/<edit>/seed<seed>/history.csv
+histories = {(Path(p).parents[2].name, Path(p).parents[1].name, int(Path(p).parent.name.removeprefix("seed"))):
+             pd.read_csv(p) for p in snakemake.input.histories}
 stages = {}
 for name in ("dlsgan_quality", "inversion_quality", "oracle_metrics", "latent_classifier_metrics"):
     if name not in snakemake.input.keys():  # dlsgan_quality: digits only
@@ -34,7 +37,7 @@ log.info("wrote %d rows (%d edit-metric rows) to %s", len(df), int((df["source"]
          snakemake.output.table)
 
 calibration = calibration_from_table(df)
-summary = summary_table(df, calibration)
+summary = seed_summary(summary_table(df, calibration))
 with atomic_path(snakemake.output.summary_csv) as tmp:
     summary.to_csv(tmp, index=False, float_format="%.6g")
 tau = next(iter(calibration.values()))["tau"] if calibration else float("nan")
@@ -43,7 +46,17 @@ text = (f"# Edits at the calibrated step (world {snakemake.params.world})\n\n"
         "of the validation source codes as edited. `latent_target_change_rate` is that reading on the rendered test "
         "codes; `target_change_rate` is what the image oracle sees on the rendered images (the paper's Table 2 "
         "comparison). Preservation and identity compare each edited image with its reconstruction (α = 0); "
-        "`attribute_preservation_input` compares with the input image instead.\n\n" + to_markdown(summary))
+        "`attribute_preservation_input` compares with the input image instead. `realism_fd` / `realism_kid`: Fréchet "
+        "distance and KID of the edited images to real test images that have the target labels (features: digits "
+        "the oracle's, faces Inception-v3), `realism_fd_source` the same for the real source images (how far the "
+        "edit must travel); `latent_sinkhorn_to_target`: Sinkhorn divergence of the edited codes to the test target "
+        "codes. Brackets: 95 % bootstrap interval over the test images"
+        + (f"; mean ± std over {int(summary['n_seeds'].max())} training seeds (brackets: the mean of the seeds' "
+           "intervals)" if len(summary) and summary["n_seeds"].max() > 1 else "")
+        + ".\n\n## Target change, preservation and identity\n\n"
+        + to_markdown(summary_markdown(summary, TABLE2_METRICS))
+        + "\n## Realism of the edited images and latent distance to the target (lower is closer)\n\n"
+        + to_markdown(summary_markdown(summary, REALISM_METRICS)))
 if wstar is not None:
     text += ("\n## W*: the original latent space against W* (the W* paper's Table 1)\n\n"
              "Methods `lw_wstar` and `ifg_wstar` above edit inside W*. Held-out linear-SVM accuracy per attribute "
@@ -52,4 +65,5 @@ if wstar is not None:
              + to_markdown(table1(wstar)))
 with atomic_path(snakemake.output.summary_md) as tmp:
     tmp.write_text(text)
-log.info("summary at alpha = d:\n%s", summary.to_string(float_format="%.3f"))
+log.info("summary at alpha = d:\n%s", summary[["edit", "method", "n_seeds", "target_change_rate",
+                                                "attribute_preservation", "realism_fd"]].to_string(float_format="%.3f"))

@@ -1,44 +1,61 @@
-"""Image-oracle and latent-classifier metrics of one rendered (method, edit), as a long Parquet table
+"""Image-oracle, latent-classifier and realism metrics of one rendered (method, edit, seed), as a long Parquet table
 (rule edit_metrics)."""
+import json
+
 import numpy as np
 import pandas as pd
 import torch
 
-from latentedit.evaluation.edit_metrics import edit_metric_rows
+from latentedit.edits.definitions import split_selection_mask
+from latentedit.evaluation.edit_metrics import edit_metric_rows, latent_distance_rows
+from latentedit.evaluation.realism import realism_rows
 from latentedit.io.atomic import atomic_path
 from latentedit.io.image_store import read_image_store
 from latentedit.io.render_store import read_render_store
 from latentedit.training_utils import pick_device, setup_logging
-from latentedit.worlds import load_judge
+from latentedit.worlds import load_judge, load_realism_features
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(snakemake.params.device)
-method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
+method, edit, seed = snakemake.wildcards.method, snakemake.wildcards.edit, int(snakemake.wildcards.seed)
+opts, definition = snakemake.params.metrics, snakemake.params.definition
 renders = read_render_store(snakemake.input.renders)
 images = read_image_store(snakemake.input.images)
 judge = load_judge(snakemake.wildcards.world, snakemake.input, device, snakemake.params.world_options)
+features = load_realism_features(snakemake.wildcards.world, snakemake.input, device, snakemake.params.world_options)
 if list(images.attribute_names) != renders.attribute_names:
     raise ValueError(f"{snakemake.input.renders}: attributes {renders.attribute_names} differ from the image "
                      f"store's {list(images.attribute_names)}")
 inputs = images.images[images.rows_of(renders.ids, f"{snakemake.input.renders} vs {snakemake.input.images}")]
+real_target = images.images[split_selection_mask(images, definition["target"], "test")]
 
 a, n = renders.images.shape[:2]
+flat = renders.images.reshape(a * n, *renders.images.shape[2:])
 pred_in = judge.predict(inputs)
-pred = judge.predict(renders.images.reshape(a * n, *renders.images.shape[2:]))
-df = edit_metric_rows(method=method, edit=edit, definition=snakemake.params.definition,
+pred = judge.predict(flat)
+df = edit_metric_rows(method=method, edit=edit, definition=definition,
                       attribute_names=renders.attribute_names, alphas=renders.alphas,
                       edited_probs=pred["probs"].reshape(a, n, -1),
                       edited_embeddings=pred["embedding"].reshape(a, n, -1),
                       input_probs=pred_in["probs"], input_embeddings=pred_in["embedding"],
-                      latent_logits=renders.latent_logits)
+                      latent_logits=renders.latent_logits, n_boot=opts["n_bootstrap"], seed=opts["seed"])
+log.info("realism: features of %d renders, %d real source and %d real target test images", a * n, n,
+         len(real_target))
+realism = realism_rows(method=method, edit=edit, attribute=definition["attribute"], alphas=renders.alphas,
+                       edited_features=features(flat).reshape(a, n, -1), target_features=features(real_target),
+                       source_features=features(inputs), n_boot=opts["n_bootstrap"],
+                       fd_boot=opts["fd_bootstrap"], seed=opts["seed"])
+latent = latent_distance_rows(method=method, edit=edit, attribute=definition["attribute"],
+                              latent_sinkhorn=json.loads(renders.attrs["latent_sinkhorn"]))
 cal = renders.calibration
 extra = pd.DataFrame([{"method": method, "edit": edit, "attribute": renders.attrs["attribute"], "alpha": np.nan,
                        "metric": f"calibration.{key}", "value": float(cal[key])}
                       for key in ("d", "rate", "reached", "tau", "unit", "n_codes", "n_images")])
-df = pd.concat([df, extra], ignore_index=True)
+df = pd.concat([df, realism, latent, extra], ignore_index=True).assign(seed=seed)
 with atomic_path(snakemake.output.metrics) as tmp:
     df.to_parquet(tmp, index=False)
 summary = df[df["metric"].isin(["target_change_rate", "latent_target_change_rate", "attribute_preservation",
-                                "identity"])].pivot_table(index="alpha", columns="metric", values="value")
-log.info("%s/%s on %d test images:\n%s", method, edit, n, summary.to_string(float_format="%.3f"))
+                                "identity", "realism_fd", "latent_sinkhorn_to_target"])].pivot_table(
+    index="alpha", columns="metric", values="value")
+log.info("%s/%s (seed %d) on %d test images:\n%s", method, edit, seed, n, summary.to_string(float_format="%.3f"))

@@ -5,6 +5,7 @@ import json
 import torch
 
 from latentedit.edits.definitions import select_codes
+from latentedit.evaluation.latent_distance import sinkhorn_to_target
 from latentedit.edits.model import load_edit
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.provenance import file_hash
@@ -45,9 +46,13 @@ g = load_renderer(snakemake.wildcards.world, snakemake.input.checkpoint, device,
 images, logits = render_edit(model, g, codes, alphas, classifier, device, opts["batch_size"],
                              desc=f"render {method}/{edit}")
 log.info("rendered %d test codes at %d strengths %s", len(codes), len(alphas), [round(a, 4) for a in alphas])
+test_target = torch.as_tensor(select_codes(store, definition["target"], "test")[0])
+latent_sinkhorn = sinkhorn_to_target(model, codes, test_target, alphas)
+log.info("Sinkhorn divergence to the %d test target codes (blur %.4g): %s", len(test_target),
+         latent_sinkhorn["blur"], [round(v, 4) for v in latent_sinkhorn["values"]])
 write_render_store(snakemake.output.renders, RenderStore(
     images=images, alphas=torch.tensor(alphas).numpy(), ids=ids, latent_logits=logits, attribute_names=names,
     attrs={"method": method, "edit": edit, "attribute": definition["attribute"], "target_value": t,
            "calibration": json.dumps({**cal.to_dict(), "n_images": int(len(codes))}),
-           "edit_model_hash": file_hash(snakemake.input.model),
+           "latent_sinkhorn": json.dumps(latent_sinkhorn), "edit_model_hash": file_hash(snakemake.input.model),
            "generator_checkpoint_hash": file_hash(snakemake.input.checkpoint)}))

@@ -1,5 +1,5 @@
 """Train the faces world's 40-attribute image classifiers on CelebA-HQ train, early-stopped on val, scored on test
-(rule train_attribute_classifier)."""
+(rule train_attribute_classifier). Images are read from the store batch by batch."""
 import numpy as np
 import pandas as pd
 import torch
@@ -7,22 +7,22 @@ import torch
 from latentedit.faces.attributes import (AttributeClassifierConfig, evaluate_attribute_classifier,
                                          save_attribute_classifier, train_attribute_classifier)
 from latentedit.io.atomic import atomic_path, write_json
-from latentedit.io.image_store import read_image_store
+from latentedit.io.image_store import open_image_store
 from latentedit.training_utils import pick_device, setup_logging
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(snakemake.params.device)
 cfg = AttributeClassifierConfig(**snakemake.params.classifier)
-store = read_image_store(snakemake.input.images)
-train, val, test = (store.select(s) for s in ("train", "val", "test"))
-model, history, metrics = train_attribute_classifier(train.images, train.attributes, val.images, val.attributes,
-                                                     store.attribute_names, cfg, device)
-metrics["test"] = evaluate_attribute_classifier(model, test.images, test.attributes)
-metrics["test_balanced"] = evaluate_attribute_classifier(model, test.images, test.attributes, balanced=True)
+with open_image_store(snakemake.input.images) as store:
+    train, val, test = (store.select(s) for s in ("train", "val", "test"))
+    model, history, metrics = train_attribute_classifier(train.images, train.attributes, val.images, val.attributes,
+                                                         store.attribute_names, cfg, device)
+    metrics["test"] = evaluate_attribute_classifier(model, test.images, test.attributes)
+    metrics["test_balanced"] = evaluate_attribute_classifier(model, test.images, test.attributes, balanced=True)
+    metrics["n_images"] = {"train": len(train.images), "val": len(val.images), "test": len(test.images)}
 metrics["test_mean_accuracy"] = float(np.mean(list(metrics["test"].values())))
 metrics["test_mean_balanced_accuracy"] = float(np.mean(list(metrics["test_balanced"].values())))
-metrics["n_images"] = {"train": len(train.images), "val": len(val.images), "test": len(test.images)}
 save_attribute_classifier(snakemake.output.model, model, metrics)
 write_json(snakemake.output.metrics, metrics)
 with atomic_path(snakemake.output.history) as tmp:

@@ -2,6 +2,7 @@
 import pandas as pd
 import torch
 
+from latentedit.edits.components import load_generator_network
 from latentedit.edits.methods import get_method
 from latentedit.edits.model import save_edit
 from latentedit.edits.train import train_edit
@@ -23,10 +24,13 @@ if snakemake.input.get("classifiers"):  # only the methods that use F and γ get
     classifier = load_latent_classifiers(snakemake.input.classifiers, device)
     gamma, _ = read_correlations(snakemake.input.correlations, store.attribute_names)
 wstar = load_wstar(snakemake.input.wstar) if snakemake.input.get("wstar") else None  # methods in W* only
+generator = None
+if snakemake.input.get("generator"):  # only the methods that read the generator (GANSpace, SeFa) get it
+    generator = load_generator_network(snakemake.wildcards.world, snakemake.input.generator, device)
 model, history, options = train_edit(method, store, snakemake.params.definition, classifier, gamma,
                                      snakemake.params.options, name=edit,
                                      weight_attributes=snakemake.params.weight_attributes, device=device,
-                                     wstar=wstar)
+                                     wstar=wstar, generator=generator)
 save_edit(snakemake.output.model, model)
 write_json(snakemake.output.options, options)
 history = pd.DataFrame(history)

@@ -1,5 +1,7 @@
 """Train the W* bijection T on the training codes, their labels and the perceptual features of their renders
 (rule train_wstar)."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import torch
@@ -9,17 +11,20 @@ from latentedit.io.checkpoints import save_checkpoint
 from latentedit.io.latent_store import read_latent_store
 from latentedit.plotting import plot_curves
 from latentedit.training_utils import pick_device, setup_logging
-from latentedit.worlds import load_judge, load_renderer
-from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, perceptual_features, train_wstar
+from latentedit.worlds import load_renderer
+from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
+from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, train_wstar
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(snakemake.params.device)
-cfg = WStarConfig.from_options(snakemake.params.options)
-store = read_latent_store(snakemake.input.latents)
 world = snakemake.wildcards.world
+cfg = WStarConfig.from_options(snakemake.params.options)
+cfg = replace(cfg, perceptual=cfg.perceptual or default_perceptual(world))
+store = read_latent_store(snakemake.input.latents)
 renderer = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)
-judge = load_judge(world, snakemake.input, device, snakemake.params.judge_options)
+perceptual = load_perceptual(cfg.perceptual, world, snakemake.input, device, snakemake.params.judge_options)
+log.info("perceptual features: %s %s", cfg.perceptual, perceptual.spec)
 rng = np.random.default_rng(cfg.seed)
 data = {}
 for split in ("train", "val"):
@@ -27,18 +32,14 @@ for split in ("train", "val"):
     cap = cfg.max_codes if split == "train" else max(cfg.max_codes // 4, 2)
     rows = np.sort(rng.choice(rows, size=min(cap, len(rows)), replace=False))
     codes = store.latents[rows]
-    data[split] = (codes, store.attributes[rows], perceptual_features(codes, renderer, judge, device))
+    data[split] = (codes, store.attributes[rows], render_features(codes, renderer, perceptual, device))
     log.info("%s: %d codes, features %s", split, len(codes), data[split][2].shape)
 generator = feature_fn = None
 if cfg.lambda_id > 0:
-    if world != "digits":
-        raise ValueError("wstar.lambda_id > 0 needs a differentiable perceptual feature map: only the digits oracle's "
-                         "is wired (faces: VGG16 features are not implemented)")
-    generator = renderer.requires_grad_(False)
-    oracle = judge.oracle.requires_grad_(False)
-
-    def feature_fn(images):
-        return oracle(images)[1].flatten(1)
+    if perceptual.differentiable is None:
+        raise ValueError(f"wstar.lambda_id > 0 needs a differentiable perceptual feature map; wstar.perceptual "
+                         f"{cfg.perceptual} on {world} has none (faces: ArcFace runs in onnxruntime; use vgg16)")
+    generator, feature_fn = renderer.requires_grad_(False), perceptual.differentiable
 
 model, history = train_wstar(*data["train"], *data["val"], cfg, device, generator, feature_fn)
 model["attribute_names"] = list(store.attribute_names)
@@ -46,7 +47,8 @@ save_checkpoint(snakemake.output.model, model)
 write_json(snakemake.output.options, {**cfg.to_dict(), "n_train_codes": len(data["train"][0]),
                                       "n_val_codes": len(data["val"][0]),
                                       "distance_scale": model["distance_scale"],
-                                      "distance_norm": model["distance_norm"]})
+                                      "distance_norm": model["distance_norm"],
+                                      "perceptual_spec": perceptual.spec})
 history = pd.DataFrame(history)
 with atomic_path(snakemake.output.history) as tmp:
     history.to_csv(tmp, index=False, float_format="%.6g")

@@ -7,10 +7,10 @@ from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.tables import to_markdown
 from latentedit.training_utils import pick_device, setup_logging
-from latentedit.worlds import load_judge, load_renderer
+from latentedit.worlds import load_renderer
 from latentedit.wstar.metrics import WStarMetricsConfig, metrics_rows, space_metrics, table1
 from latentedit.wstar.realnvp import load_wstar, map_codes, wstar_from_checkpoint
-from latentedit.wstar.train import perceptual_features
+from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -21,14 +21,15 @@ store = read_latent_store(snakemake.input.latents)
 wstar = load_wstar(snakemake.input.model)
 T = wstar_from_checkpoint(wstar)
 renderer = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)
-judge = load_judge(world, snakemake.input, device, snakemake.params.judge_options)
+kind = wstar["options"].get("perceptual") or default_perceptual(world)  # T's own φ: c and m were measured with it
+perceptual = load_perceptual(kind, world, snakemake.input, device, snakemake.params.judge_options)
 rng = np.random.default_rng(opts["seed"])
 sets = {}
 for name, split in (("fit", "train"), ("eval", "test")):
     rows = np.flatnonzero(np.asarray(store.split) == split)
     rows = np.sort(rng.choice(rows, size=min(opts["max_codes"], len(rows)), replace=False))
     sets[name] = (store.latents[rows], store.attributes[rows])
-f_eval = perceptual_features(sets["eval"][0], renderer, judge, device)
+f_eval = render_features(sets["eval"][0], renderer, perceptual, device)
 spaces = {}
 for space in ("original", "wstar"):
     def x(codes, space=space):
@@ -48,6 +49,6 @@ text = (f"# W*: the original latent space against W* (world {world})\n\n"
         "are measured. svm_accuracy: held-out linear-SVM accuracy per attribute (min/max/mean over attributes); "
         "dci_*: DCI with Lasso regressors (informativeness as held-out R²); distance_diff_*: (latent − rescaled "
         "perceptual squared distance) / mean latent squared distance over random pairs; two_afc: agreement with the "
-        "perceptual distance on random triplets.\n\n" + to_markdown(table1(df)))
+        f"perceptual distance ({kind}) on random triplets.\n\n" + to_markdown(table1(df)))
 with atomic_path(snakemake.output.table) as tmp:
     tmp.write_text(text)

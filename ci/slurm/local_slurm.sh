@@ -10,7 +10,8 @@
 # /dev/null, so `--gpus=1` is scheduled and accounted like a real GPU, one job at a time). Two partitions, both
 # holding the node: `cpu` (default) and `gpu` -- the names profiles/slurm uses. slurmdbd + MariaDB make `sacct`
 # answer (the plugin's default status command) and record each job's GPU request (AllocTRES) and comment (the
-# rule name), which the integration test reads.
+# rule name), which the integration test reads. ci/slurm/hold_job.sh, run inside jobs, makes one rule's job outlast a
+# 1-minute limit for the test's TIMEOUT-and-retry check.
 #
 # Env: LATENTEDIT_SLURM_STATE (default /var/tmp/latentedit-slurm): pidfiles, logs, spool; wiped on every `up`.
 set -euo pipefail
@@ -95,6 +96,9 @@ AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/linux
 # finished jobs stay visible to squeue for 5 min (for profiles that poll with squeue instead of sacct)
 MinJobAge=300
+# The retry test (ci/slurm/hold_job.sh) counts on a job being killed at its limit without grace: Slurm's default,
+# stated because the test's timing assumes it (slurmctld checks limits every 30 s: a 1-min job dies 60-90 s in).
+OverTimeLimit=0
 GresTypes=gpu
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$ncpu RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP

@@ -10,11 +10,21 @@ Nothing is downloaded: the user points the config at
 
 Labels become 0/1 (−1 → 0). Every row must name a file of the image folder (CelebA's file has rows for all 202,599
 CelebA images: only the rows whose file exists are kept, and ``require_all`` says whether a missing file is an error).
+
+Two image stores come out of it, written batch by batch (O(batch) images in memory, :mod:`latentedit.io.image_store`):
+
+* ``celebahq.h5`` (:func:`write_celebahq_store`): every CelebA-HQ image with its annotations and a seeded
+  train/val/test split, rows grouped by split (train, val, test; each in the attribute file's order);
+* ``images.h5`` (:func:`write_faces_eval_store`), the evaluation store the latent store mirrors: CelebA-HQ
+  train/val and, as test, the first N FFHQ images labelled by the attribute classifiers (or CelebA-HQ's test split).
+  Its CelebA-HQ rows are a *view* of ``celebahq.h5`` (an HDF5 virtual dataset: one copy of the pixels on disk), which
+  is why ``celebahq.h5`` groups its rows by split: train+val is one contiguous block.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +147,19 @@ def load_images(paths: list[Path], size: int, desc: str = "images") -> np.ndarra
     return out
 
 
+def iter_images(paths: list[Path], size: int, batch_size: int, desc: str = "images") -> Iterator[np.ndarray]:
+    """The images of ``paths`` in order, ``batch_size`` at a time: uint8 (≤B, 3, size, size), O(batch) memory."""
+    bar = tqdm(total=len(paths), desc=desc, mininterval=2.0)
+    for i in range(0, len(paths), batch_size):
+        batch = paths[i:i + batch_size]
+        out = np.empty((len(batch), 3, size, size), dtype=np.uint8)
+        for j, p in enumerate(batch):
+            out[j] = load_image(p, size)
+        bar.update(len(batch))
+        yield out
+    bar.close()
+
+
 def split_assignment(n: int, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
     """A seeded train/val/test label per row, in proportions ``fractions`` (each split gets at least one row)."""
     if n < 3:
@@ -145,3 +168,98 @@ def split_assignment(n: int, fractions: tuple[float, float, float], seed: int) -
     n_val, n_test = max(1, round(f[1] * n)), max(1, round(f[2] * n))
     split = np.array(["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test)
     return split[np.random.default_rng(seed).permutation(n)]
+
+
+BATCH = 64  # images per batch written/labelled: 12.6 MB at 256 px (two alive at a time), small next to torch
+
+
+def write_celebahq_store(path, folder, files: list[str], labels: np.ndarray, names: list[str], rows: np.ndarray,
+                         size: int, fractions: tuple[float, float, float], seed: int, attrs: dict,
+                         batch_size: int = BATCH) -> dict:
+    """Write the CelebA-HQ image store from the images of attribute-file ``rows``, batch by batch.
+
+    Parameters
+    ----------
+    path : path-like
+        The store to write (``celebahq.h5``).
+    folder : path-like
+        The image folder; row r's image is ``folder / files[r]``.
+    files, labels, names
+        :func:`parse_attribute_file`'s output; ``rows`` the rows to store (e.g. :func:`match_rows`'s).
+    size : int
+        Image side in pixels (Lanczos-resized).
+    fractions, seed
+        The train/val/test split (:func:`split_assignment` over ``rows``); stored rows are grouped by split.
+
+    Returns
+    -------
+    dict
+        ``n`` per split, ``label_rates`` per attribute, and ``preview``: up to 32 train images uint8 (n, 3, S, S).
+    """
+    from latentedit.io.image_store import SPLITS, create_image_store
+
+    split = split_assignment(len(rows), fractions, seed)
+    order = np.concatenate([np.flatnonzero(split == s) for s in SPLITS])  # grouped by split, file order within
+    rows, split = np.asarray(rows)[order], split[order]
+    paths = [Path(folder) / files[r] for r in rows]
+    preview = []
+    with create_image_store(path, names, (3, size, size), attrs) as w:
+        for start, batch in zip(range(0, len(paths), batch_size), iter_images(paths, size, batch_size, "CelebA-HQ")):
+            sl = slice(start, start + len(batch))
+            w.append(batch, labels[rows[sl]], split[sl], [files[r] for r in rows[sl]])
+            if sum(map(len, preview)) < 32:
+                preview.append(batch[:32 - sum(map(len, preview))].copy())  # a copy: the batch itself is freed
+    return {"n": {s: int((split == s).sum()) for s in SPLITS},
+            "label_rates": dict(zip(names, np.round(labels[rows].mean(0), 3).tolist())),
+            "preview": np.concatenate(preview) if preview else np.zeros((0, 3, size, size), np.uint8)}
+
+
+def write_faces_eval_store(path, celebahq, ffhq_folder, ffhq_paths: list[Path] | None, classifier, attrs: dict,
+                           batch_size: int = BATCH) -> dict:
+    """Write the faces evaluation image store: CelebA-HQ train/val (a view of ``celebahq``, no copy) and as test the
+    FFHQ images ``ffhq_paths`` labelled ``p > 0.5`` by ``classifier``, batch by batch; or, with ``ffhq_paths``
+    None, all of CelebA-HQ (a view, test labels its annotations).
+
+    Parameters
+    ----------
+    path : path-like
+        The store to write (``images.h5``), in the same folder as ``celebahq``.
+    celebahq : path-like
+        The CelebA-HQ store of :func:`write_celebahq_store` (rows grouped by split).
+    ffhq_folder : path-like or None
+        The FFHQ folder (ids are ``ffhq/<path relative to it>``).
+    classifier : AttributeClassifier or None
+        The judge, labelling FFHQ.
+
+    Returns
+    -------
+    dict
+        ``n`` per split, ``ffhq_label_rates`` (or None).
+    """
+    from latentedit.io.image_store import SPLITS, create_image_store, open_image_store
+    from latentedit.io.h5 import StoreError
+
+    with open_image_store(celebahq) as src:
+        n, split = len(src.ids), src.split
+        keep = int((split != "test").sum()) if ffhq_paths is not None else n  # the rows viewed
+        # train/val must be one block at the start (write_celebahq_store's order) to be viewed as one
+        if ffhq_paths is not None and (split[:keep] == "test").any():
+            raise StoreError(f"{celebahq}: rows are not grouped by split (train, val, test); rerun the stage that "
+                             f"wrote it (`snakemake --forcerun {celebahq}`)")
+        names, size = list(src.attribute_names), src.images.shape[1:]
+        meta = (src.attributes[:keep], split[:keep], src.ids[:keep])
+    rates = None
+    with create_image_store(path, names, size, attrs) as w:
+        w.append_view(celebahq, 0, keep, *meta)
+        if ffhq_paths is not None:
+            labelled = []
+            for start, batch in zip(range(0, len(ffhq_paths), batch_size),
+                                    iter_images(ffhq_paths, size[-1], batch_size, "FFHQ")):
+                labels = (classifier.predict_proba(batch) > 0.5).astype(np.uint8)  # (b, 40): the judge's reading
+                ids = [f"ffhq/{p.relative_to(ffhq_folder).as_posix()}" for p in ffhq_paths[start:start + len(batch)]]
+                w.append(batch, labels, ["test"] * len(batch), ids)
+                labelled.append(labels)
+            if labelled:
+                rates = dict(zip(names, np.round(np.concatenate(labelled).mean(0), 3).tolist()))
+        counts = {s: int(sum((np.asarray(w.split) == s))) for s in SPLITS}
+    return {"n": counts, "ffhq_label_rates": rates}

@@ -3,8 +3,8 @@
 Adding a method is one :class:`Method` entry in :data:`METHODS` plus one trainer module that defines
 ``train_edit_job(job) -> TrainedEdit`` (:mod:`latentedit.edits.train`); nothing else names a method. The
 workflow derives every per-method fact from here: the method's inputs (the latent classifier and γ, the W* model),
-the config section it receives, whether it reads an edit definition's ``lambda_pres`` or ``labels.weight_attributes``,
-and the library code its training jobs run (its trainer module and what that imports).
+the config section it receives, whether it reads an edit definition's ``lambda_pres`` or ``labels.weight_attributes``
+or the generator checkpoint, and the library code its training jobs run (its trainer module and what that imports).
 
 This module imports nothing but the standard library: ``rules/`` read it while Snakemake parses the workflow.
 """
@@ -38,6 +38,9 @@ class Method:
         Training reads an edit definition's ``lambda_pres`` (changing it reruns these methods alone).
     uses_weight_attributes : bool
         Training reads ``labels.weight_attributes`` (LW's balanced weights, when ``edits.<options>.weighting``).
+    uses_generator : bool
+        Training reads the world's generator (GANSpace samples its mapping network, SeFa factorises its weights):
+        the job receives the generator checkpoint and :class:`~latentedit.edits.train.EditJob` its module.
     in_wstar : bool
         The edit lives in W* (:mod:`latentedit.wstar`): training reads the trained T and stores a copy of it.
     fixed : dict
@@ -57,6 +60,7 @@ class Method:
     uses_classifier: bool = False
     uses_lambda_pres: bool = False
     uses_weight_attributes: bool = False
+    uses_generator: bool = False
     in_wstar: bool = False
     fixed: dict = field(default_factory=dict)
     sets_direction_step: int | None = None
@@ -74,6 +78,7 @@ _LW_CURVES = ("train_wasserstein", "val_wasserstein", "train_preservation", "val
 _LT_CURVES = ("train_classification", "val_classification", "train_preservation", "val_preservation",
               "train_regularisation", "val_regularisation", "train_total", "val_total", "val_success")
 _IFG_CURVES = ("train_accuracy", "val_accuracy")
+_COMPONENT_CURVES = ("score", "runner_up_score")  # one row: the assigned component's score and the next best's
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("lw", "LW", "latentedit.edits.lw", "lw", "affine", uses_classifier=True, uses_lambda_pres=True,
@@ -88,6 +93,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            uses_lambda_pres=True, uses_weight_attributes=True, in_wstar=True, history_columns=_LW_CURVES),
     Method("ifg_wstar", "InterFaceGAN in W*", "latentedit.edits.interfacegan", "ifg", "direction", in_wstar=True,
            history_columns=_IFG_CURVES),
+    Method("ganspace", "GANSpace", "latentedit.edits.ganspace", "ganspace", "direction", uses_classifier=True,
+           uses_generator=True, history_columns=_COMPONENT_CURVES),
+    Method("sefa", "SeFa", "latentedit.edits.sefa", "sefa", "direction", uses_classifier=True, uses_generator=True,
+           history_columns=_COMPONENT_CURVES),
 ]}
 
 

@@ -17,6 +17,11 @@ options). The trainers:
   performs the edit. It has no step size of its own: α is chosen at evaluation.
 - ``ifg_wstar``: InterFaceGAN inside W* (:mod:`latentedit.wstar`): the SVM normal n is fitted on T(z), and the
   edit is z' = T⁻¹(T(z) + α·n) (α in W* units).
+- ``ganspace`` (:func:`latentedit.edits.ganspace.train_edit_job`) and ``sefa``
+  (:func:`latentedit.edits.sefa.train_edit_job`): unsupervised directions (PCA of the mapping network's output, or of
+  the store's train codes; eigenvectors of the generator's first-layer / style-modulation weights), each edit
+  assigned the candidate that moves its attribute most on the val source codes
+  (:mod:`latentedit.edits.components`). They read the generator (:attr:`EditJob.generator`).
 - ``lw_wstar``: LW with its Wasserstein cost in W*: LW is trained on the clouds T(source) → T(target), so the OT
   ground cost is ½‖T(x) − T(y)‖², with an affine H in W*, and the edit is z' = T⁻¹(T(z) + α·H(T(z))). L_pres reads
   the original-space latent classifier through T⁻¹ (F ∘ T⁻¹). Editing in W* (rather than keeping H in the
@@ -68,6 +73,8 @@ class EditJob:
     weight_attributes: Sequence[str] = ()
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     wstar: torch.nn.Module | None = None  # T on device, for a method in W*
+    generator: torch.nn.Module | None = None  # the world's generator, eval mode, on device (Method.uses_generator)
+    store: object = None  # the LatentStore the codes came from (unlabelled codes: split_codes)
 
     @property
     def lambda_pres(self) -> float:
@@ -76,6 +83,16 @@ class EditJob:
 
     def tensor(self, split: str, side: str) -> torch.Tensor:
         return torch.as_tensor(self.codes[split, side], dtype=torch.float32, device=self.device)
+
+    def split_codes(self, split: str) -> np.ndarray:
+        """Every code of ``split`` in the store, whatever its labels: (n, *S) float32, in W* for a method in W*."""
+        z = np.asarray(self.store.latents[np.asarray(self.store.split) == split], dtype=np.float32)
+        if self.wstar is None:
+            return z
+        from latentedit.wstar.realnvp import map_codes
+
+        with torch.no_grad():
+            return map_codes(self.wstar, torch.as_tensor(z, device=self.device)).cpu().numpy()
 
     def gamma_row(self) -> torch.Tensor:
         """Column k of γ with γ = 1 for the changed attributes (so LW and LT give them preservation weight 0)."""
@@ -97,7 +114,8 @@ class TrainedEdit:
 def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Module | None,
                gamma: np.ndarray | None, options: Mapping, *, name: str = "edit",
                weight_attributes: Sequence[str] = (), device: str | torch.device = "cpu",
-               wstar: Mapping | None = None) -> tuple[dict, list[dict], dict]:
+               wstar: Mapping | None = None,
+               generator: torch.nn.Module | None = None) -> tuple[dict, list[dict], dict]:
     """Train one edit model of ``method`` for one edit definition.
 
     Parameters
@@ -125,6 +143,9 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
         Training device (InterFaceGAN always fits on the CPU).
     wstar : mapping, optional
         The W* model (:func:`latentedit.wstar.realnvp.load_wstar`); required by the methods in W*.
+    generator : Module, optional
+        The world's generator (:func:`latentedit.edits.components.load_generator_network`); required by the methods
+        that read it (``Method.uses_generator``). Frozen and put in eval mode on ``device`` here.
 
     Returns
     -------
@@ -142,6 +163,8 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
     definition = normalised_definition(definition)
     if entry.in_wstar and wstar is None:
         raise ValueError(f"{name}: method {method} needs the W* model (wstar)")
+    if entry.uses_generator and generator is None:
+        raise ValueError(f"{name}: method {method} needs the generator")
     k = names.index(definition["attribute"])
     target_value = definition["target"][definition["attribute"]]
     device = torch.device(device)
@@ -171,7 +194,8 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
                   target_value=target_value, changed=changed_attributes(definition), codes=codes, labels=labels,
                   options={**dict(options), **{key: v for key, v in entry.fixed.items() if key != "lambda_pres"}},
                   classifier=_frozen(classifier, device), gamma=gamma, weight_attributes=weight_attributes,
-                  device=device, wstar=T)
+                  device=device, wstar=T, generator=_frozen(generator if entry.uses_generator else None, device),
+                  store=store)
     if entry.uses_classifier and (classifier is None or gamma is None):
         if entry.uses_lambda_pres and job.lambda_pres == 0:
             job.classifier = None  # LW without L_pres does not read F

@@ -16,7 +16,15 @@ metric                              value at one α
 ``latent_target_change_rate``       mean_n 1[ 1[F_k(z'_n) > 0] = t ] — the latent classifier on the edited codes
 ``latent_attribute_preservation``   mean over kept l of mean_n 1[ 1[F_l(z'_n) > 0] = 1[F_l(z_n) > 0] ]
 ``attribute_agreement``             per kept attribute l (``attribute`` column = l): mean_n 1[pred_l(e_n) = pred_l(r_n)]
+``rescoring``                       per attribute l (all of them): mean_n P_l(e_n) − P_l(r_n), the change of every
+                                    attribute's judged probability (InterFaceGAN/SeFa's re-scoring analysis)
 ==================================  ==========================================================================
+
+Beside them, ``latent_sinkhorn_to_target`` (per α: the Sinkhorn divergence of the edited test codes to the test
+target codes, measured at rendering) and the realism rows of :mod:`latentedit.evaluation.realism`.
+
+Each of the metrics in the table is a mean over the N images of a per-image value, so each row carries its 95 %
+percentile-bootstrap interval over images (``ci_low``, ``ci_high``; :mod:`latentedit.evaluation.uncertainty`).
 
 "Kept" attributes are those the edit definition does not name (source or target). Preservation and identity are
 measured against the reconstruction by default, so they judge the edit and not the inversion; the ``_input``
@@ -31,18 +39,24 @@ import numpy as np
 import pandas as pd
 
 from latentedit.edits.definitions import changed_attributes
+from latentedit.evaluation.uncertainty import N_BOOTSTRAP, bootstrap_counts, bootstrap_mean_interval
+
+
+ROW_COLUMNS = ["method", "edit", "attribute", "alpha", "metric", "value", "ci_low", "ci_high"]
+
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of (N, F) arrays (0 where a row is all zero)."""
-    num = (a * b).sum(1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    """Row-wise cosine similarity of (..., N, F) arrays (0 where a row is all zero)."""
+    num = (a * b).sum(-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_names: Sequence[str],
                      alphas: Sequence[float], edited_probs: np.ndarray, edited_embeddings: np.ndarray,
-                     input_probs: np.ndarray, input_embeddings: np.ndarray, latent_logits: np.ndarray) -> pd.DataFrame:
-    """Long-format metrics of one (method, edit) at every α.
+                     input_probs: np.ndarray, input_embeddings: np.ndarray, latent_logits: np.ndarray,
+                     n_boot: int = N_BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
+    """Long-format metrics of one (method, edit) at every α, each with its 95 % bootstrap interval over images.
 
     Parameters
     ----------
@@ -61,11 +75,13 @@ def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_n
         The same for the input (real test) images.
     latent_logits : ndarray, shape (A, N, L)
         Latent-classifier logits of the edited codes.
+    n_boot, seed : int
+        Bootstrap resamples of the N images and their seed (:mod:`latentedit.evaluation.uncertainty`).
 
     Returns
     -------
-    DataFrame with columns method, edit, attribute, alpha, metric, value (``attribute`` is the edited attribute,
-    or the kept attribute for ``attribute_agreement`` rows).
+    DataFrame with columns :data:`ROW_COLUMNS` (``attribute`` is the edited attribute, or the scored attribute for
+    ``attribute_agreement`` and ``rescoring`` rows; ``ci_low``/``ci_high`` the 95 % percentile-bootstrap interval).
     """
     names = list(attribute_names)
     alphas = [float(a) for a in alphas]
@@ -86,22 +102,42 @@ def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_n
     pred = edited_probs > 0.5  # (A, N, L)
     pred_in = input_probs > 0.5  # (N, L)
     latent = latent_logits > 0
+    # Per-image values (A, N) of every metric that is a mean over images (module docstring table)
+    per_image = {"target_change_rate": pred[:, :, k] == t, "latent_target_change_rate": latent[:, :, k] == t}
+    if kept:
+        per_image["attribute_preservation"] = (pred == pred[:1])[:, :, kept].mean(-1)
+        per_image["attribute_preservation_input"] = (pred == pred_in[None])[:, :, kept].mean(-1)
+        per_image["latent_attribute_preservation"] = (latent == latent[:1])[:, :, kept].mean(-1)
+    per_image["identity"] = _cosine(edited_embeddings, edited_embeddings[:1])
+    per_image["identity_input"] = _cosine(edited_embeddings, input_embeddings[None])
+    # Per-attribute values (A, N, L): agreement with the reconstruction (kept attributes) and the rescoring matrix's
+    # change of every attribute's judged probability
+    per_attribute = {"attribute_agreement": (pred == pred[:1]).astype(np.float64),
+                     "rescoring": edited_probs.astype(np.float64) - edited_probs[:1]}
+    counts = bootstrap_counts(n, n_boot, seed)
+
     rows = []
+    for metric, v in per_image.items():
+        v = v.astype(np.float64)
+        low, high = bootstrap_mean_interval(v, counts, axis=1)
+        for a, alpha in enumerate(alphas):
+            rows.append((method, edit, definition["attribute"], alpha, metric, v[a].mean(), low[a], high[a]))
+    for metric, v in per_attribute.items():
+        low, high = bootstrap_mean_interval(v, counts, axis=1)  # (A, L)
+        mean = v.mean(1)
+        for a, alpha in enumerate(alphas):
+            for i in kept if metric == "attribute_agreement" else range(l_n):
+                rows.append((method, edit, names[i], alpha, metric, mean[a, i], low[a, i], high[a, i]))
+    df = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    for col in ("value", "ci_low", "ci_high"):
+        df[col] = df[col].astype("float64")
+    return df
 
-    def add(alpha, metric, value, attribute=definition["attribute"]):
-        rows.append({"method": method, "edit": edit, "attribute": attribute, "alpha": alpha, "metric": metric,
-                     "value": float(value)})
 
-    for a, alpha in enumerate(alphas):
-        agree = (pred[a] == pred[0]).mean(0)  # (L,)
-        add(alpha, "target_change_rate", (pred[a][:, k] == t).mean())
-        add(alpha, "latent_target_change_rate", (latent[a][:, k] == t).mean())
-        if kept:
-            add(alpha, "attribute_preservation", agree[kept].mean())
-            add(alpha, "attribute_preservation_input", (pred[a] == pred_in).mean(0)[kept].mean())
-            add(alpha, "latent_attribute_preservation", (latent[a] == latent[0]).mean(0)[kept].mean())
-            for i in kept:
-                add(alpha, "attribute_agreement", agree[i], attribute=names[i])
-        add(alpha, "identity", _cosine(edited_embeddings[a], edited_embeddings[0]).mean())
-        add(alpha, "identity_input", _cosine(edited_embeddings[a], input_embeddings).mean())
-    return pd.DataFrame(rows, columns=["method", "edit", "attribute", "alpha", "metric", "value"])
+def latent_distance_rows(*, method: str, edit: str, attribute: str, latent_sinkhorn: Mapping) -> pd.DataFrame:
+    """``latent_sinkhorn_to_target`` rows, one per α: the Sinkhorn divergence between the edited test source codes
+    and the test target codes that rendering measured (:func:`latentedit.edits.evaluate.sinkhorn_to_target`; the
+    render store's ``latent_sinkhorn`` attr). No interval: it compares two whole clouds."""
+    rows = [(method, edit, attribute, float(a), "latent_sinkhorn_to_target", float(v), float("nan"), float("nan"))
+            for a, v in zip(latent_sinkhorn["alphas"], latent_sinkhorn["values"])]
+    return pd.DataFrame(rows, columns=ROW_COLUMNS).astype({c: "float64" for c in ("value", "ci_low", "ci_high")})

@@ -34,7 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from latentedit.imaging import to_model_range
-from latentedit.io.checkpoints import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
+from latentedit.io.checkpoints import (CheckpointError, build_from_spec, load_checkpoint, load_state_dict_strict,
+                                      save_checkpoint)
 from latentedit.training_utils import fit
 
 log = logging.getLogger(__name__)
@@ -202,9 +203,19 @@ def evaluate_attribute_classifier(model: AttributeClassifier, images, labels, ba
     return out
 
 
-def _batch(images: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (or float) images[idx] → float [−1, 1] on ``device`` (uint8 crosses to the device: 4× less to copy)."""
-    return to_model_range(images[idx].to(device)).float()
+def _images(images):
+    """Tensors and lazy rows (:class:`latentedit.io.image_store.ImageRows`: read batch by batch) as they are,
+    anything else (ndarray, lists) as a tensor."""
+    if isinstance(images, torch.Tensor) or (hasattr(images, "subset") and hasattr(images, "shape")):
+        return images
+    return torch.as_tensor(np.asarray(images))
+
+
+def _batch(images, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (or float) images[idx] → float [−1, 1] on ``device`` (uint8 crosses to the device: 4× less to copy).
+    ``images`` is a tensor or lazy rows read from the store now (only this batch is in memory)."""
+    rows = images[idx] if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images[idx.numpy()]))
+    return to_model_range(rows.to(device)).float()
 
 
 @torch.no_grad()
@@ -227,8 +238,10 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
 
     Parameters
     ----------
-    images_train, images_val : Tensor or ndarray, shapes (N, 3, H, W), (N_v, 3, H, W)
+    images_train, images_val : Tensor, ndarray or ImageRows, shapes (N, 3, H, W), (N_v, 3, H, W)
         RGB images, uint8 (as in the image store) or float in [−1, 1]; kept on the CPU, batches go to ``device``.
+        :class:`~latentedit.io.image_store.ImageRows` (an open store's lazy images) are read batch by batch, so
+        training holds O(batch) images in memory.
     labels_train, labels_val : ndarray, shapes (N, A), (N_v, A)
         Binary labels.
     attribute_names : sequence of str, optional
@@ -251,10 +264,10 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
     device = torch.device(device)
     torch.manual_seed(cfg.seed)  # model init
     gen = torch.Generator().manual_seed(cfg.seed)  # order and flips
-    x_tr, x_va = torch.as_tensor(images_train), torch.as_tensor(images_val)
+    x_tr, x_va = _images(images_train), _images(images_val)
     y_tr = torch.as_tensor(np.asarray(labels_train), dtype=torch.float32)
     y_va = torch.as_tensor(np.asarray(labels_val), dtype=torch.float32)
-    if x_tr.dim() != 4 or x_tr.shape[1] != 3 or x_va.shape[1:] != x_tr.shape[1:]:
+    if len(x_tr.shape) != 4 or x_tr.shape[1] != 3 or tuple(x_va.shape[1:]) != tuple(x_tr.shape[1:]):
         raise ValueError(f"expected RGB images (N, 3, H, W) of one size, got train {tuple(x_tr.shape)}, "
                          f"val {tuple(x_va.shape)}")
     if y_tr.dim() != 2 or len(y_tr) != len(x_tr) or len(y_va) != len(x_va) or y_va.shape[1:] != y_tr.shape[1:]:
@@ -324,9 +337,25 @@ def save_attribute_classifier(path, model: AttributeClassifier, metrics: dict | 
                            "val": (metrics or {}).get("val")})
 
 
+SPEC_KEYS = ("arch", "n_attributes", "image_size")  # AttributeClassifier.spec()
+
+
 def load_attribute_classifier(path, device: str | torch.device = "cpu") -> AttributeClassifier:
-    """Rebuild the classifier from a ``faces_attribute_classifier`` checkpoint (``weights_only`` load, strict)."""
-    ck = load_checkpoint(path, expect_kind=CHECKPOINT_KIND)
-    model = AttributeClassifier(**ck["spec"], attribute_names=ck["attribute_names"])
+    """Rebuild the classifier from a ``faces_attribute_classifier`` checkpoint.
+
+    Loaded with ``weights_only=True``; the checkpoint must hold ``spec`` (exactly the keys of
+    :meth:`AttributeClassifier.spec`: a missing one would silently take the constructor's default), ``state_dict`` and
+    ``attribute_names`` (one string per output), and the state dict must match the rebuilt model key for key and
+    shape for shape. Every failure is a :class:`~latentedit.io.checkpoints.CheckpointError` naming ``path``.
+    """
+    ck = load_checkpoint(path, expect_kind=CHECKPOINT_KIND, require=("spec", "state_dict", "attribute_names"))
+    spec, names = ck["spec"], ck["attribute_names"]
+    if isinstance(spec, dict) and set(spec) != set(SPEC_KEYS):
+        raise CheckpointError(f"{path}: the AttributeClassifier spec must have the keys {list(SPEC_KEYS)}, found "
+                              f"{sorted(spec)} (missing {sorted(set(SPEC_KEYS) - set(spec))}, unknown "
+                              f"{sorted(set(spec) - set(SPEC_KEYS))})")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"{path}: attribute_names must be a list of strings, found {type(names).__name__}")
+    model = build_from_spec(AttributeClassifier, spec, path, attribute_names=names)
     load_state_dict_strict(model, ck["state_dict"], path)
     return model.to(device).eval()

@@ -18,12 +18,28 @@ from latentedit.metrics import psnr, ssim
 
 
 @torch.no_grad()
-def encode_images(psp, images: np.ndarray, batch_size: int, device, desc: str = "pSp encode") -> np.ndarray:
-    """W+ codes (N, n_styles, 512) float32 of uint8 images (N, 3, H, W), in batches."""
-    out = []
+def encode_images(psp, images, batch_size: int, device, desc: str = "pSp encode", sink=None,
+                  keep: np.ndarray | None = None) -> np.ndarray:
+    """W+ codes (N, n_styles, 512) float32 of uint8 images (N, 3, H, W), in batches.
+
+    ``images`` is an array or lazy rows (:class:`latentedit.io.image_store.ImageRows`, read batch by batch). With
+    ``sink`` (e.g. :meth:`latentedit.io.latent_store.LatentStoreWriter.append`) every batch of codes goes to it in
+    order and only the codes of rows ``keep`` (sorted row indices) are returned, so memory stays O(batch).
+    """
+    out, kept = [], []
+    keep = None if keep is None else np.asarray(keep, dtype=np.int64)
     for i in tqdm(range(0, len(images), batch_size), desc=desc, mininterval=2.0):
-        out.append(psp.encode(to_model_range(images[i:i + batch_size], device)).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, psp.n_styles, 512), np.float32)
+        codes = psp.encode(to_model_range(images[i:i + batch_size], device)).float().cpu().numpy()
+        if sink is None:
+            out.append(codes)
+        else:
+            sink(codes)
+            if keep is not None:
+                kept.append(codes[keep[(keep >= i) & (keep < i + len(codes))] - i])
+    empty = np.zeros((0, psp.n_styles, 512), np.float32)
+    if sink is None:
+        return np.concatenate(out) if out else empty
+    return np.concatenate(kept) if kept else empty
 
 
 @torch.no_grad()

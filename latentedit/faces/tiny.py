@@ -9,7 +9,12 @@ It writes, under one folder, everything the user would otherwise supply:
 * ``psp_tiny.pt``: a pSp checkpoint of the real layout (GradualStyleEncoder IR-SE50) whose decoder is a
   ``output_size``-pixel StyleGAN2, every weight filled by ``../shared/compat/RECIPE.md``'s seeded recipe;
 * ``arcface_tiny.onnx``: an ArcFace-shaped ONNX model (input ``(N, 3, 112, 112)``, one embedding output) with seeded
-  weights, which insightface routes to ``ArcFaceONNX`` like the real one.
+  weights, which insightface routes to ``ArcFaceONNX`` like the real one;
+* ``inception_tiny.pth``: torch-fidelity's Inception-v3 state_dict (the exact keys and shapes of
+  ``pt_inception-2015-12-05-6726825d.pth``, 95 MB of float32: written, never shipped) filled by
+  :func:`write_inception_weights`'s seeded rules, batch norms calibrated on seeded faces, for realism features;
+* ``vgg16_tiny.pth``: torchvision VGG16's ``features.*`` keys and shapes (59 MB of float32; the classifier, which W*
+  never reads, is left out), seeded by :func:`latentedit.faces.vgg.write_vgg16_weights`, for W*'s perceptual distance.
 
 :func:`write_detector_onnx` writes an SCRFD-shaped face detector (nine outputs, which insightface routes to ``SCRFD``)
 that "finds" one face at the cartoon's unjittered landmarks (:data:`LANDMARKS`), for ``latentedit edit --detector``.
@@ -20,6 +25,8 @@ Run ``python -m latentedit.faces.tiny DIR`` to build it (``configs/faces_tiny.ya
 from __future__ import annotations
 
 import argparse
+import functools
+import io
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +148,85 @@ def write_arcface_onnx(path: Path, dim: int = 64, seed: int = 0, size: int = 112
     onnx.save(model, str(path))
 
 
+# Seeded fill of torch-fidelity's Inception-v3 (RECIPE.md covers StyleGAN2 and pSp only): each key's own stream
+# latentedit.faces.recipe.draw(K) (SEED, crc32 of the key), then a rule by key suffix, as in recipe.RULES.
+# (suffix, form, arguments); "zero": num_batches_tracked. Batch-norm bias ≈ 2 on calibrated (unit-variance)
+# activations keeps 98 % of the ReLUs in their linear part (see write_inception_weights).
+INCEPTION_RULES = [
+    (".conv.weight", "fan", (2.0 ** 0.5,)),
+    (".bn.weight", "affine", (0.1, 1.0)),
+    (".bn.bias", "affine", (0.1, 2.0)),
+    (".bn.running_mean", "affine", (0.1, 0.0)),  # replaced by the calibration
+    (".bn.running_var", "absaffine", (0.2, 1.0)),  # replaced by the calibration
+    (".bn.num_batches_tracked", "zero", ()),
+    ("fc.weight", "fan", (1.0,)),
+    ("fc.bias", "affine", (0.1, 0.0)),
+]
+
+
+def inception_fill(key: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """The seeded value of one Inception-v3 key (:data:`INCEPTION_RULES`; exactly one suffix must match)."""
+    from latentedit.faces.recipe import draw
+
+    hits = [(form, args) for suffix, form, args in INCEPTION_RULES if key.endswith(suffix)]
+    if len(hits) != 1:
+        raise KeyError(f"{key!r}: {len(hits)} Inception fill rules match (expected exactly one)")
+    form, args = hits[0]
+    if form == "zero":
+        return torch.zeros(shape, dtype=dtype)
+    z = draw(key, shape)
+    if form == "fan":
+        value = z * np.float32(args[0] / np.sqrt(np.prod(shape[1:])))
+    elif form == "affine":
+        value = z * np.float32(args[0]) + np.float32(args[1])
+    else:  # absaffine
+        value = np.abs(z) * np.float32(args[0]) + np.float32(args[1])
+    return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+
+
+@torch.no_grad()
+def write_inception_weights(path: str | Path, n_calibration: int = 8, seed: int = 0) -> Path:
+    """A seeded Inception-v3 state_dict with the exact keys and shapes torch-fidelity's ``FeatureExtractorInceptionV3``
+    loads (read off the library: :func:`latentedit.faces.inception.inception_layout`); 95 MB of float32.
+
+    The weights are :data:`INCEPTION_RULES`' fill; then every batch norm's running mean and variance are set, layer
+    by layer in one forward pass, to its convolution's output statistics over ``n_calibration`` seeded cartoon faces
+    (data-dependent initialisation), so each BN outputs ≈ N(2, 1) per channel and the ReLUs act almost linearly.
+    Measured on 16 tiny-world faces: the uncalibrated random 94-layer ReLU network maps every image to nearly the same
+    pool features (spread across images 2.5 % of their scale); calibrated with bias 0 it is chaotic (a face with a
+    green hat, unlike the calibration faces, got features 50× the others); calibrated with bias 2 the features are
+    in [0, 3.6] and their spread across images is 80 % of their scale.
+    """
+    from latentedit.faces.inception import FEATURE, NAME, _extractor_class, inception_layout
+
+    extractor_class = _extractor_class()  # imports torch_fidelity (after the torchvision workaround)
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    state = {key: inception_fill(key, tuple(shape), dtype) for key, (shape, dtype) in inception_layout().items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    model = extractor_class(NAME, [FEATURE], feature_extractor_weights_path=buffer).eval()
+
+    def calibrate(conv, inputs, output, bn):  # runs before bn, which then normalises with these statistics
+        bn.running_mean.copy_(output.mean((0, 2, 3)))
+        bn.running_var.copy_(output.var((0, 2, 3)))
+
+    hooks = [m.conv.register_forward_hook(functools.partial(calibrate, bn=m.bn))
+             for m in model.modules() if isinstance(m, BasicConv2d)]
+    rng = np.random.default_rng(seed)
+    faces = [np.asarray(draw_face(dict(zip(CELEBA_ATTRIBUTES, row.tolist())), 64, rng)).transpose(2, 0, 1)
+             for row in random_labels(n_calibration, rng)]
+    model(torch.from_numpy(np.stack(faces)))  # (n, 3, 64, 64) uint8
+    for h in hooks:
+        h.remove()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(path)
+    return path
+
+
 def write_detector_onnx(path: Path, size: int = 64, score: float = 0.9) -> np.ndarray:
     """An SCRFD-shaped detector ONNX with a fixed ``size``×``size`` input that reports one face, with score ``score``,
     whose landmarks are :data:`LANDMARKS` of its input (whatever the pixels; ``score`` below insightface's 0.5
@@ -193,10 +279,15 @@ def make_tiny_faces_world(root: str | Path, n_celebahq: int = 80, n_ffhq: int = 
     write_ffhq(root / "ffhq", n_ffhq, image_size, rng)
     write_psp_checkpoint(root / "psp_tiny.pt", output_size)
     write_arcface_onnx(root / "arcface_tiny.onnx")
+    write_inception_weights(root / "inception_tiny.pth")
+    from latentedit.faces.vgg import write_vgg16_weights
+
+    write_vgg16_weights(root / "vgg16_tiny.pth")
     return {"celebahq_images": str(root / "celebahq" / "img"),
             "celebahq_attributes": str(root / "celebahq" / "CelebAMask-HQ-attribute-anno.txt"),
             "ffhq_images": str(root / "ffhq"), "psp_checkpoint": str(root / "psp_tiny.pt"),
-            "arcface": str(root / "arcface_tiny.onnx")}
+            "arcface": str(root / "arcface_tiny.onnx"), "inception_weights": str(root / "inception_tiny.pth"),
+            "vgg16_weights": str(root / "vgg16_tiny.pth")}
 
 
 def main(argv=None) -> None:

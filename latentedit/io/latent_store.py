@@ -1,11 +1,12 @@
 """HDF5 latent store: the one reader and writer of latent codes (``results/<world>/latents.h5``).
 
-Schema (``attrs["format"] == "latentedit.latents"``):
+Schema (``attrs["format"] == "latentedit.latents"``, ``attrs["format_version"] == 2``; every dataset chunked and
+Fletcher-32-checksummed, see :mod:`latentedit.io.h5`):
 
 =================== ============== ==========================================================
 dataset             dtype, shape   meaning
 =================== ============== ==========================================================
-``latents``         float32 (N,*S) codes in the generator's input space, contiguous
+``latents``         float32 (N,*S) codes in the generator's input space, chunked by ≈1 MB of rows
                                    (digits: DLSGAN scaled latent z'∘s, S = (d_z,);
                                    faces: W+ codes, S = (18, 512))
 ``ids``             str (N,)       image ids, the same as in the image store they came from
@@ -16,17 +17,21 @@ dataset             dtype, shape   meaning
 
 attrs: ``latent_space``, ``generator_checkpoint_hash``, ``encoder_checkpoint_hash``, ``config_hash``,
 ``image_store_hash``, ``library_version``. Every latent must be finite: NaN/inf fail the read naming the file.
+:func:`create_latent_store` writes the codes batch by batch (the faces projection: O(batch) memory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from latentedit import __version__
-from latentedit.io.h5 import StoreError, create_atomically, open_for_reading, read_strings, require, write_strings
+from latentedit.io.h5 import (StoreError, append_rows, create_atomically, create_checked, open_for_reading,
+                              read_strings, reading, require, write_strings)
 from latentedit.io.image_store import SPLITS
 
 FORMAT = "latentedit.latents"
@@ -56,28 +61,67 @@ def validate(store: LatentStore, path="<memory>") -> None:
             raise StoreError(f"{path}: {name} has {len(arr)} rows, latents has {n}")
     if store.attributes.shape[1] != len(store.attribute_names):
         raise StoreError(f"{path}: attributes/attribute_names disagree")
-    finite = np.isfinite(store.latents).all(axis=tuple(range(1, store.latents.ndim)))
-    bad_rows = np.flatnonzero(~finite)
-    if len(bad_rows):
-        raise StoreError(f"{path}: {len(bad_rows)} latent code(s) contain NaN/inf (first rows: {bad_rows[:5].tolist()})")
+    check_finite(store.latents, path)
     bad = set(np.unique(store.split)) - set(SPLITS)
     if bad:
         raise StoreError(f"{path}: unknown split value(s) {sorted(bad)}")
 
 
+def check_finite(latents: np.ndarray, path, first_row: int = 0) -> None:
+    finite = np.isfinite(latents).all(axis=tuple(range(1, latents.ndim)))
+    bad_rows = np.flatnonzero(~finite) + first_row
+    if len(bad_rows):
+        raise StoreError(f"{path}: {len(bad_rows)} latent code(s) contain NaN/inf (first rows: {bad_rows[:5].tolist()})")
+
+
+class LatentStoreWriter:
+    """Codes appended batch by batch to a latent store being written by :func:`create_latent_store`."""
+
+    def __init__(self, ds, path, n: int):
+        self.ds, self.path, self.n = ds, path, n
+
+    def append(self, latents: np.ndarray) -> None:
+        """Append float32 codes (b, *S), the next b rows in the order of the store's ids; NaN/inf are refused."""
+        latents = np.asarray(latents)
+        if latents.dtype != np.float32 or latents.shape[1:] != self.ds.shape[1:]:
+            raise StoreError(f"{self.path}: latents must be float32 (N, {', '.join(map(str, self.ds.shape[1:]))}), "
+                             f"got {latents.dtype} {latents.shape}")
+        if self.ds.shape[0] + len(latents) > self.n:
+            raise StoreError(f"{self.path}: more codes than the {self.n} ids the store was created with")
+        check_finite(latents, self.path, self.ds.shape[0])
+        append_rows(self.ds, latents)
+
+
+@contextlib.contextmanager
+def create_latent_store(path: str | os.PathLike, code_shape: tuple[int, ...], ids, split, attributes,
+                        attribute_names, attrs: dict) -> Iterator[LatentStoreWriter]:
+    """Write a latent store atomically with the codes appended in batches (``with ... as w: w.append(codes)``);
+    the per-row metadata is given up front, and the block must append exactly one code per id."""
+    meta = LatentStore(np.zeros((len(ids), 0), np.float32), np.asarray(ids, dtype=object),
+                       np.asarray(split, dtype=object), np.asarray(attributes), list(attribute_names))
+    validate(meta, path)
+    with create_atomically(path, FORMAT, {**attrs, "library_version": __version__}) as f:
+        ds = create_checked(f, "latents", shape=(0, *code_shape), dtype=np.float32, expected_rows=len(ids))
+        writer = LatentStoreWriter(ds, path, len(ids))
+        yield writer
+        if ds.shape[0] != len(ids):
+            raise StoreError(f"{path}: {ds.shape[0]} codes written for {len(ids)} ids")
+        write_strings(f, "ids", meta.ids)
+        write_strings(f, "split", meta.split)
+        create_checked(f, "attributes", meta.attributes.astype(np.uint8))
+        write_strings(f, "attribute_names", meta.attribute_names)
+
+
 def write_latent_store(path: str | os.PathLike, store: LatentStore) -> None:
     validate(store, path)
-    attrs = {**store.attrs, "library_version": __version__}
-    with create_atomically(path, FORMAT, attrs) as f:
-        f.create_dataset("latents", data=store.latents)  # contiguous: read whole into RAM
-        write_strings(f, "ids", store.ids)
-        write_strings(f, "split", store.split)
-        f.create_dataset("attributes", data=store.attributes.astype(np.uint8))
-        write_strings(f, "attribute_names", store.attribute_names)
+    attrs = {k: v for k, v in store.attrs.items() if k not in ("format", "format_version")}
+    with create_latent_store(path, store.latents.shape[1:], store.ids, store.split, store.attributes,
+                             store.attribute_names, attrs) as w:
+        w.append(store.latents)
 
 
 def read_latent_store(path: str | os.PathLike) -> LatentStore:
-    with open_for_reading(path, FORMAT) as f:
+    with open_for_reading(path, FORMAT) as f, reading(path):
         require(f, path, ["latents", "ids", "split", "attributes", "attribute_names"])
         store = LatentStore(
             latents=f["latents"][()], ids=read_strings(f["ids"]), split=read_strings(f["split"]),

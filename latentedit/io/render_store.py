@@ -1,7 +1,8 @@
 """HDF5 render store: the images of one (method, edit) over a grid of edit strengths α
 (``results/<world>/render/<method>/<edit>.h5``).
 
-Schema (``attrs["format"] == "latentedit.renders"``):
+Schema (``attrs["format"] == "latentedit.renders"``, ``attrs["format_version"] == 2``; every dataset chunked and
+Fletcher-32-checksummed, see :mod:`latentedit.io.h5`):
 
 =================== ==================== ===================================================================
 dataset             dtype, shape         meaning
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from latentedit import __version__
-from latentedit.io.h5 import StoreError, create_atomically, open_for_reading, read_strings, require, write_strings
+from latentedit.io.h5 import (StoreError, create_atomically, create_checked, open_for_reading, read_strings, reading,
+                              require, write_strings)
 
 FORMAT = "latentedit.renders"
 DATASETS = ["images", "alphas", "ids", "latent_logits", "attribute_names"]
@@ -66,18 +68,18 @@ def validate(store: RenderStore, path="<memory>") -> None:
 
 def write_render_store(path: str | os.PathLike, store: RenderStore) -> None:
     validate(store, path)
-    attrs = {**store.attrs, "library_version": __version__}
+    attrs = {**{k: v for k, v in store.attrs.items() if k not in ("format", "format_version")},
+             "library_version": __version__}
     with create_atomically(path, FORMAT, attrs) as f:
-        chunk = (1, *store.images.shape[1:])
-        f.create_dataset("images", data=store.images, chunks=chunk, compression="lzf")
-        f.create_dataset("alphas", data=np.asarray(store.alphas, dtype=np.float64))
+        create_checked(f, "images", store.images, rows_per_chunk=1, compression="lzf")  # one chunk per α
+        create_checked(f, "alphas", np.asarray(store.alphas, dtype=np.float64))
         write_strings(f, "ids", store.ids)
-        f.create_dataset("latent_logits", data=store.latent_logits.astype(np.float32))
+        create_checked(f, "latent_logits", store.latent_logits.astype(np.float32))
         write_strings(f, "attribute_names", store.attribute_names)
 
 
 def read_render_store(path: str | os.PathLike) -> RenderStore:
-    with open_for_reading(path, FORMAT) as f:
+    with open_for_reading(path, FORMAT) as f, reading(path):
         require(f, path, DATASETS)
         store = RenderStore(images=f["images"][()], alphas=f["alphas"][()], ids=read_strings(f["ids"]),
                             latent_logits=f["latent_logits"][()],
@@ -102,7 +104,7 @@ class RenderStoreInfo:
 
 def read_render_store_info(path: str | os.PathLike) -> RenderStoreInfo:
     """The store's attrs (calibration, provenance hashes), α grid and image shape, without reading the images."""
-    with open_for_reading(path, FORMAT) as f:
+    with open_for_reading(path, FORMAT) as f, reading(path):
         require(f, path, DATASETS)
         return RenderStoreInfo(attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
                                alphas=f["alphas"][()], image_shape=tuple(f["images"].shape))

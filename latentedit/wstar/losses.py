@@ -8,7 +8,8 @@
   hyperplanes, i.e. makes every attribute more linearly separable in W*.
 
 - **Distance unfolding** over the pairs (i < j) of a batch, with D_perc(I_i, I_j) = ‖φ_i − φ_j‖² the squared distance
-  of perceptual features of the images I = G(w) (digits: the oracle's per-slot features, flattened):
+  of perceptual features of the images I = G(w) (config ``wstar.perceptual``, :mod:`latentedit.wstar.perceptual`:
+  digits the oracle's per-slot features, flattened; faces LPIPS-normalised VGG16 block 2–4 features):
 
       L_d = mean_{i<j} (‖T(w_i) − T(w_j)‖² − c·D_perc(I_i, I_j))² / m²,
 
@@ -16,7 +17,8 @@
   training codes (c puts perceptual distances in squared latent units; dividing by m² makes L_d dimensionless, so
   λ_d does not depend on the code dimension).
 
-- **Identity** (optional, λ_ID): a small step ε ~ N(0, σ²I) in W* should not change the perceptual features,
+- **Identity** (optional, λ_ID): a small step ε ~ N(0, σ²I) in W* should not change the perceptual features (the
+  gradient flows through G and φ, so φ must be differentiable: the oracle's, or VGG16's on faces),
 
       L_ID = mean_n ‖φ(G(T⁻¹(T(w_n) + ε_n))) − φ(G(w_n))‖² / mean D_perc.
 
@@ -49,11 +51,21 @@ def attribute_separation_loss(w_star: torch.Tensor, labels: torch.Tensor, weight
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-def pair_sq_distances(x: torch.Tensor) -> torch.Tensor:
-    """‖x_i − x_j‖² for the pairs i < j of a batch: (N, *S) → (N(N−1)/2,)."""
+def pair_sq_distances(x: torch.Tensor, max_elements: int = 2 ** 25) -> torch.Tensor:
+    """‖x_i − x_j‖² for the pairs i < j of a batch: (N, *S) → (N(N−1)/2,).
+
+    Differences of all pairs when they fit in ``max_elements`` (N(N−1)/2 · D); else the same values through the
+    Gram matrix of the batch-centred rows, ‖a‖² + ‖b‖² − 2⟨a, b⟩ (VGG16 features: 128 codes × 43,904-d would be
+    1.4 GB of differences).
+    """
     x = x.reshape(len(x), -1)
     i, j = torch.triu_indices(len(x), len(x), offset=1, device=x.device)
-    return (x[i] - x[j]).pow(2).sum(1)
+    if len(i) * x.shape[1] <= max_elements:
+        return (x[i] - x[j]).pow(2).sum(1)
+    xc = x - x.mean(0, keepdim=True)  # distances are shift-invariant; centring limits cancellation
+    gram = xc @ xc.T  # (N, N)
+    sq = gram.diagonal()
+    return (sq[i] + sq[j] - 2 * gram[i, j]).clamp_min(0)
 
 
 def distance_loss(w_star: torch.Tensor, features: torch.Tensor, scale: float, norm: float) -> torch.Tensor:

@@ -44,6 +44,7 @@ class WStarConfig:
     classifier_C: float = 1.0  # inverse L2 strength of the original-space logistic regressions
     seed: int = 0
     mask_seed: int = field(default=0)
+    perceptual: str | None = None  # φ of D_perc and L_ID (latentedit.wstar.perceptual.KINDS); None: the world's default
 
     @classmethod
     def from_options(cls, options) -> WStarConfig:
@@ -80,31 +81,14 @@ def fit_linear_classifiers(codes: np.ndarray, labels: np.ndarray, C: float = 1.0
     return torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32), acc
 
 
-@torch.no_grad()
-def perceptual_features(codes: np.ndarray, renderer: torch.nn.Module, judge, device,
-                        batch_size: int = 500) -> np.ndarray:
-    """φ(G(w)): render codes with the world's generator and return the judge's embedding (digits: the oracle's
-    per-slot features, flattened; faces: ArcFace), (N, F) float32."""
-    from latentedit.imaging import generate_uint8
-
-    z = torch.as_tensor(np.asarray(codes), dtype=torch.float32).to(device)
-    out = []
-    for i in range(0, len(z), batch_size):
-        images = generate_uint8(renderer, z[i:i + batch_size], batch_size).numpy()
-        out.append(np.asarray(judge.predict(images)["embedding"], dtype=np.float32))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def distance_scale(codes: np.ndarray, features: np.ndarray, n_pairs: int = 20000,
                    seed: int = 0) -> tuple[float, float]:
     """(c, m): m = mean ‖w_i − w_j‖², c = m / mean ‖φ_i − φ_j‖² over random pairs of the original codes."""
-    from latentedit.wstar.metrics import random_pairs
+    from latentedit.wstar.metrics import indexed_sq_distances, random_pairs
 
-    x = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
-    f = np.asarray(features, dtype=np.float64)
-    i, j = random_pairs(len(x), n_pairs, np.random.default_rng(seed))
-    m = float(((x[i] - x[j]) ** 2).sum(1).mean())
-    p = float(((f[i] - f[j]) ** 2).sum(1).mean())
+    i, j = random_pairs(len(codes), n_pairs, np.random.default_rng(seed))
+    m = float(indexed_sq_distances(codes, i, j).mean())
+    p = float(indexed_sq_distances(features, i, j).mean())
     if not (m > 0 and p > 0):
         raise ValueError(f"degenerate distances: mean latent {m}, mean perceptual {p}")
     return m / p, m
@@ -123,7 +107,7 @@ def train_wstar(codes: np.ndarray, labels: np.ndarray, features: np.ndarray, val
     labels, val_labels : array, shapes (N, A), (N_v, A)
         0/1 attribute labels.
     features, val_features : array, shapes (N, F), (N_v, F)
-        Perceptual features φ(G(w)) (:func:`perceptual_features`).
+        Perceptual features φ(G(w)) (:func:`latentedit.wstar.perceptual.render_features`).
     cfg : WStarConfig
     device : str or torch.device
     generator, feature_fn : callable, optional

@@ -42,8 +42,18 @@ def judge_inputs(wildcards):
     return {"oracle": "results/faces/oracle/model.pt", "arcface": faces_file("arcface")}
 
 
+def realism_inputs(wildcards):
+    """What realism features read besides the judge: digits nothing (the oracle's features, from judge_inputs);
+    faces the Inception-v3 weights."""
+    if wildcards.world == "digits":
+        return {}
+    return {"inception": faces_file("inception_weights")}
+
+
 def edit_labels_inputs(wildcards):
-    """The latent classifier and correlations for a method that reads them, the W* model for a method in W*."""
+    """The latent classifier and correlations for a method that reads them, the W* model for a method in W*, the
+    generator checkpoint for a method that reads the generator (registry: uses_generator).
+    """
     method = get_method(wildcards.method)
     inputs = {}
     if method.uses_classifier:
@@ -51,16 +61,19 @@ def edit_labels_inputs(wildcards):
         inputs["correlations"] = f"results/{wildcards.world}/labels/correlations.csv"
     if method.in_wstar:
         inputs["wstar"] = f"results/{wildcards.world}/wstar/model.pt"
+    if method.uses_generator:
+        inputs["generator"] = generator_inputs(wildcards)["checkpoint"]
     return inputs
 
 
 def edit_models(wildcards=None):
-    """Every configured (method, edit) model."""
+    """Every configured (method, edit) model of the first seed (the latent summary's)."""
     return expand(
-        "results/{world}/edits/{method}/{edit}/model.pt",
+        "results/{world}/edits/{method}/{edit}/seed{seed}/model.pt",
         world=WORLD,
         method=config["edits"]["methods"],
         edit=list(config["edits"]["definitions"]),
+        seed=FIRST_SEED,
     )
 
 
@@ -80,3 +93,13 @@ def wstar_metrics_inputs(wildcards):
     if not wstar_enabled():
         return {}
     return {"wstar_metrics": f"results/{wildcards.world}/wstar/metrics.parquet"}
+
+
+def wstar_perceptual_inputs(wildcards):
+    """What W*'s perceptual features φ read (wstar.perceptual; latentedit.wstar.perceptual): oracle and judge the
+    world's judge; vgg16 the VGG16 weights (faces.vgg16_weights)."""
+    from latentedit.wstar.perceptual import configured_perceptual
+
+    if configured_perceptual(config) == "vgg16":
+        return {"vgg16": faces_file("vgg16_weights")}
+    return judge_inputs(wildcards)

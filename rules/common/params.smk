@@ -62,11 +62,13 @@ def edit_selection(wildcards):
 
 
 def edit_options(wildcards):
-    """The options section of the job's method (registry: Method.options; lw and lw_nopres share edits.lw).
-    edits.ifg.alpha only sets the evaluation step, so the training jobs do not receive it.
+    """The options section of the job's method (registry: Method.options; lw and lw_nopres share edits.lw), with
+    the job's seed (the {seed} wildcard, one of edits.seeds). edits.ifg.alpha only sets the evaluation step, so the
+    training jobs do not receive it.
     """
     opts = config["edits"][get_method(wildcards.method).options]
-    return sorted_keys({key: v for key, v in opts.items() if key != "alpha"})
+    opts = {key: v for key, v in opts.items() if key != "alpha"}
+    return sorted_keys({**opts, "seed": int(wildcards.seed)})
 
 
 def edit_weight_attributes(wildcards):

@@ -18,6 +18,8 @@ def final_outputs():
         "summary.md",
         "figures/preservation_vs_change.png",
         "figures/latent_vs_image.png",
+        "figures/realism.png",
+        "figures/rescoring.png",
         *expand("figures/grid_{edit}.png", edit=list(config["edits"]["definitions"])),
     ]
     if wstar_enabled():
