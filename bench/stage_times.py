@@ -1,7 +1,7 @@
 """Stage breakdown of a finished run from Snakemake's ``benchmark:`` files (one TSV per job).
 
 Groups the TSVs under ``benchmarks/<world>/`` by stage (the first path component below the world: ``oracle``,
-``edits``, ``render``, ``metrics``, ...; for per-(method, edit) stages also by method) and prints jobs, summed and
+``edits``, ``render``, ``metrics``, ...; for per-(method, edit, seed) stages also by method) and prints jobs, summed and
 longest wall seconds, and the largest peak RSS of any job (``max_rss``, MB).
 
 Usage::
@@ -27,7 +27,8 @@ def load(root: Path) -> pd.DataFrame:
             continue
         last = t.iloc[-1]
         parts = rel.parts
-        rows.append({"stage": parts[0], "method": parts[1] if len(parts) == 3 else "", "job": str(rel),
+        # per-(method, edit, seed) stages: <stage>/<method>/<edit>/seed<s>
+        rows.append({"stage": parts[0], "method": parts[1] if len(parts) >= 3 else "", "job": str(rel),
                      "seconds": float(last["s"]), "max_rss_mb": float(last.get("max_rss", float("nan")))})
     return pd.DataFrame(rows)
 

@@ -15,7 +15,8 @@ encoder     the run's refined DLSGAN encoder                        pSp (hash: t
             (:func:`latentedit.projection.project.project_images`)  (:mod:`latentedit.faces.align`)
 edits       ``edits/<method>/<edit>/seed<s>/model.pt`` (:func:`latentedit.edits.model.load_edit`), with the calibrated
             step d of ``render/<method>/<edit>/seed<s>.h5`` (attr ``calibration``, rule ``render_edit``); s is the
-            run's lowest training seed unless ``seed=`` picks another of ``edits.seeds``
+            first of the run config's ``edits.seeds`` (as the workflow's grids), else the lowest trained seed, unless
+            ``seed=`` picks another
 judge       ``oracle/model.pt`` (the image oracle)                  ``oracle/model.pt`` and ArcFace
 =========== ======================================================= ==============================================
 
@@ -83,7 +84,8 @@ def load_run(path: str | os.PathLike, device: str = "auto", config: str | os.Pat
         faces: an insightface detection ONNX; images are then aligned (FFHQ) around the detected face, otherwise
         centre-cropped.
     seed : int, optional
-        Which training seed's edit models to use (``edits.seeds``; default: the lowest the run trained).
+        Which training seed's edit models to use (``edits.seeds``; default: the config's first, as the workflow's
+        grids, else the lowest the run trained).
     """
     return Run(path, device=device, config=config, generator=generator, encoder=encoder, arcface=arcface,
                detector=detector, seed=seed)
@@ -113,7 +115,10 @@ class Run:
                           if p.name.removeprefix("seed").isdigit()})
         if seed is not None and trained and int(seed) not in trained:
             raise RunError(f"{self.path} has no edit models of seed {seed} (trained seeds: {trained})")
-        self.seed = int(seed) if seed is not None else (trained[0] if trained else 0)
+        seeds = (self.config.get("edits") or {}).get("seeds") or []
+        configured = [int(s) for s in seeds if int(s) in trained]
+        # default: the workflow's first seed (its grids and latent summary), else the lowest trained one
+        self.seed = int(seed) if seed is not None else (configured or trained or [0])[0]
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, world={self.world!r}, {len(self.edits)} edits)"

@@ -303,3 +303,15 @@ def test_collect_round_trips_through_parquet(tmp_path):
     df.to_parquet(tmp_path / "t.parquet", index=False)
     back = pd.read_parquet(tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(back, df)
+
+
+def test_latent_distance_rows_sit_on_the_render_grid():
+    from latentedit.evaluation.edit_metrics import latent_distance_rows
+
+    grid = np.array([0.0, 0.1234567891234, 0.2469135782468])  # float64, as the render store keeps it
+    rows = latent_distance_rows(method="lw", edit="add", attribute="count_2", alphas=grid,
+                                latent_sinkhorn={"alphas": list(grid), "values": [3.0, 1.0, 2.0]})
+    assert rows["alpha"].tolist() == grid.tolist() and rows["value"].tolist() == [3.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="render"):
+        latent_distance_rows(method="lw", edit="add", attribute="count_2", alphas=grid[:2],
+                             latent_sinkhorn={"alphas": list(grid), "values": [3.0, 1.0, 2.0]})

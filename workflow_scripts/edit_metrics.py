@@ -46,7 +46,7 @@ realism = realism_rows(method=method, edit=edit, attribute=definition["attribute
                        edited_features=features(flat).reshape(a, n, -1), target_features=features(real_target),
                        source_features=features(inputs), n_boot=opts["n_bootstrap"],
                        fd_boot=opts["fd_bootstrap"], seed=opts["seed"])
-latent = latent_distance_rows(method=method, edit=edit, attribute=definition["attribute"],
+latent = latent_distance_rows(method=method, edit=edit, attribute=definition["attribute"], alphas=renders.alphas,
                               latent_sinkhorn=json.loads(renders.attrs["latent_sinkhorn"]))
 cal = renders.calibration
 extra = pd.DataFrame([{"method": method, "edit": edit, "attribute": renders.attrs["attribute"], "alpha": np.nan,

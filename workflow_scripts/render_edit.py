@@ -2,11 +2,12 @@
 α ∈ {0} ∪ [d, 2d] into a render store (rule render_edit)."""
 import json
 
+import numpy as np
 import torch
 
 from latentedit.edits.definitions import select_codes
-from latentedit.evaluation.latent_distance import sinkhorn_to_target
 from latentedit.edits.model import load_edit
+from latentedit.evaluation.latent_distance import sinkhorn_to_target
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStore, write_render_store
@@ -51,7 +52,7 @@ latent_sinkhorn = sinkhorn_to_target(model, codes, test_target, alphas)
 log.info("Sinkhorn divergence to the %d test target codes (blur %.4g): %s", len(test_target),
          latent_sinkhorn["blur"], [round(v, 4) for v in latent_sinkhorn["values"]])
 write_render_store(snakemake.output.renders, RenderStore(
-    images=images, alphas=torch.tensor(alphas).numpy(), ids=ids, latent_logits=logits, attribute_names=names,
+    images=images, alphas=np.asarray(alphas, dtype=np.float64), ids=ids, latent_logits=logits, attribute_names=names,
     attrs={"method": method, "edit": edit, "attribute": definition["attribute"], "target_value": t,
            "calibration": json.dumps({**cal.to_dict(), "n_images": int(len(codes))}),
            "latent_sinkhorn": json.dumps(latent_sinkhorn), "edit_model_hash": file_hash(snakemake.input.model),

@@ -134,10 +134,16 @@ def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_n
     return df
 
 
-def latent_distance_rows(*, method: str, edit: str, attribute: str, latent_sinkhorn: Mapping) -> pd.DataFrame:
-    """``latent_sinkhorn_to_target`` rows, one per α: the Sinkhorn divergence between the edited test source codes
-    and the test target codes that rendering measured (:func:`latentedit.edits.evaluate.sinkhorn_to_target`; the
-    render store's ``latent_sinkhorn`` attr). No interval: it compares two whole clouds."""
+def latent_distance_rows(*, method: str, edit: str, attribute: str, alphas: Sequence[float],
+                         latent_sinkhorn: Mapping) -> pd.DataFrame:
+    """``latent_sinkhorn_to_target`` rows, one per α of the render store's grid ``alphas``: the Sinkhorn divergence
+    between the edited test source codes and the test target codes that rendering measured
+    (:func:`latentedit.evaluation.latent_distance.sinkhorn_to_target`; the render store's ``latent_sinkhorn`` attr).
+    No interval: it compares two whole clouds."""
+    measured = np.asarray(latent_sinkhorn["alphas"], dtype=np.float64)
+    if measured.shape != (len(alphas),) or not np.allclose(measured, np.asarray(alphas, dtype=np.float64)):
+        raise ValueError(f"{method}/{edit}: the latent distance was measured at α {measured.tolist()}, the render "
+                         f"grid is {list(alphas)}")
     rows = [(method, edit, attribute, float(a), "latent_sinkhorn_to_target", float(v), float("nan"), float("nan"))
-            for a, v in zip(latent_sinkhorn["alphas"], latent_sinkhorn["values"])]
+            for a, v in zip(alphas, latent_sinkhorn["values"])]
     return pd.DataFrame(rows, columns=ROW_COLUMNS).astype({c: "float64" for c in ("value", "ci_low", "ci_high")})
