@@ -1,9 +1,10 @@
 """Image-quality and distribution metrics: PSNR, SSIM, Fréchet distance, KID.
 
 The Fréchet distance is FID's formula, ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}), and :func:`kid` is KID's unbiased
-MMD², both on whatever features they are given (:func:`latentedit.worlds.load_realism_features`): the digits oracle's
-penultimate features, whose values are comparable only with each other, or on faces Inception-v3 pool features
-from the user's weights, which makes them FID and KID (tests/test_realism.py checks them against torch-fidelity).
+MMD², both on whatever features they are given (the judge's ``realism`` output, :func:`latentedit.worlds.load_judge`):
+the digits oracle's penultimate features, whose values are comparable only with each other, or on faces
+Inception-v3 pool features from the user's weights, which makes them FID and KID (tests/test_realism.py checks them
+against torch-fidelity).
 """
 
 from __future__ import annotations

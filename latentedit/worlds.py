@@ -14,7 +14,7 @@ images.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ def load_renderer(world: str, checkpoint, device, options: Mapping | None = None
 
 
 class DigitsJudge:
+    """The slot oracle: attribute probabilities and per-slot features, which serve as identity embedding and as
+    realism features alike."""
+
     def __init__(self, oracle_path, device):
         from latentedit.oracles.digits_oracle import load_oracle
 
@@ -59,22 +62,35 @@ class DigitsJudge:
         from latentedit.oracles.digits_oracle import predict_images
 
         out = predict_images(self.oracle, images, self.device)
-        return {"probs": out["probs"], "embedding": out["embedding"]}
+        return {"probs": out["probs"], "embedding": out["embedding"],
+                "realism": out["embedding"].astype(np.float64)}
 
 
 class FacesJudge:
-    """CelebA attribute classifiers (probabilities) and ArcFace (identity embeddings) on the same images."""
+    """CelebA attribute classifiers (probabilities) and ArcFace (identity embeddings) on the same images, and with
+    ``inception_path`` Inception-v3 pool features for realism (:mod:`latentedit.faces.inception`)."""
 
-    def __init__(self, classifier_path, arcface_path, device, crop=None):
+    def __init__(self, classifier_path, arcface_path, device, crop=None, inception_path=None,
+                 batch_size: int = 32):
         from latentedit.faces.attributes import load_attribute_classifier
         from latentedit.faces.identity import ArcFace
 
         self.classifier = load_attribute_classifier(classifier_path, device)
         self.arcface = ArcFace(arcface_path, crop=None if crop is None else tuple(crop),
                                providers=onnx_providers(device))
+        self.inception, self.batch_size = None, int(batch_size)
+        if inception_path is not None:
+            from latentedit.faces.inception import load_inception
+
+            self.inception = load_inception(inception_path, device)
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        return {"probs": self.classifier.predict_proba(images), "embedding": self.arcface.embed(images)}
+        out = {"probs": self.classifier.predict_proba(images), "embedding": self.arcface.embed(images)}
+        if self.inception is not None:
+            from latentedit.faces.inception import inception_features
+
+            out["realism"] = inception_features(self.inception, images, self.batch_size)
+        return out
 
 
 def onnx_providers(device) -> list:
@@ -86,27 +102,18 @@ def onnx_providers(device) -> list:
     return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
 
 
-def load_judge(world: str, inputs: Mapping, device, options: Mapping | None = None):
-    """The world's judge from a job's inputs (digits: ``oracle``; faces: ``oracle`` and ``arcface``)."""
-    if world == "digits":
-        return DigitsJudge(inputs["oracle"], device)
-    return FacesJudge(inputs["oracle"], inputs["arcface"], device, (options or {}).get("identity_crop"))
+def load_judge(world: str, inputs: Mapping, device, options: Mapping | None = None, realism: bool = False):
+    """The world's judge from a job's inputs (digits: ``oracle``; faces: ``oracle``, ``arcface`` and, with
+    ``realism``, ``inception``).
 
-
-def load_realism_features(world: str, inputs: Mapping, device,
-                          options: Mapping | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The world's realism features from a job's inputs: ``images uint8 (N, C, H, W) -> (N, F) float64``.
-
-    digits: ``inputs["oracle"]`` (from ``judge_inputs``), the oracle's penultimate slot features (F = slots × 64);
-    faces: ``inputs["inception"]`` (from ``realism_inputs``: ``faces.inception_weights``), Inception-v3 pool
-    features (F = 2048, :mod:`latentedit.faces.inception`), ``options["batch_size"]`` images per call (default 32).
+    ``judge.predict(images uint8 (N, C, H, W))`` returns ``probs`` (N, A), ``embedding`` (N, D) and, with ``realism``,
+    ``realism`` (N, F) float64: the features the Fréchet distance and KID of :mod:`latentedit.evaluation.realism`
+    compare — digits the oracle's penultimate slot features (the embedding itself: no second pass), faces
+    Inception-v3 pool features from ``faces.inception_weights`` (F = 2048; ``options["batch_size"]`` images per call,
+    default 32).
     """
     if world == "digits":
-        from latentedit.oracles.digits_oracle import load_oracle, predict_images
-
-        oracle = load_oracle(inputs["oracle"], device)
-        return lambda images: predict_images(oracle, images, device)["embedding"].astype(np.float64)
-    from latentedit.faces.inception import inception_features, load_inception
-
-    extractor, batch_size = load_inception(inputs["inception"], device), int((options or {}).get("batch_size", 32))
-    return lambda images: inception_features(extractor, images, batch_size)
+        return DigitsJudge(inputs["oracle"], device)
+    options = options or {}
+    return FacesJudge(inputs["oracle"], inputs["arcface"], device, options.get("identity_crop"),
+                      inputs["inception"] if realism else None, options.get("batch_size", 32))

@@ -67,7 +67,7 @@ def test_classifier_keys_are_optional_and_checked_when_present(vgg_weights, tmp_
 
 
 def test_missing_or_unreadable_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pth: VGG16 weights file not found"):
+    with pytest.raises(FileNotFoundError, match=r"nope.pth: not found \(torchvision's VGG16 weights"):
         vgg.load_vgg16(tmp_path / "nope.pth")
     (tmp_path / "text.pth").write_text("not a torch file")
     with pytest.raises(ValueError, match="text.pth: not a readable PyTorch state_dict"):

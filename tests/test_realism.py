@@ -1,5 +1,5 @@
 """Realism metrics of edited images: the Fréchet distance and KID (latentedit.metrics) on each world's realism
-features (latentedit.worlds.load_realism_features). On faces these are Inception-v3 pool features from torch-fidelity
+features (the judge's ``realism`` output, latentedit.worlds.load_judge). On faces these are Inception-v3 pool features from torch-fidelity
 with the user's weights (latentedit.faces.inception), and our FID/KID agree with torch-fidelity's own
 ``calculate_metrics`` on tiny-world cartoon faces with the tiny world's seeded Inception weights (95 MB, written once
 per test session into a tmp dir): KID in the fast suite, FID (a minute of scipy.linalg.sqrtm) with ``-m slow``."""
@@ -144,12 +144,12 @@ def no_network(monkeypatch):
 @pytest.fixture(scope="module")
 def face_features(inception_weights):
     """Real faces, "edited" ones (glasses and hats on all) and a second real sample, with their realism features."""
-    from latentedit.worlds import load_realism_features
+    from latentedit.faces.inception import inception_features, load_inception
 
-    features = load_realism_features("faces", {"inception": inception_weights}, "cpu", {"batch_size": N_FACES})
+    extractor = load_inception(inception_weights)
     images = {"real": _faces(N_FACES, 1), "edited": _faces(N_FACES, 2, Eyeglasses=1, Wearing_Hat=1),
               "real2": _faces(N_FACES, 3)}
-    return images, {k: features(v) for k, v in images.items()}
+    return images, {k: inception_features(extractor, v, N_FACES) for k, v in images.items()}
 
 
 def _torch_fidelity(images_a, images_b, weights, **metrics) -> dict:
@@ -195,7 +195,7 @@ def test_inception_loader_names_a_missing_file(tmp_path):
     from latentedit.faces.inception import load_inception
 
     missing = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
-    with pytest.raises(FileNotFoundError, match=f"{re.escape(str(missing))}: Inception-v3 weights file not found"):
+    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(missing))}: not found \(torch-fidelity's Inception-v3 weights"):
         load_inception(missing)
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         load_inception(None)
@@ -223,11 +223,11 @@ def test_inception_loader_names_a_file_of_another_layout(tmp_path):
 
 def test_digits_realism_features_are_the_oracle_embedding(tmp_path):
     from latentedit.oracles.digits_oracle import SlotOracle, predict_images, save_oracle
-    from latentedit.worlds import load_realism_features
+    from latentedit.worlds import load_judge
 
     oracle = SlotOracle(1, 16, 2, 4, width=2, feature_dim=3)
     save_oracle(tmp_path / "oracle.pt", oracle, {"test": {}})
     images = np.random.default_rng(0).integers(0, 256, (5, 1, 16, 16), dtype=np.uint8)
-    feats = load_realism_features("digits", {"oracle": tmp_path / "oracle.pt"}, "cpu")(images)
+    feats = load_judge("digits", {"oracle": tmp_path / "oracle.pt"}, "cpu", realism=True).predict(images)["realism"]
     assert feats.dtype == np.float64 and feats.shape == (5, 4 * 3)
     np.testing.assert_array_equal(feats, predict_images(oracle.eval(), images, "cpu")["embedding"])

@@ -1,6 +1,7 @@
 """Calibrate one (method, edit)'s step d on validation codes, then render its test source codes at
 α ∈ {0} ∪ [d, 2d] into a render store (rule render_edit)."""
 import json
+import time
 
 import numpy as np
 import torch
@@ -48,9 +49,10 @@ images, logits = render_edit(model, g, codes, alphas, classifier, device, opts["
                              desc=f"render {method}/{edit}")
 log.info("rendered %d test codes at %d strengths %s", len(codes), len(alphas), [round(a, 4) for a in alphas])
 test_target = torch.as_tensor(select_codes(store, definition["target"], "test")[0])
+t0 = time.perf_counter()
 latent_sinkhorn = sinkhorn_to_target(model, codes, test_target, alphas)
-log.info("Sinkhorn divergence to the %d test target codes (blur %.4g): %s", len(test_target),
-         latent_sinkhorn["blur"], [round(v, 4) for v in latent_sinkhorn["values"]])
+log.info("Sinkhorn divergence to the %d test target codes (blur %.4g, %.1f s): %s", len(test_target),
+         latent_sinkhorn["blur"], time.perf_counter() - t0, [round(v, 4) for v in latent_sinkhorn["values"]])
 write_render_store(snakemake.output.renders, RenderStore(
     images=images, alphas=np.asarray(alphas, dtype=np.float64), ids=ids, latent_logits=logits, attribute_names=names,
     attrs={"method": method, "edit": edit, "attribute": definition["attribute"], "target_value": t,

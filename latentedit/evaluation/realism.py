@@ -2,7 +2,7 @@
 
 LW's claim is distributional: its objective pulls the edited codes onto the target codes, where a classifier-driven
 edit (LT, InterFaceGAN) may leave the data. Per (method, edit) and α, with features φ of the world's realism
-extractor (:func:`latentedit.worlds.load_realism_features`: digits the oracle's penultimate features, faces
+extractor (:func:`latentedit.worlds.load_judge`'s ``realism`` output: digits the oracle's penultimate features, faces
 Inception-v3 pool features), E = φ(edited renders at α) (N images), R = φ(real **test** images whose labels match
 the definition's target) (M images):
 

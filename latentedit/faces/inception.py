@@ -19,10 +19,11 @@ The extractor is built only from an existing file: torch-fidelity downloads its 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from latentedit.io.checkpoints import read_weights_file
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TensorFlow weights
 FEATURE = "2048"  # torch-fidelity's name of the pool_3 features (feature_layer_fid / feature_layer_kid default)
@@ -61,27 +62,8 @@ def inception_layout() -> dict[str, tuple[torch.Size, torch.dtype]]:
 def check_weights(weights_path) -> None:
     """Raise ``ValueError`` naming ``weights_path`` unless it is a state_dict with exactly the keys and shapes of
     torch-fidelity's Inception-v3; ``FileNotFoundError`` naming it when it does not exist."""
-    path = Path(weights_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: Inception-v3 weights file not found (faces.inception_weights: "
-                                f"torch-fidelity's {WEIGHTS_FILE} or a file of the same layout)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  not a torch file, or a pickle of more than tensors
-        raise ValueError(f"{path}: not a readable PyTorch state_dict ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state_dict of tensors (torch-fidelity's {WEIGHTS_FILE} layout)")
-    layout = inception_layout()
-    missing = sorted(set(layout) - set(state))
-    unexpected = sorted(set(state) - set(layout))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(layout[k][0])})" for k in sorted(set(state) & set(layout))
-             if state[k].shape != layout[k][0]]
-    problems = [f"{label} ({len(items)}): {', '.join(items[:3])}{', …' if len(items) > 3 else ''}"
-                for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("wrong shapes", wrong)) if items]
-    if problems:
-        raise ValueError(f"{path}: not torch-fidelity's Inception-v3 weights ({WEIGHTS_FILE} layout): "
-                         + "; ".join(problems))
+    read_weights_file(weights_path, {k: shape for k, (shape, _) in inception_layout().items()},
+                      f"torch-fidelity's Inception-v3 weights (faces.inception_weights, {WEIGHTS_FILE} layout)")
 
 
 def load_inception(weights_path, device="cpu") -> torch.nn.Module:

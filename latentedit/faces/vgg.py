@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentedit.io.checkpoints import read_weights_file
+
 WEIGHTS_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16 (IMAGENET1K_V1)
 LAYERS = (8, 15, 22)  # relu2_2, relu3_3, relu4_3: the ends of blocks 2, 3, 4 of vgg16().features
 CHANNELS = (128, 256, 512)
@@ -65,27 +67,11 @@ def check_weights(weights_path) -> dict[str, torch.Tensor]:
     state_dict of tensors, lacks a ``features.*`` key, has a key outside torchvision's VGG16 layout, or a shape
     differs from it. ``classifier.*`` keys are optional (checked when present, never loaded).
     """
-    path = Path(weights_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: VGG16 weights file not found (faces.vgg16_weights: torchvision's "
-                                f"{WEIGHTS_FILE} or its features.* keys)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  not a torch file, or a pickle of more than tensors
-        raise ValueError(f"{path}: not a readable PyTorch state_dict ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state_dict of tensors (torchvision's {WEIGHTS_FILE} layout)")
     layout = vgg16_layout()
     needed = {k for k in layout if k.startswith("features.")}
-    missing = sorted(needed - set(state))
-    unexpected = sorted(set(state) - set(layout))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(layout[k])})" for k in sorted(set(state) & set(layout))
-             if state[k].shape != layout[k]]
-    problems = [f"{label} ({len(items)}): {', '.join(items[:3])}{', …' if len(items) > 3 else ''}"
-                for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("wrong shapes", wrong)) if items]
-    if problems:
-        raise ValueError(f"{path}: not torchvision's VGG16 weights ({WEIGHTS_FILE} layout): " + "; ".join(problems))
+    state = read_weights_file(weights_path, layout,
+                              f"torchvision's VGG16 weights (faces.vgg16_weights, {WEIGHTS_FILE} layout)",
+                              optional=set(layout) - needed)
     return {k[len("features."):]: state[k].float() for k in sorted(needed)}
 
 

@@ -1,13 +1,15 @@
 """Checkpoints: atomic save, ``weights_only=True`` load, clear errors naming the file.
 
 A checkpoint here is a dict ``{"kind": str, "spec": dict, "state_dict": ..., ...}`` of tensors and plain Python
-values, so it loads with ``torch.load(weights_only=True)``: a pickle that would execute code is refused.
+values, so it loads with ``torch.load(weights_only=True)``: a pickle that would execute code is refused. Third-party
+weights the user supplies (bare state_dicts: FID's Inception-v3, VGG16) are checked by :func:`read_weights_file`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import torch
 
@@ -67,3 +69,34 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: dict, path) -> N
         raise CheckpointError(f"{path}: checkpoint does not match the model: missing keys {missing[:10]}, "
                               f"unexpected keys {unexpected[:10]}, shape mismatches {shapes[:10]}")
     module.load_state_dict(state_dict, strict=True)
+
+
+def read_weights_file(path, layout: Mapping[str, torch.Size], what: str, optional: Iterable[str] = ()) -> dict:
+    """A user-supplied weights file that is a bare state_dict of a third-party network (Inception-v3 for FID,
+    torchvision's VGG16), checked against ``layout`` (key → shape) before any module sees it.
+
+    Loaded with ``weights_only=True``. ``FileNotFoundError`` naming the file when it does not exist; ``ValueError``
+    naming it when it is not a state_dict of tensors, or when keys are missing (other than those in ``optional``),
+    unexpected, or of another shape than ``layout``'s — counted, with the first three of each. ``what`` names the
+    expected layout in the messages (e.g. "torchvision's VGG16 weights (vgg16-397923af.pth layout)").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found ({what})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  not a torch file, or a pickle of more than tensors
+        raise ValueError(f"{path}: not a readable PyTorch state_dict ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state_dict of tensors ({what})")
+    optional = set(optional)
+    missing = sorted(set(layout) - set(state) - optional)
+    unexpected = sorted(set(state) - set(layout))
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(layout[k])})" for k in sorted(set(state) & set(layout))
+             if tuple(state[k].shape) != tuple(layout[k])]
+    problems = [f"{label} ({len(items)}): {', '.join(items[:3])}{', …' if len(items) > 3 else ''}"
+                for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                     ("wrong shapes", wrong)) if items]
+    if problems:
+        raise ValueError(f"{path}: not {what}: " + "; ".join(problems))
+    return state
