@@ -236,7 +236,8 @@ def plot_rescoring(matrices: dict[str, pd.DataFrame], path: str | os.PathLike, d
     height = max(2.0, 0.32 * first.shape[0] + 1.4)
     ncols = min(2 if first.shape[1] > 12 else 3, max(1, n))
     nrows = int(np.ceil(n / ncols)) if n else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.8 * nrows), squeeze=False,
+                             layout="constrained")  # room for the rotated attribute names under every panel
     im = None
     for ax, (method, m) in zip(axes.flat, matrices.items()):
         im = ax.imshow(m.to_numpy(float), vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")

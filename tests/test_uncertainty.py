@@ -8,8 +8,7 @@ import torch
 from latentedit.evaluation.latent_distance import sinkhorn_to_target
 from latentedit.edits.model import direction_parameters
 from latentedit.evaluation.realism import kid_resampled, realism_rows
-from latentedit.evaluation.uncertainty import (bootstrap_counts, bootstrap_mean_interval,
-                                               bootstrap_statistic_interval, seed_spread)
+from latentedit.evaluation.uncertainty import bootstrap_counts, bootstrap_mean_interval, normal_interval, seed_spread
 from latentedit.metrics import FrechetReference, frechet_distance, polynomial_kernel
 
 
@@ -65,10 +64,12 @@ def test_bootstrap_interval_is_vectorised_over_other_axes():
         bootstrap_mean_interval(np.array([0.0, np.nan]), bootstrap_counts(2, 10))
 
 
-def test_statistic_interval_and_seed_spread():
-    x = np.random.default_rng(0).normal(size=200)
-    low, high = bootstrap_statistic_interval(lambda idx: float(np.median(x[idx])), 200, 300)
-    assert low < np.median(x) < high
+def test_normal_interval_is_centred_on_the_estimate():
+    low, high = normal_interval(10.0, [11.0, 12.0, 13.0])  # biased resamples: the interval stays on the estimate
+    assert (low + high) / 2 == pytest.approx(10.0) and high - low == pytest.approx(2 * 1.959964 * 1.0, rel=1e-5)
+
+
+def test_seed_spread():
     assert seed_spread([0.6, 0.7, 0.8]) == (pytest.approx(0.7), pytest.approx(0.1), 3)
     mean, std, n = seed_spread([0.5])
     assert mean == 0.5 and np.isnan(std) and n == 1
