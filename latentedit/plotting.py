@@ -181,24 +181,33 @@ def _panels(n: int, width: float, height: float):
     return fig, axes
 
 
+def _method_panels(summary: pd.DataFrame, width_per_method: float):
+    """One panel per edit of a seed summary, methods as bars: the figure, its axes, and per edit (ax, the edit's rows
+    indexed by method in sorted order, bar positions), each panel titled, method-labelled and y-gridded."""
+    edits = sorted(summary["edit"].unique())
+    methods = sorted(summary["method"].unique())
+    fig, axes = _panels(len(edits), max(4.0, width_per_method * len(methods) + 1.0), 3.4)
+    pos = np.arange(len(methods))
+    panels = []
+    for ax, edit in zip(axes.flat, edits):
+        ax.set_xticks(pos, methods, rotation=45, ha="right", fontsize=8)
+        ax.set_title(edit)
+        ax.grid(alpha=0.3, axis="y")
+        panels.append((ax, summary[summary["edit"] == edit].set_index("method").reindex(methods), pos))
+    return fig, axes, panels
+
+
 def plot_latent_vs_image(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100) -> None:
     """Table 2 as bars: per edit and method, the latent classifier's and the image oracle's target-change rates at
     the calibrated step, with their 95 % intervals over images (``summary``: the seed summary of
     :func:`latentedit.evaluation.aggregate.seed_summary`)."""
-    edits = sorted(summary["edit"].unique())
-    methods = sorted(summary["method"].unique())
-    fig, axes = _panels(len(edits), max(4.0, 0.9 * len(methods) + 1.0), 3.4)
-    for ax, edit in zip(axes.flat, edits):
-        s = summary[summary["edit"] == edit].set_index("method").reindex(methods)
-        pos = np.arange(len(methods))
+    fig, axes, panels = _method_panels(summary, 0.9)
+    for ax, s, pos in panels:
         for shift, metric, label in ((-0.2, "latent_target_change_rate", "latent classifier"),
                                      (0.2, "target_change_rate", "image oracle")):
             ax.bar(pos + shift, s[metric], 0.4, yerr=_yerr(s, metric), capsize=2, label=label,
                    error_kw={"elinewidth": 0.8})
-        ax.set_xticks(pos, methods, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
-        ax.set_title(edit)
-        ax.grid(alpha=0.3, axis="y")
     axes.flat[0].set_ylabel("target change rate at α = d")
     axes.flat[0].legend(fontsize=7)
     _save_figure(fig, path, dpi)
@@ -208,21 +217,14 @@ def plot_realism(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100)
     """Realism at the calibrated step: per edit, the Fréchet distance of each method's edited images to real images
     with the target labels (95 % interval over images), with the real source images' distance as a dashed line
     (what an edit that changes nothing scores) — lower is closer to the target distribution."""
-    edits = sorted(summary["edit"].unique())
-    methods = sorted(summary["method"].unique())
-    fig, axes = _panels(len(edits), max(4.0, 0.6 * len(methods) + 1.0), 3.4)
-    for ax, edit in zip(axes.flat, edits):
-        s = summary[summary["edit"] == edit].set_index("method").reindex(methods)
-        pos = np.arange(len(methods))
+    fig, axes, panels = _method_panels(summary, 0.6)
+    for ax, s, pos in panels:
         ax.bar(pos, s["realism_fd"], 0.6, yerr=_yerr(s, "realism_fd"), capsize=2, color="tab:purple",
                error_kw={"elinewidth": 0.8})
         source = float(s["realism_fd_source"].mean())
         if np.isfinite(source):
             ax.axhline(source, ls="--", color="0.3", lw=1, label="real source images")
             ax.legend(fontsize=7)
-        ax.set_xticks(pos, methods, rotation=45, ha="right", fontsize=8)
-        ax.set_title(edit)
-        ax.grid(alpha=0.3, axis="y")
     axes.flat[0].set_ylabel("Fréchet distance to real target\nimages at α = d")
     _save_figure(fig, path, dpi)
 
