@@ -1,7 +1,7 @@
 """Stage breakdown of a finished run from Snakemake's ``benchmark:`` files (one TSV per job).
 
 Groups the TSVs under ``benchmarks/<world>/`` by stage (the first path component below the world: ``oracle``,
-``edits``, ``render``, ``metrics``, ...; for per-(method, edit, seed) stages also by method) and prints jobs, summed and
+``edits``, ``evaluate``, ...; for per-(method, edit, seed) stages also by method) and prints jobs, summed and
 longest wall seconds, and the largest peak RSS of any job (``max_rss``, MB).
 
 Usage::

@@ -14,7 +14,7 @@ encoder     the run's refined DLSGAN encoder                        pSp (hash: t
             ``encoder_checkpoint_hash``) times the latent scale s   alignment or a centre crop
             (:func:`latentedit.projection.project.project_images`)  (:mod:`latentedit.faces.align`)
 edits       ``edits/<method>/<edit>/seed<s>/model.pt`` (:func:`latentedit.edits.model.load_edit`), with the calibrated
-            step d of ``render/<method>/<edit>/seed<s>.h5`` (attr ``calibration``, rule ``render_edit``); s is the
+            step d of ``render/<method>/<edit>/seed<s>.h5`` (attr ``calibration``, rule ``evaluate_edit``); s is the
             first of the run config's ``edits.seeds`` (as the workflow's grids), else the lowest trained seed, unless
             ``seed=`` picks another
 judge       ``oracle/model.pt`` (the image oracle)                  ``oracle/model.pt`` and ArcFace
@@ -245,7 +245,7 @@ class Run:
         """The side of the images the run rendered (faces: StyleGAN2 output area-pooled to this size)."""
         if not self.render_infos:
             raise RunError(f"{self.path} holds no render stores (render/<method>/<edit>/seed<s>.h5): make them with "
-                           f"`snakemake` in {self.workdir} (rule render_edit)")
+                           f"`snakemake` in {self.workdir} (rule evaluate_edit)")
         return int(next(iter(self.render_infos.values())).image_shape[-1])
 
     @cached_property

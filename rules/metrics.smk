@@ -1,33 +1,6 @@
-# Metrics: the image oracle and the latent classifier on every render store (one Parquet per (method, edit)),
-# then one long results table for the run with provenance, the Table-1/2-style summary, and the figures.
+# Metrics: the per-(method, edit, seed) tables of rule evaluate_edit (rules/render.smk) gathered into one long
+# results table for the run with provenance, the Table-1/2-style summary, and the figures.
 # The figure rules alone read plots.*, so restyling reruns only them.
-
-
-rule edit_metrics:
-    input:
-        unpack(judge_inputs),
-        unpack(realism_inputs),
-        renders="results/{world}/render/{method}/{edit}/seed{seed}.h5",
-        images="results/{world}/images.h5",
-        code=script_code("edit_metrics.py"),
-    output:
-        metrics="results/{world}/metrics/{method}/{edit}/seed{seed}.parquet",
-    log:
-        "logs/{world}/metrics/{method}/{edit}/seed{seed}.log",
-    benchmark:
-        "benchmarks/{world}/metrics/{method}/{edit}/seed{seed}.tsv"
-    conda:
-        "../envs/latentedit.yaml"
-    threads: 1
-    resources:
-        gpu=1,
-    params:
-        definition=edit_selection,
-        metrics=sorted_config("metrics"),
-        world_options=world_judge_options,
-        device=config["device"],
-    script:
-        "../workflow_scripts/edit_metrics.py"
 
 
 rule aggregate_metrics:

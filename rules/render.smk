@@ -1,22 +1,27 @@
-# Rendering: every trained (method, edit) renders its test source codes at α = 0 (the reconstruction) and at
-# n_alphas steps in [d, 2d], d calibrated per (method, edit) on validation codes with the latent classifier
-# (latentedit.render.calibrate), into one HDF5 render store per seed; one PNG grid per edit compares the methods at d
-# (first seed).
+# Evaluation: every trained (method, edit, seed) renders its test source codes at α = 0 (the reconstruction) and at
+# n_alphas steps in [d, 2d], d calibrated on validation codes with the latent classifier (latentedit.render.calibrate),
+# into one HDF5 render store, and the same job judges the renders (image oracle, latent classifier, realism, latent
+# distance: latentedit.evaluation) into one Parquet table; one PNG grid per edit compares the methods at d (first
+# seed).
 
 
-rule render_edit:
+rule evaluate_edit:
     input:
         unpack(generator_inputs),
+        unpack(judge_inputs),
+        unpack(realism_inputs),
         model="results/{world}/edits/{method}/{edit}/seed{seed}/model.pt",
         latents="results/{world}/latents.h5",
+        images="results/{world}/images.h5",
         classifiers="results/{world}/labels/classifiers.pt",
-        code=script_code("render_edit.py"),
+        code=script_code("evaluate_edit.py"),
     output:
         renders="results/{world}/render/{method}/{edit}/seed{seed}.h5",
+        metrics="results/{world}/metrics/{method}/{edit}/seed{seed}.parquet",
     log:
-        "logs/{world}/render/{method}/{edit}/seed{seed}.log",
+        "logs/{world}/evaluate/{method}/{edit}/seed{seed}.log",
     benchmark:
-        "benchmarks/{world}/render/{method}/{edit}/seed{seed}.tsv"
+        "benchmarks/{world}/evaluate/{method}/{edit}/seed{seed}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -24,11 +29,13 @@ rule render_edit:
         gpu=1,
     params:
         render=sorted_config("render"),
+        metrics=sorted_config("metrics"),
         definition=edit_selection,
-        world_options=world_render_options,
+        render_options=world_render_options,
+        judge_options=world_judge_options,
         device=config["device"],
     script:
-        "../workflow_scripts/render_edit.py"
+        "../workflow_scripts/evaluate_edit.py"
 
 
 rule edit_grid:

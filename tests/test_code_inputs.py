@@ -66,8 +66,8 @@ def test_every_digits_rule_lists_every_library_file_its_script_reaches(tiny_conf
     seen = _check_jobs(_dry_run_jobs(tmp_path, "all", "dlsgan_ablation"))
     digits_rules = {"digits_images", "train_oracle", "train_dlsgan", "dlsgan_quality", "dlsgan_ablation",
                     "refine_encoder", "project", "train_latent_classifiers", "train_wstar", "wstar_metrics",
-                    "train_edit", "edits_latent_summary", "render_edit", "edit_grid", "edit_metrics",
-                    "aggregate_metrics", "metrics_figures"}
+                    "train_edit", "edits_latent_summary", "evaluate_edit", "edit_grid", "aggregate_metrics",
+                    "metrics_figures"}
     assert seen == digits_rules
 
 
@@ -99,14 +99,14 @@ def test_the_library_packages_form_no_import_cycle():
 
 def test_rendering_and_evaluation_never_import_a_trainer():
     trainers = {m.trainer for m in METHODS.values()} | {"latentedit.edits.train"}
-    for script in ("render_edit.py", "edit_metrics.py", "summarize_edits.py", "aggregate_metrics.py"):
+    for script in ("evaluate_edit.py", "summarize_edits.py", "aggregate_metrics.py"):
         reached = set(reached_modules([REPO / "workflow_scripts" / script]))
         assert not reached & trainers, (script, sorted(reached & trainers))
     # The Sinkhorn solver is also a metric (the edited codes' divergence to the target codes, measured where the
-    # codes are edited): rendering reads it, the image metrics and the summaries do not.
+    # codes are edited): the evaluation reads it, the summaries do not.
     sinkhorn = "latentedit.edits.sinkhorn"
-    assert sinkhorn in reached_modules([REPO / "workflow_scripts" / "render_edit.py"])
-    for script in ("edit_metrics.py", "summarize_edits.py", "aggregate_metrics.py"):
+    assert sinkhorn in reached_modules([REPO / "workflow_scripts" / "evaluate_edit.py"])
+    for script in ("summarize_edits.py", "aggregate_metrics.py"):
         assert sinkhorn not in reached_modules([REPO / "workflow_scripts" / script]), script
 
 

@@ -265,14 +265,14 @@ def _reorder(c):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("change, expected_edit_jobs, expected", [
-    # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), its render and
-    # metrics, its grid, then the aggregation
+    # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), its evaluation
+    # (renders and metrics), its grid, then the aggregation
     (lambda c: c["edits"]["definitions"]["add_7"].update(lambda_pres=2.0), {("lw", "add_7", SEED)},
-     {"train_edit": 1, "render_edit": 1, "edit_metrics": 1, "edit_grid": 1, "edits_latent_summary": 1,
+     {"train_edit": 1, "evaluate_edit": 1, "edit_grid": 1, "edits_latent_summary": 1,
       **AGGREGATE}),
-    # one more edit: its five models, renders, metrics and grid, then the aggregation
+    # one more edit: its five models, evaluations and grid, then the aggregation
     (_add_3, {(m, "add_3", SEED) for m in METHODS},
-     {"train_edit": 5, "render_edit": 5, "edit_metrics": 5, "edit_grid": 1, "edits_latent_summary": 1,
+     {"train_edit": 5, "evaluate_edit": 5, "edit_grid": 1, "edits_latent_summary": 1,
       **AGGREGATE}),
     # a plotting option: the figures only
     (lambda c: c["plots"].update(dpi=60), set(), {"metrics_figures": 1, "edit_grid": len(EDITS), "all": 1}),
@@ -281,13 +281,11 @@ def _reorder(c):
     (lambda c: c["edits"]["ifg"].update(alpha=2.5), set(), {"edits_latent_summary": 1, **AGGREGATE}),
     # the LT options: lt and lt_core of every edit, and what follows them
     (lambda c: c["edits"]["lt"].update(lambda_reg=1.0), {(m, e, SEED) for m in ("lt", "lt_core") for e in EDITS},
-     {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1,
-      **AGGREGATE}),
-    # a second training seed: every (method, edit) of that seed, its render and metrics, then the aggregation; the
+     {"train_edit": 4, "evaluate_edit": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1, **AGGREGATE}),
+    # a second training seed: every (method, edit) of that seed, its evaluation, then the aggregation; the
     # grids and the latent summary show the first seed, so they stay
     (lambda c: c["edits"].update(seeds=[SEED, SEED + 1]), {(m, e, SEED + 1) for m in METHODS for e in EDITS},
-     {"train_edit": len(METHODS) * len(EDITS), "render_edit": len(METHODS) * len(EDITS),
-      "edit_metrics": len(METHODS) * len(EDITS), **AGGREGATE}),
+     {"train_edit": len(METHODS) * len(EDITS), "evaluate_edit": len(METHODS) * len(EDITS), **AGGREGATE}),
     # the same config re-saved with its keys in another order: nothing
     (_reorder, set(), {}),
 ])
@@ -304,24 +302,19 @@ def test_config_change_reruns_exactly_what_it_touches(edits_run, change, expecte
 @pytest.mark.slow
 @pytest.mark.parametrize("module, expected", [
     # a library module is a code input of the jobs whose scripts reach it (latentedit.code_inputs; Snakemake does
-    # not follow imports): touching the calibration code reruns every render job and what follows, nothing upstream
-    ("render/calibrate.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS),
-                             "edit_grid": len(EDITS), **AGGREGATE}),
+    # not follow imports): touching the calibration code reruns every evaluation job and what follows, nothing
+    # upstream
+    ("render/calibrate.py", {"evaluate_edit": 2 * len(METHODS), "edit_grid": len(EDITS), **AGGREGATE}),
     ("evaluation/aggregate.py", AGGREGATE),
-    # the image-realism metrics: the metrics jobs only (not the renders), and what follows
-    ("evaluation/realism.py", {"edit_metrics": 2 * len(METHODS), **AGGREGATE}),
-    # the latent distance to the target is measured at rendering: every render job, and what follows
-    ("evaluation/latent_distance.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS),
-                                       "edit_grid": len(EDITS), **AGGREGATE}),
-    ("edits/lt.py", {"train_edit": 4, "render_edit": 4, "edit_metrics": 4, "edit_grid": len(EDITS),
-                     "edits_latent_summary": 1, **AGGREGATE}),
-    # the world's generator and judge: the jobs that load them (render, image metrics), and what follows
-    ("worlds.py", {"render_edit": 2 * len(METHODS), "edit_metrics": 2 * len(METHODS), "edit_grid": len(EDITS),
-                   **AGGREGATE}),
+    # the image-realism metrics: every evaluation job (rendering and judging are one job), and what follows
+    ("evaluation/realism.py", {"evaluate_edit": 2 * len(METHODS), "edit_grid": len(EDITS), **AGGREGATE}),
+    ("edits/lt.py", {"train_edit": 4, "evaluate_edit": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1,
+                     **AGGREGATE}),
+    # the world's generator and judge: the jobs that load them, and what follows
+    ("worlds.py", {"evaluate_edit": 2 * len(METHODS), "edit_grid": len(EDITS), **AGGREGATE}),
     # the edit-model file: every job that writes or reads an edit model, and what follows
-    ("edits/model.py", {"train_edit": 2 * len(METHODS), "render_edit": 2 * len(METHODS),
-                        "edit_metrics": 2 * len(METHODS), "edit_grid": len(EDITS), "edits_latent_summary": 1,
-                        **AGGREGATE}),
+    ("edits/model.py", {"train_edit": 2 * len(METHODS), "evaluate_edit": 2 * len(METHODS),
+                        "edit_grid": len(EDITS), "edits_latent_summary": 1, **AGGREGATE}),
 ])
 def test_library_change_reruns_the_stages_that_import_it(edits_run, module, expected):
     """Edits the module's bytes (a trailing comment), dry-runs, and restores bytes and mtime. A bare `touch` is not
@@ -363,7 +356,7 @@ def test_default_target_runs_the_whole_chain(tiny_config, tmp_path, write_config
     assert proc.returncode == 0, proc.stdout[-4000:]
     jobs = _job_stats(proc.stdout)
     n = len(tiny_config["edits"]["methods"]) * len(tiny_config["edits"]["definitions"])
-    assert jobs["train_edit"] == jobs["render_edit"] == jobs["edit_metrics"] == n
+    assert jobs["train_edit"] == jobs["evaluate_edit"] == n
     assert jobs["edit_grid"] == len(tiny_config["edits"]["definitions"])
     assert jobs["aggregate_metrics"] == jobs["metrics_figures"] == jobs["train_latent_classifiers"] == 1
     for figure in ("realism", "rescoring"):  # part of the default target
@@ -381,7 +374,7 @@ def test_every_seed_trains_renders_and_measures_every_method_and_edit(tiny_confi
     jobs = _job_stats(proc.stdout)
     methods, edits = tiny_config["edits"]["methods"], list(tiny_config["edits"]["definitions"])
     n = len(methods) * len(edits)
-    assert jobs["train_edit"] == jobs["render_edit"] == jobs["edit_metrics"] == 2 * n
+    assert jobs["train_edit"] == jobs["evaluate_edit"] == 2 * n
     assert jobs["edit_grid"] == len(edits)
     assert jobs["edits_latent_summary"] == jobs["aggregate_metrics"] == jobs["metrics_figures"] == 1
     assert _edit_jobs(proc.stdout) == {(m, e, s) for m in methods for e in edits for s in (3, 1)}

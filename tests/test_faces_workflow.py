@@ -42,7 +42,7 @@ def test_faces_config_dry_runs_with_placeholder_paths(tmp_path):
     n = len(cfg["edits"]["methods"]) * len(cfg["edits"]["definitions"])
     stats = _job_stats(proc.stdout)
     assert stats["celebahq_images"] == stats["train_attribute_classifier"] == stats["project_faces"] == 1
-    assert stats["train_edit"] == stats["render_edit"] == stats["edit_metrics"] == n
+    assert stats["train_edit"] == stats["evaluate_edit"] == n
     assert "digits_images" not in stats and "refine_encoder" not in stats
 
 

@@ -47,7 +47,7 @@ METHODS = ["lw", "ifg"]  # a trained affine edit and an InterFaceGAN direction: 
 SEEDS = [0]  # edits.seeds of the config (tests/test_pipeline_tiny.py TINY)
 TABLE = "results/digits/metrics.parquet"
 KILLED_TRAINING = ("train_edit", "results/digits/edits/lw/add_7/seed0/model.pt")  # a job: (rule, first output)
-KILLED_WRITE = ("render_edit", "results/digits/render/lw/add_7/seed0.h5")
+KILLED_WRITE = ("evaluate_edit", "results/digits/render/lw/add_7/seed0.h5")
 EPOCH = "1700000000"  # SOURCE_DATE_EPOCH: the results table's `created`
 # Every run of the config uses the same --cores: the rules with `threads: 2` set torch's intra-op threads from it,
 # and 1 and 2 threads round differently (weights differ at ~1e-8, and so do the metrics).

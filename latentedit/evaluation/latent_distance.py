@@ -1,5 +1,5 @@
 """Does an edit land in the target distribution in latent space? The Sinkhorn divergence between the edited test
-source codes and the test target codes, per α of a render grid (rule ``render_edit``, where the codes are edited;
+source codes and the test target codes, per α of a render grid (rule ``evaluate_edit``, where the codes are edited;
 the rows of the results table are :func:`latentedit.evaluation.edit_metrics.latent_distance_rows`).
 
 S_ε is the debiased Sinkhorn divergence of LW's own loss (:mod:`latentedit.edits.sinkhorn`, Feydy et al. 2019: cost
