@@ -1,19 +1,27 @@
 """Checks of a run's configuration that its JSON schema cannot express, run while Snakemake parses the workflow.
 
 ``schemas/config.schema.yaml`` checks keys, types and ranges; :func:`check_config` checks what depends on the
-world and on other keys — the digits layout, the faces files, the attributes every edit definition names, the
-edit methods — and fails before any job runs with a message that starts ``config error:`` and names the key.
+world and on other keys — the digits layout, the faces files, the projection space against the generator, the
+attributes every edit definition names, the edit methods and their W+ ``layers`` — and fails before any job runs with
+a message that starts ``config error:`` and names the key.
 
-Only light modules are imported here (no torch): the workflow calls this at parse time.
+Only light modules are imported here (no torch): the workflow calls this at parse time. The one exception is a W/W+
+projection (``projection.space`` w or wplus) on the shipped DLSGAN checkpoint, whose architecture only the file
+says: torch is imported then to read its spec.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from latentedit.edits.definitions import check_definition
 from latentedit.edits.methods import get_method
+
+CHECKOUT = Path(__file__).resolve().parents[1]  # the workflow's base directory: dlsgan.checkpoint is relative to it
+# DLSGANConfig.arch's default (latentedit.dlsgan.train imports torch, so it is repeated here; a test checks both agree)
+DLSGAN_DEFAULT_ARCH = "dcgan"
 
 # The faces world's user-supplied files: config key → what it must be.
 FACES_FILES = {"celebahq_images": "dir", "celebahq_attributes": "file", "ffhq_images": "dir",
@@ -39,7 +47,7 @@ def world_attribute_names(cfg: Mapping) -> list[str]:
     return attribute_names(cfg["digits"]["max_digits"])
 
 
-def check_config(cfg: Mapping, dry_run: bool = False) -> list[str]:
+def check_config(cfg: Mapping, dry_run: bool = False, checkout: str | Path | None = None) -> list[str]:
     """Raise :class:`ConfigError` when ``cfg`` (already schema-valid) cannot run; return warnings.
 
     Parameters
@@ -49,6 +57,9 @@ def check_config(cfg: Mapping, dry_run: bool = False) -> list[str]:
     dry_run : bool
         A dry run (``-n``) only warns about missing faces files, so that the DAG of a config with placeholder paths
         can be inspected.
+    checkout : path-like, optional
+        The workflow's base directory, which a relative ``dlsgan.checkpoint`` is relative to (default: this
+        package's checkout).
     """
     warnings: list[str] = []
     if cfg["world"] == "digits":
@@ -58,6 +69,7 @@ def check_config(cfg: Mapping, dry_run: bool = False) -> list[str]:
             DigitsConfig(**{**cfg["digits"], "source_fractions": tuple(cfg["digits"]["source_fractions"])})
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        check_projection(cfg, checkout)
     else:
         if "digits" in cfg:
             raise ConfigError(
@@ -83,9 +95,56 @@ def check_faces_files(faces: Mapping, dry_run: bool = False) -> list[str]:
     return [f"config error: {p}" for p in problems]
 
 
+def projection_space(cfg: Mapping) -> str:
+    """The space of the world's latent store: faces wplus (pSp), digits ``projection.space`` (its library default
+    when the config omits it)."""
+    if cfg["world"] == "faces":
+        return "wplus"
+    from latentedit.projection.options import RefineConfig
+
+    try:
+        return RefineConfig(**cfg["projection"]).space
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"projection: {e}") from None
+
+
+def generator_arch(cfg: Mapping, checkout: str | Path | None = None) -> str:
+    """The digits DLSGAN generator's architecture (``dcgan`` / ``stylegan2``): ``dlsgan.train.arch`` when it is
+    trained here (``dlsgan.retrain``), else the one the ``dlsgan.checkpoint`` file's spec records (torch is imported
+    to read it; a missing or unreadable file fails naming the key)."""
+    if cfg["dlsgan"]["retrain"]:
+        return str(cfg["dlsgan"]["train"].get("arch", DLSGAN_DEFAULT_ARCH))
+    from latentedit.io.checkpoints import CheckpointError, load_checkpoint
+
+    path = Path(checkout or CHECKOUT) / cfg["dlsgan"]["checkpoint"]
+    try:
+        ck = load_checkpoint(path, expect_kind="dlsgan", require=("spec",))
+    except CheckpointError as e:
+        raise ConfigError(f"dlsgan.checkpoint: {e}") from None
+    spec = ck["spec"].get("generator") if isinstance(ck["spec"], Mapping) else None
+    return str(spec.get("arch", "dcgan")) if isinstance(spec, Mapping) else "dcgan"
+
+
+def check_projection(cfg: Mapping, checkout: str | Path | None = None) -> None:
+    """``projection.space`` w or wplus needs a generator with a mapping network: the DLSGAN StyleGAN2
+    (:func:`generator_arch`); the DCGAN reads z codes only."""
+    space = projection_space(cfg)
+    if space == "z":
+        return
+    arch = generator_arch(cfg, checkout)
+    if arch != "stylegan2":
+        source = ("dlsgan.train.arch" if cfg["dlsgan"]["retrain"]
+                  else f"the generator of dlsgan.checkpoint ({cfg['dlsgan']['checkpoint']})")
+        raise ConfigError(f"projection.space: {space} codes need a StyleGAN2 DLSGAN generator (a mapping network); "
+                          f"{source} is {arch}, which reads z codes only: set projection.space: z, or train the "
+                          "StyleGAN2 (dlsgan.retrain: true, dlsgan.train.arch: stylegan2)")
+
+
 def check_edits(cfg: Mapping) -> None:
-    """The methods are registered (with their sections; a method reading the generator has no W+ ``layers`` on the
-    flat digits codes) and every attribute ``labels`` and ``edits`` name exists in the world."""
+    """The methods are registered (with their sections), every attribute ``labels`` and ``edits`` name exists in the
+    world, and a method's W+ ``layers`` (GANSpace, SeFa, LW, LT) are set only for W+ codes — faces, or digits with
+    ``projection.space: wplus`` — and are layer indices of the digits generator (L = 2·log2(canvas) − 2)."""
+    space = projection_space(cfg)
     for method in cfg["edits"]["methods"]:
         try:
             entry = get_method(method)
@@ -93,8 +152,18 @@ def check_edits(cfg: Mapping) -> None:
             raise ConfigError(f"edits.methods: {e}") from None
         if entry.options not in cfg["edits"]:
             raise ConfigError(f"edits.{entry.options}: missing, and method {method} reads it")
-        if entry.uses_generator and cfg["world"] == "digits" and cfg["edits"][entry.options].get("layers") is not None:
-            raise ConfigError(f"edits.{entry.options}.layers: digits codes are flat (no W+ layers); set it to null")
+        layers = cfg["edits"][entry.options].get("layers")
+        if layers is None:
+            continue
+        if space != "wplus":
+            raise ConfigError(f"edits.{entry.options}.layers: the digits codes are {space} codes (projection.space), "
+                              "flat, with no W+ layers; set it to null, or projection.space: wplus")
+        if cfg["world"] == "digits":
+            n_latent = 2 * int(math.log2(cfg["digits"]["canvas"])) - 2
+            bad = [i for i in layers if not 0 <= int(i) < n_latent]
+            if bad:
+                raise ConfigError(f"edits.{entry.options}.layers: {bad} are not W+ layers of the digits generator "
+                                  f"(0 … {n_latent - 1} at a {cfg['digits']['canvas']}-pixel canvas)")
     names = world_attribute_names(cfg)
     for attr in cfg["labels"]["weight_attributes"]:
         if attr not in names:

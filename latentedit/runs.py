@@ -9,10 +9,12 @@ piece       digits                                                  faces
 =========== ======================================================= ==============================================
 generator   the DLSGAN checkpoint whose hash the render stores      the StyleGAN2 (or pSp decoder) whose hash the
             record (``generator_checkpoint_hash``)                  render stores record, at their image size
-encoder     the run's refined DLSGAN encoder                        pSp (hash: the latent store's
+encoder     the run's projection encoder                            pSp (hash: the latent store's
             (``projection/encoder.pt``, hash: the latent store's    ``encoder_checkpoint_hash``) after FFHQ
-            ``encoder_checkpoint_hash``) times the latent scale s   alignment or a centre crop
-            (:func:`latentedit.projection.project.project_images`)  (:mod:`latentedit.faces.align`)
+            ``encoder_checkpoint_hash``) with the latent scale s,   alignment or a centre crop
+            into the store's ``latent_space``, optimised per image  (:mod:`latentedit.faces.align`)
+            as the store's ``projection_options`` say
+            (:func:`latentedit.projection.project.project_images`)
 edits       ``edits/<method>/<edit>/seed<s>/model.pt`` (:func:`latentedit.edits.model.load_edit`), with the calibrated
             step d of ``render/<method>/<edit>/seed<s>.h5`` (attr ``calibration``, rule ``evaluate_edit``); s is the
             first of the run config's ``edits.seeds`` (as the workflow's grids), else the lowest trained seed, unless
@@ -45,7 +47,7 @@ import yaml
 
 from latentedit.edits.methods import DEFAULT_METHOD, METHODS, method_label
 from latentedit.edits.model import apply_edit, load_edit
-from latentedit.io.latent_store import read_latent_store_attrs
+from latentedit.io import latent_store
 from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStoreInfo, read_render_store_info
 from latentedit.io.user_images import MIN_SIDE, ImageInputError, digits_canvas, read_image
@@ -102,7 +104,8 @@ class Run:
         if not self.path.is_dir():
             raise RunError(f"{self.path}: no such run directory (a finished run's results/<world>/, e.g. "
                            "results/digits)")
-        self.latent_attrs = read_latent_store_attrs(self.require("latents.h5", "the latent store"))
+        self.latent_path = self.require("latents.h5", "the latent store")
+        self.latent_attrs = latent_store.read_latent_store_attrs(self.latent_path)
         self.world = str(self.latent_attrs.get("world", self.world))
         self.device = pick_device(device)
         self.config = _run_config(config, self.workdir, self.world)
@@ -253,11 +256,19 @@ class Run:
         """The world's renderer (codes (B, *S) → images (B, C, H, W) in [−1, 1]) on the run's device."""
         from latentedit.worlds import load_renderer
 
-        options = None
+        options = {"latent_space": self.latent_space}
         if self.world == "faces":
             precision = (self.config.get("faces") or {}).get("precision") or "fp32"
-            options = {"render_size": self.render_size, "precision": precision}
+            options.update(render_size=self.render_size, precision=precision)
         return load_renderer(self.world, self.generator_path, self.device, options)
+
+    @cached_property
+    def latent_space(self) -> str:
+        """The space of the run's codes (z, w, wplus), as its latent store records it."""
+        try:
+            return latent_store.latent_space(self.latent_attrs, self.latent_path)
+        except ValueError as e:
+            raise RunError(str(e)) from None
 
     def render(self, codes, batch_size: int = 64) -> np.ndarray:
         """Images of codes (N, *S): uint8 (N, C, H, W), as the run's render stores hold them."""
@@ -272,12 +283,17 @@ class Run:
         expected = str(self.latent_attrs.get("encoder_checkpoint_hash", ""))
         explicit = _path_or_none(self._explicit["encoder"])
         if self.world == "digits":
-            from latentedit.dlsgan.checkpoint import load_dlsgan, load_encoder
+            from latentedit.dlsgan.checkpoint import load_dlsgan
+            from latentedit.projection.wplus import load_code_encoder
 
             default = self.require("projection/encoder.pt", "the refined encoder") if explicit is None else None
             path = self._find("refined encoder", expected, [explicit, default], "--encoder")
-            scale = load_dlsgan(self.generator_path, self.device)[2]
-            return DigitsEncoder(load_encoder(path, self.device), scale, self.device)
+            encoder, space = load_code_encoder(path, self.device)
+            if space != self.latent_space:
+                raise RunError(f"{path} encodes {space} codes, the run's latent store holds {self.latent_space} codes")
+            generator, _, scale, _ = load_dlsgan(self.generator_path, self.device)
+            return DigitsEncoder(encoder, scale, self.device, space=space, generator=generator,
+                                 optimization=_projection_optimization(self.latent_attrs, self.latent_path))
         from latentedit.faces.psp import load_psp
 
         path = self._find("pSp encoder checkpoint", expected,
@@ -363,13 +379,18 @@ class Edit:
 
 
 class DigitsEncoder:
-    """Digits images → codes E(x)∘s (the run's refined DLSGAN encoder and the generator's latent scale)."""
+    """Digits images → codes of the run's latent space, as the projection stage made them: the run's projection
+    encoder with the generator's latent scale s (z: E(x)∘s; w / wplus: the W/W+ head, or the mapping of E(x)∘s), then
+    the store's per-image optimisation (:func:`latentedit.projection.project.project_images`)."""
 
     notice = ""
 
-    def __init__(self, encoder, scale: torch.Tensor, device, batch_size: int = 500):
+    def __init__(self, encoder, scale: torch.Tensor, device, batch_size: int = 500, space: str = "z",
+                 generator: torch.nn.Module | None = None, optimization: dict | None = None):
         self.encoder, self.scale, self.device, self.batch_size = encoder, scale, device, batch_size
-        self.canvas, self.channels = int(encoder.spec["canvas"]), int(encoder.spec["channels"])
+        self.space, self.generator, self.optimization = space, generator, dict(optimization or {})
+        spec = encoder.spec.get("discriminator", encoder.spec)  # a W+ head holds the DLSGAN encoder's spec
+        self.canvas, self.channels = int(spec["canvas"]), int(spec["channels"])
 
     def prepare(self, path, notes: list | None = None) -> np.ndarray:
         """The image file at ``path`` on the digits canvas, uint8 (C, canvas, canvas)
@@ -380,10 +401,11 @@ class DigitsEncoder:
         return image
 
     def project(self, images) -> np.ndarray:
-        """Codes (N, d_z) float32 of uint8 images (N, C, canvas, canvas)."""
+        """Codes (N, *S) float32 of uint8 images (N, C, canvas, canvas): z or w (N, D), wplus (N, L, D)."""
         from latentedit.projection.project import project_images
 
-        return project_images(self.encoder, self.scale, _stack(images), self.device, self.batch_size)
+        return project_images(self.encoder, self.scale, _stack(images), self.device, self.batch_size,
+                              space=self.space, generator=self.generator, **self.optimization)
 
 
 class FacesEncoder:
@@ -510,6 +532,22 @@ def edit_images(run: Run, edit: Edit, files: Sequence[str | os.PathLike], alphas
                            alphas_in_d=None if raw else list(alphas), d=_d_or_nan(edit), model=model,
                            probs=np.concatenate(probs) if probs else None)
     return report
+
+
+def _projection_optimization(attrs: dict, path) -> dict:
+    """The per-image optimisation the projection stage applied (the store's ``projection_options``; none for a
+    store written before it was recorded)."""
+    import json
+
+    from latentedit.projection.options import RefineConfig
+
+    raw = attrs.get("projection_options")
+    if raw is None:
+        return {}
+    try:
+        return RefineConfig(**json.loads(raw)).optimization()
+    except (TypeError, ValueError) as e:
+        raise RunError(f"{path}: unreadable projection_options {raw!r}: {e}") from None
 
 
 def _stack(images) -> np.ndarray:

@@ -1,9 +1,13 @@
 """What differs between the worlds once codes exist: the generator that renders codes, and the judge that scores
 images.
 
-* **renderer**: a module mapping codes (B, *S) to images (B, 3, H, W) in [−1, 1]. digits: the DLSGAN generator
-  (S = (d_z,)); faces: StyleGAN2 synthesis of W+ codes (S = (n_latent, 512)) with the stored noise, area-pooled to
-  ``render_size`` so that render stores stay small (a 1024² uint8 image is 3 MB).
+* **renderer**: a module mapping codes (B, *S) to images (B, C, H, W) in [−1, 1], for codes of the latent store's
+  space (:func:`latentedit.io.latent_store.latent_space`, passed as ``options["latent_space"]``: z and w codes have
+  the same shape, so the space is never guessed from it). digits: the DLSGAN generator — the DCGAN reads z codes
+  (S = (d_z,)) only, the StyleGAN2 z, w (S = (D,)) or wplus (S = (L, D)) codes
+  (:func:`latentedit.projection.codes.digits_renderer`); faces: StyleGAN2 synthesis of W+ codes
+  (S = (n_latent, 512)) with the stored noise, area-pooled to ``render_size`` so that render stores stay small (a
+  1024² uint8 image is 3 MB).
 * **judge**: ``predict(images uint8 (N, 3, H, W)) -> {"probs": (N, A), "embedding": (N, D)}``: per-attribute
   probabilities and an identity embedding compared by cosine. digits: the slot oracle (probabilities of the count
   and presence attributes, per-slot features); faces: the 40-attribute image classifiers and ArcFace.
@@ -37,12 +41,26 @@ class StyleGANRenderer(nn.Module):
 
 
 def load_renderer(world: str, checkpoint, device, options: Mapping | None = None) -> nn.Module:
-    """The world's generator on ``device``, eval mode. faces: ``checkpoint`` is a rosinality StyleGAN2 or a pSp
-    checkpoint (its decoder); ``options`` give ``render_size`` and ``precision``."""
+    """The world's generator on ``device``, eval mode, rendering codes of the latent store's space.
+
+    ``options["latent_space"]`` is that space (:func:`latentedit.io.latent_store.latent_space` of the store whose
+    codes are rendered): z, w or wplus for digits — required for the StyleGAN2 generator, whose z and w codes have
+    the same shape; a DCGAN checkpoint has z codes only, which is its space when none is given — and wplus for faces
+    when given. faces: ``checkpoint`` is a rosinality StyleGAN2 or a pSp checkpoint (its decoder); ``options`` give
+    ``render_size`` and ``precision``."""
+    options = options or {}
+    space = options.get("latent_space")
     if world == "digits":
         from latentedit.dlsgan.checkpoint import load_dlsgan
+        from latentedit.projection.codes import digits_renderer
 
-        return load_dlsgan(checkpoint, device)[0]
+        g = load_dlsgan(checkpoint, device)[0]
+        if space is None and hasattr(g, "render"):
+            raise ValueError(f"load_renderer: {checkpoint} renders z, w or wplus codes; give the latent store's space "
+                             "(options['latent_space']): it is never guessed from the codes' shape")
+        return digits_renderer(g, space or "z", f"the DLSGAN generator {checkpoint}")
+    if space not in (None, "wplus"):
+        raise ValueError(f"load_renderer: the faces generator renders wplus codes, not {space}")
     from latentedit.faces.stylegan2 import load_generator
 
     g = load_generator(checkpoint).to(device).eval()

@@ -17,7 +17,9 @@ FIRST_SEED = config["edits"]["seeds"][0]
 
 # Semantic checks beyond the schema (latentedit.config): fail before any job, naming the key. A dry run only warns
 # about missing faces files, so that the DAG of a config with placeholder paths can be inspected.
-for warning in check_config(config, dry_run=dry_run_requested(sys.argv)):
+for warning in check_config(
+    config, dry_run=dry_run_requested(sys.argv), checkout=workflow.basedir
+):
     print(f"warning (dry run): {warning}", file=sys.stderr)
 
 

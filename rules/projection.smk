@@ -1,5 +1,6 @@
-# Projection: refine the DLSGAN encoder on real images (generator frozen), then encode every image into the
-# generator's input space (the scaled latent z'∘s) and write the latent store.
+# Projection: refine the projection encoder on real images (generator frozen) — the DLSGAN encoder for z codes, a
+# pSp-style W/W+ head on top of it for w / wplus (projection.space) — then encode every image into codes of that
+# space (optionally optimised per image) and write the latent store, which records the space.
 
 
 rule refine_encoder:

@@ -93,3 +93,95 @@ def test_config_yaml_writes_out_the_library_defaults():
         differ = {k: (v, defaults[k]) for k, v in section.items() if k in defaults and defaults[k] != v}
         unknown = sorted(set(section) - set(defaults))
         assert not differ and not unknown, f"{name}: config.yaml vs library default {differ}, unknown {unknown}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# projection.space against the generator, and W+ layers of the edit methods
+
+
+def _stylegan2(cfg) -> dict:
+    cfg["dlsgan"]["train"]["arch"] = "stylegan2"
+    return cfg
+
+
+@pytest.mark.parametrize("space, section, layers, message", [
+    ("z", "ganspace", [0], "edits.ganspace.layers: the digits codes are z codes (projection.space), flat"),
+    ("w", "sefa", [0, 1], "edits.sefa.layers: the digits codes are w codes (projection.space), flat"),
+    ("z", "lw", [0], "edits.lw.layers: the digits codes are z codes"),
+    ("w", "lt", [2], "edits.lt.layers: the digits codes are w codes"),
+    ("wplus", "ganspace", [0, 8], "edits.ganspace.layers: [8] are not W+ layers of the digits generator (0 … 7 at a "
+                                  "32-pixel canvas)"),
+    ("wplus", "ganspace", [0, 7], None),
+    ("wplus", "sefa", [3], None),
+    ("wplus", "lw", [1, 2], None),
+    ("z", "ganspace", None, None),
+])
+def test_wplus_layers_are_allowed_on_digits_iff_the_codes_are_wplus(tiny_config, space, section, layers, message):
+    cfg = _stylegan2(tiny_config)
+    cfg["edits"]["methods"] = ["lw", "lt", "ganspace", "sefa"]
+    cfg["projection"]["space"] = space
+    cfg["edits"][section]["layers"] = layers
+    if message is None:
+        check_config(cfg)
+        return
+    with pytest.raises(ConfigError, match="^config error: ") as e:
+        check_config(cfg)
+    assert message in str(e.value)
+
+
+def _save_generator(path, arch: str) -> None:
+    import torch
+
+    from latentedit.dlsgan.checkpoint import save_dlsgan
+    from latentedit.dlsgan.models import Discriminator, Generator
+    from latentedit.dlsgan.stylegan import DLSStyleGenerator
+
+    g = DLSStyleGenerator(8, 16, 1, (8, 8, 4), 2) if arch == "stylegan2" else Generator(8, 16, 1, 4, 8)
+    save_dlsgan(path, {"generator": g, "discriminator": Discriminator(8, 16, 1, 4, 8, 16), "scale": torch.ones(8),
+                       "v": torch.ones(8), "options": {"distribution": "normal"}, "history": []})
+
+
+@pytest.mark.parametrize("space", ["w", "wplus"])
+def test_a_style_space_on_a_dcgan_fails_naming_projection_space(tiny_config, space, tmp_path):
+    tiny_config["projection"]["space"] = space
+    tiny_config["dlsgan"]["train"].pop("arch", None)
+    with pytest.raises(ConfigError, match=f"^config error: projection.space: {space} codes need a StyleGAN2") as e:
+        check_config(tiny_config)  # retrain with dlsgan.train.arch unset: the DCGAN
+    assert "dlsgan.train.arch is dcgan" in str(e.value)
+    tiny_config["dlsgan"]["train"]["arch"] = "dcgan"
+    with pytest.raises(ConfigError, match="dlsgan.train.arch is dcgan"):
+        check_config(tiny_config)
+    tiny_config["dlsgan"]["retrain"] = False  # a given checkpoint: its spec says which generator it holds
+    tiny_config["dlsgan"]["checkpoint"] = "dcgan.pt"
+    _save_generator(tmp_path / "dcgan.pt", "dcgan")
+    with pytest.raises(ConfigError, match=f"projection.space: {space} codes need .* the generator of "
+                                          "dlsgan.checkpoint \\(dcgan.pt\\) is dcgan"):
+        check_config(tiny_config, checkout=tmp_path)
+    tiny_config["dlsgan"]["checkpoint"] = "nowhere.pt"
+    with pytest.raises(ConfigError, match="^config error: dlsgan.checkpoint: .*nowhere.pt: checkpoint file does not "
+                                          "exist"):
+        check_config(tiny_config, checkout=tmp_path)
+    tiny_config["projection"]["space"] = "z"  # z codes never read the checkpoint at parse time
+    check_config(tiny_config, checkout=tmp_path)
+
+
+def test_a_style_space_on_a_stylegan2_passes(tiny_config, tmp_path):
+    tiny_config["projection"]["space"] = "wplus"
+    check_config(_stylegan2(tiny_config))
+    tiny_config["dlsgan"]["retrain"] = False
+    tiny_config["dlsgan"]["checkpoint"] = "g.pt"
+    _save_generator(tmp_path / "g.pt", "stylegan2")
+    check_config(tiny_config, checkout=tmp_path)
+
+
+def test_the_parse_time_defaults_agree_with_the_library():
+    from latentedit.config import DLSGAN_DEFAULT_ARCH, projection_space
+    from latentedit.dlsgan.train import DLSGANConfig
+    from latentedit.projection.refine import RefineConfig
+
+    assert DLSGAN_DEFAULT_ARCH == DLSGANConfig().arch
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert projection_space(cfg) == cfg["projection"]["space"] == RefineConfig().space == "z"
+    old = {k: v for k, v in cfg["projection"].items() if k in ("refine", "epochs", "batch_size", "lr",
+                                                                 "lambda_latent", "seed")}
+    assert projection_space({**cfg, "projection": old}) == "z"  # a config written before the key: z, as before

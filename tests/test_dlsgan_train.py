@@ -108,6 +108,25 @@ def test_no_dls_keeps_unit_scale(recorded):
     assert result["history"][0]["entropy"] == pytest.approx(cfg.z_dim * 0.5 * math.log(2 * math.pi * math.e))
 
 
+def test_dcgan_g_shares_ds_adam_settings_unless_set(monkeypatch):
+    """g_lr / g_beta1 None: G's Adam takes lr and beta1 (the DCGAN world as before); set, G's own."""
+    made = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    one_step = {**TINY.__dict__, "epochs": 1, "steps_per_epoch": 1}
+    train_dlsgan(_images(20, 0), _images(10, 1), DLSGANConfig(**one_step), torch.device("cpu"))
+    own = DLSGANConfig(**{**one_step, "g_lr": 1e-3, "g_beta1": 0.0})
+    train_dlsgan(_images(20, 0), _images(10, 1), own, torch.device("cpu"))
+    shared = {"lr": TINY.lr, "betas": (TINY.beta1, TINY.beta2)}
+    assert made == [shared, shared, {"lr": 1e-3, "betas": (0.0, TINY.beta2)}, shared]
+    assert TINY.arch == "dcgan" and TINY.g_lr is None and TINY.g_beta1 is None
+
+
 def test_result_contents_and_determinism(trained):
     assert [row["epoch"] for row in trained["history"]] == [0, 1]
     assert trained["history"][-1]["step"] == TINY.epochs * TINY.steps_per_epoch

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from latentedit.dlsgan.models import Generator as DLSGANGenerator
-from latentedit.edits.components import assign_component, assignment_step, place_on_layers
+from latentedit.edits.components import (LatentPrior, assign_component, assignment_step, latent_prior,
+                                         load_generator_network, place_on_layers)
 from latentedit.edits.ganspace import pca, sample_mapping
 from latentedit.edits.model import apply_edit
 from latentedit.edits.sefa import factorize, style_weights
@@ -109,7 +110,7 @@ def test_sefa_recovers_a_planted_modulation_direction():
             conv.conv.modulation.weight.copy_(_planted_rows(rng, conv.conv.modulation.weight.shape[0], u))
         for rgb in [g.to_rgb1, *g.to_rgbs]:  # ToRGB is excluded: a strong other axis there must not matter
             rgb.conv.modulation.weight.copy_(_planted_rows(rng, rgb.conv.modulation.weight.shape[0], _unit(rng, 8)))
-    a, layers = style_weights(g)
+    a, layers = style_weights(g, "wplus")
     assert a.shape == (3 * 512, 8) and layers == [0, 1, 2]
     vecs, vals = factorize(a, 4)
     assert vecs.shape == (4, 8) and np.all(np.diff(vals) <= 0)
@@ -124,12 +125,12 @@ def test_sefa_layers_choose_the_modulation_weights():
         g.conv1.conv.modulation.weight.copy_(_planted_rows(rng, 512, v))  # W+ layer 0
         for conv in g.convs:  # W+ layers 1, 2
             conv.conv.modulation.weight.copy_(_planted_rows(rng, 512, u))
-    a, layers = style_weights(g, [2, 1])
+    a, layers = style_weights(g, "wplus", [2, 1])
     assert layers == [1, 2] and a.shape == (1024, 8)
     assert _abs_cos(factorize(a, 1)[0][0], u) > 0.99
-    assert _abs_cos(factorize(style_weights(g, [0])[0], 1)[0][0], v) > 0.99
+    assert _abs_cos(factorize(style_weights(g, "wplus", [0])[0], 1)[0][0], v) > 0.99
     with pytest.raises(ValueError, match="layers must be indices in 0 … 2"):
-        style_weights(g, [3])  # W+ layer 3 feeds the last ToRGB only
+        style_weights(g, "wplus", [3])  # W+ layer 3 feeds the last ToRGB only
 
 
 def test_sefa_row_normalisation_counts_each_unit_once():
@@ -146,13 +147,16 @@ def test_sefa_on_a_linear_first_layer():
     g = DLSGANGenerator(z_dim=6, canvas=8, width=4, max_channels=8)
     with torch.no_grad():
         g.fc[0].weight.copy_(_planted_rows(rng, g.fc[0].weight.shape[0], u))
-    a, layers = style_weights(g)
+    a, layers = style_weights(g, "z")
     assert layers is None and a.shape == (8 * 16, 6)
     assert _abs_cos(factorize(a, 2)[0][0], u) > 0.99
-    with pytest.raises(ValueError, match="StyleGAN2 generator only"):
-        style_weights(g, [0])
+    with pytest.raises(ValueError, match="layers apply to wplus codes only"):
+        style_weights(g, "z", [0])
+    for space in ("w", "wplus"):
+        with pytest.raises(ValueError, match=f"{space} codes need a StyleGAN2 generator"):
+            style_weights(g, space)
     with pytest.raises(ValueError, match="no style-modulation weights"):
-        style_weights(nn.Sequential(nn.ReLU()))
+        style_weights(nn.Sequential(nn.ReLU()), "z")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -215,7 +219,8 @@ def flat_store() -> LatentStore:
     z = (np.random.default_rng(5).standard_normal((500, 4)) * [3.0, 1.0, 1.0, 1.0]).astype(np.float32)
     split = np.array(["train"] * 300 + ["val"] * 100 + ["test"] * 100)
     return LatentStore(latents=z, ids=np.array([f"i{i}" for i in range(500)]), split=split,
-                       attributes=(z[:, :3] > 0).astype(np.uint8), attribute_names=list(NAMES))
+                       attributes=(z[:, :3] > 0).astype(np.uint8), attribute_names=list(NAMES),
+                       attrs={"latent_space": "z"})
 
 
 def _dlsgan_with_planted_first_layer(u) -> DLSGANGenerator:
@@ -267,7 +272,8 @@ def wplus_store() -> LatentStore:
     z = np.random.default_rng(7).standard_normal((300, 4, 8)).astype(np.float32)
     split = np.array(["train"] * 150 + ["val"] * 100 + ["test"] * 50)
     return LatentStore(latents=z, ids=np.array([f"i{i}" for i in range(300)]), split=split,
-                       attributes=(z[:, 0, :3] > 0).astype(np.uint8), attribute_names=list(NAMES))
+                       attributes=(z[:, 0, :3] > 0).astype(np.uint8), attribute_names=list(NAMES),
+                       attrs={"latent_space": "stylegan2_wplus"})  # the faces projection's name for wplus
 
 
 @pytest.mark.parametrize("method, options, zero_layers", [
@@ -289,3 +295,119 @@ def test_both_methods_train_on_wplus_codes(wplus_store, method, options, zero_la
     assert resolved["config"]["layers"] == used and history[0]["score"] >= history[0]["runner_up_score"]
     if method == "ganspace":
         assert resolved["pca"]["pca_of"] == "mapping" and resolved["pca"]["n_samples"] == 300
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The space of the codes decides what is decomposed (z and w codes have the same shape)
+
+
+def test_the_mapping_is_sampled_from_the_generators_prior():
+    u = _unit(np.random.default_rng(8), 8)
+    g = _LinearMapping(u)
+    plain = sample_mapping(g, 500, seed=2)  # a StyleGAN2's prior: N(0, I), exactly the draws it always took
+    with torch.no_grad():
+        expected = g.mapping(torch.randn(500, 8, generator=torch.Generator().manual_seed(2))).double().numpy()
+    np.testing.assert_array_equal(plain, expected)
+    s = torch.linspace(0.1, 2.0, 8)
+    g.latent_prior = LatentPrior(8, "uniform", s)  # the DLSGAN generator reads z∘s, z ~ U(−√3, √3)
+    scaled = sample_mapping(g, 500, seed=2, batch_size=128)
+    z = LatentPrior(8, "uniform", s).sample(500, 2)
+    assert float(z.abs().max()) <= np.sqrt(3) * 2.0 + 1e-6
+    np.testing.assert_allclose(z.std(0).numpy(), s.numpy() * 1.0, rtol=0.2)  # unit-variance z, times s
+    with torch.no_grad():
+        np.testing.assert_allclose(scaled, g.mapping(z).double().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def _tiny_dls_stylegan():
+    from latentedit.dlsgan.stylegan import DLSStyleGenerator
+
+    torch.manual_seed(0)
+    g = DLSStyleGenerator(8, 16, 1, (8, 8, 4), n_mlp=2).eval()
+    g.latent_prior = LatentPrior(8, "normal", torch.linspace(0.5, 1.5, 8))
+    return g
+
+
+def _space_store(space: str) -> LatentStore:
+    """Codes of ``space`` (z, w: (N, 8); wplus: (N, 6, 8)) whose attributes a, b, c are the signs of their first
+    three entries (layer 0 for wplus)."""
+    shape = (6, 8) if space == "wplus" else (8,)
+    z = np.random.default_rng(9).standard_normal((300, *shape)).astype(np.float32)
+    first = z[:, 0] if space == "wplus" else z
+    split = np.array(["train"] * 150 + ["val"] * 100 + ["test"] * 50)
+    return LatentStore(latents=z, ids=np.array([f"i{i}" for i in range(300)]), split=split,
+                       attributes=(first[:, :3] > 0).astype(np.uint8), attribute_names=list(NAMES),
+                       attrs={"latent_space": space})
+
+
+@pytest.mark.parametrize("space", ["z", "w", "wplus"])
+def test_ganspace_decomposes_the_space_of_the_codes(space):
+    store, g = _space_store(space), _tiny_dls_stylegan()
+    shape = store.latents.shape[1:]
+    gamma = correlation_matrix(store.select("train").attributes)
+    model, history, resolved = train_edit("ganspace", store, ADD_A, _exact_classifier(shape), gamma,
+                                          {"n_components": 4, "n_samples": 400, "layers": None, "seed": 1},
+                                          name="add_a", generator=g)
+    n = model["normal"].numpy()
+    assert n.shape == shape and np.linalg.norm(n) == pytest.approx(1.0, abs=1e-5)
+    assert resolved["latent_space"] == space
+    if space == "z":  # the generator's input: the PCA of the store's train codes
+        assert resolved["pca"]["pca_of"] == "train_codes" and resolved["pca"]["n_samples"] == 150
+        return
+    assert resolved["pca"]["pca_of"] == "mapping" and resolved["pca"]["n_samples"] == 400
+    comps, _, _ = pca(sample_mapping(g, 400, seed=1), 4)  # mapping(z∘s), z from the DLS prior
+    v = comps[resolved["assignment"]["component"]]
+    direction = n if space == "w" else n[0] * np.sqrt(6)  # W+: the same vector on all 6 layers, unit norm overall
+    assert _abs_cos(direction, v) == pytest.approx(1.0, abs=1e-5)
+    if space == "wplus":
+        np.testing.assert_allclose(n, np.tile(n[:1], (6, 1)), atol=1e-6)
+
+
+@pytest.mark.parametrize("space, rows, layers", [("z", 8, None), ("w", 8 + 8 + 8 + 8 + 4, None),
+                                                 ("wplus", 8 + 8 + 8 + 8 + 4, [0, 1, 2, 3, 4])])
+def test_sefa_factorises_the_weights_that_read_the_codes(space, rows, layers):
+    store, g = _space_store(space), _tiny_dls_stylegan()
+    shape = store.latents.shape[1:]
+    gamma = correlation_matrix(store.select("train").attributes)
+    model, _, resolved = train_edit("sefa", store, ADD_A, _exact_classifier(shape), gamma,
+                                    {"n_components": 4, "layers": None}, name="add_a", generator=g)
+    assert model["normal"].shape == shape and resolved["latent_space"] == space
+    assert resolved["factorization"]["weight_rows"] == rows and resolved["config"]["layers"] == layers
+    a, _ = style_weights(g, space)
+    if space == "z":  # the mapping network's first linear layer, which reads z∘s after the PixelNorm
+        np.testing.assert_array_equal(a, g.g.style[1].weight.detach().double().numpy())
+    else:
+        np.testing.assert_array_equal(a, style_weights(g.g, "wplus")[0])  # found inside the DLSGAN wrapper
+    if space != "wplus":  # flat codes have no W+ layers
+        with pytest.raises(ValueError, match="add_a: sefa: layers apply to wplus codes only"):
+            train_edit("sefa", store, ADD_A, _exact_classifier(shape), gamma, {"n_components": 4, "layers": [0]},
+                       name="add_a", generator=g)
+
+
+def test_a_store_that_does_not_say_its_space_is_refused(flat_store):
+    from latentedit.io.h5 import StoreError
+
+    unsaid = LatentStore(flat_store.latents, flat_store.ids, flat_store.split, flat_store.attributes,
+                         list(flat_store.attribute_names))
+    gamma = correlation_matrix(flat_store.select("train").attributes)
+    for method, options in [("ganspace", {"n_components": 2, "n_samples": 50, "layers": None}),
+                            ("sefa", {"n_components": 2, "layers": None})]:
+        with pytest.raises(StoreError, match="the latent store of edit: the latent store does not record its "
+                                             "latent space"):
+            train_edit(method, unsaid, ADD_A, _exact_classifier(), gamma, options, name="edit",
+                       generator=_dlsgan_with_planted_first_layer(np.eye(4)[0]))
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "stylegan2"])
+def test_the_digits_generator_network_carries_the_dls_prior(tmp_path, arch):
+    from latentedit.dlsgan.checkpoint import save_dlsgan
+    from latentedit.dlsgan.models import Discriminator
+
+    g = _tiny_dls_stylegan() if arch == "stylegan2" else DLSGANGenerator(z_dim=8, canvas=16, width=4, max_channels=8)
+    s = torch.linspace(0.5, 1.5, 8)
+    save_dlsgan(tmp_path / "g.pt", {"generator": g, "discriminator": Discriminator(8, 16, 1, 4, 8, 16), "scale": s,
+                                    "v": torch.ones(8), "options": {"distribution": "uniform"}, "history": []})
+    net = load_generator_network("digits", tmp_path / "g.pt", "cpu")
+    prior = latent_prior(net)
+    assert prior.dim == 8 and prior.distribution == "uniform"
+    torch.testing.assert_close(prior.scale, s)
+    assert hasattr(net, "mapping") == (arch == "stylegan2")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from latentedit.faces.recipe import fill_module
 from latentedit.faces.stylegan2 import (
     Generator,
+    default_channels,
     infer_generator_config,
     load_generator,
     precision_context,
@@ -21,6 +22,9 @@ from latentedit.io.checkpoints import CheckpointError
 from tests.compat import COMPAT, require_compat
 
 SMALL = {"size": 64, "style_dim": 64, "n_mlp": 2, "channel_multiplier": 1}
+# The DLSGAN digits generator's layout (issue 13): narrow widths, one image channel.
+NARROW = {"size": 32, "style_dim": 128, "n_mlp": 4, "channel_multiplier": 2,
+          "channels": {4: 64, 8: 64, 16: 64, 32: 32}, "out_channels": 1}
 TOL_LATENT, TOL_IMAGE, TOL_F16 = 5e-5, 1e-4, 1e-3
 CROPS = {"tl": (0, 0), "tr": (0, 960), "bl": (960, 0), "br": (960, 960), "center": (480, 480)}
 
@@ -76,6 +80,9 @@ def test_state_dict_layout_matches_ffhq_g_ema(big):
     {"size": 256, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 1},
     SMALL,
     {"size": 32, "style_dim": 128, "n_mlp": 4, "channel_multiplier": 2},
+    NARROW,
+    {**SMALL, "channels": {32: 128}},  # one width overridden: only it is reported
+    {**SMALL, "channel_multiplier": 2, "channels": {64: 96}, "out_channels": 2},  # 96 at 64 px: no multiple of 256
 ])
 def test_infer_generator_config(config):
     with torch.device("meta"):
@@ -93,6 +100,47 @@ def test_infer_generator_config_rejects_inconsistent_layouts():
         infer_generator_config({k: v for k, v in sd.items() if not k.startswith("style.")})
     with pytest.raises(ValueError, match="convs"):
         infer_generator_config({k: v for k, v in sd.items() if not k.startswith("convs.7.")})
+    with torch.device("meta"):
+        narrow = Generator(**NARROW).state_dict()
+    bad = dict(narrow, **{"convs.2.conv.weight": torch.empty(1, 64, 32, 3, 3, device="meta")})
+    with pytest.raises(ValueError, match=r"convs\.2\.conv\.weight.*\(64, 64\)"):  # 16 px up-conv must read 8 px's 64
+        infer_generator_config(bad)
+
+
+def test_default_arguments_build_upstreams_network():
+    """channels=None / out_channels=3 and the explicit upstream table give the same parameters from the same seed
+    (the golden tests above check those numbers against upstream)."""
+    torch.manual_seed(0)
+    a = Generator(**SMALL)
+    torch.manual_seed(0)
+    b = Generator(**SMALL, channels={res: w for res, w in default_channels(1).items() if res <= 64}, out_channels=3)
+    assert _same_weights(a, b) and a.channels == b.channels == default_channels(1)
+    assert a.to_rgb1.bias.shape == (1, 3, 1, 1)
+
+
+def test_channel_overrides_are_checked():
+    with pytest.raises(ValueError, match="channels"):
+        Generator(32, 16, 1, channels={64: 8})  # beyond the 32 px output
+    with pytest.raises(ValueError, match="channels"):
+        Generator(32, 16, 1, channels={12: 8})  # not a resolution
+    with pytest.raises(ValueError, match="channels"):
+        Generator(32, 16, 1, channels={8: 0})
+
+
+def test_narrow_generator_shapes_and_loading(tmp_path):
+    """The DLSGAN layout: the overridden widths and one output channel, read back by load_generator."""
+    torch.manual_seed(0)
+    gen = Generator(**NARROW).eval()
+    sd = gen.state_dict()
+    assert sd["input.input"].shape == (1, 64, 4, 4) and sd["convs.5.conv.weight"].shape == (1, 32, 32, 3, 3)
+    assert sd["to_rgbs.2.conv.weight"].shape == (1, 1, 32, 1, 1) and sd["to_rgb1.bias"].shape == (1, 1, 1, 1)
+    wplus = torch.randn(2, gen.n_latent, gen.style_dim)
+    torch.save({"g_ema": sd, "latent_avg": torch.zeros(gen.style_dim)}, tmp_path / "narrow.pt")
+    loaded = load_generator(tmp_path / "narrow.pt")
+    assert _same_weights(loaded, gen) and loaded.out_channels == 1 and loaded.channels[32] == 32
+    with torch.no_grad():
+        image = loaded.synthesis(wplus)
+        assert image.shape == (2, 1, 32, 32) and torch.equal(image, gen.synthesis(wplus))
 
 
 # ------------------------------------------------------------------------------------------- small golden

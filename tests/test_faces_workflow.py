@@ -89,7 +89,7 @@ def test_tiny_faces_world_runs_end_to_end(tiny_faces_run):
     root = tiny_faces_run / "results" / "faces"
     store = read_latent_store(root / "latents.h5")
     assert store.latents.shape[1:] == (6, 512)  # pSp W+ for a 16-px decoder: 2·log2(16) − 2 styles
-    assert store.attrs["latent_space"] == "stylegan2_wplus"
+    assert store.attrs["latent_space"] == "wplus"
     test_ids = store.ids[store.split == "test"]
     assert len(test_ids) == 24 and all(i.startswith("ffhq/") for i in test_ids)  # FFHQ is the evaluation set
     df = pd.read_parquet(root / "metrics.parquet")

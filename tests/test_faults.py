@@ -371,6 +371,7 @@ LOADERS = {
     "load_checkpoint": ("latentedit.io.checkpoints", "load_checkpoint"),
     "load_dlsgan": ("latentedit.dlsgan.checkpoint", "load_dlsgan"),
     "load_encoder": ("latentedit.dlsgan.checkpoint", "load_encoder"),
+    "load_code_encoder": ("latentedit.projection.wplus", "load_code_encoder"),
     "load_edit": ("latentedit.edits.model", "load_edit"),
     "load_wstar": ("latentedit.wstar.realnvp", "load_wstar"),
     "load_latent_classifiers": ("latentedit.labels.classifiers", "load_latent_classifiers"),

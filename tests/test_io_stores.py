@@ -15,7 +15,8 @@ from latentedit import __version__
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.h5 import StoreError, create_atomically
 from latentedit.io.image_store import ImageStore, read_image_store, write_image_store
-from latentedit.io.latent_store import LatentStore, read_latent_store, write_latent_store
+from latentedit.io.latent_store import (LATENT_SPACES, LatentStore, latent_space, read_latent_store,
+                                       read_latent_store_attrs, write_latent_store)
 from latentedit.io.provenance import config_hash, file_hash
 
 N = 6
@@ -44,7 +45,7 @@ def make_latent_store(n: int = N, seed: int = 0) -> LatentStore:
         split=np.array(["train", "train", "train", "val", "test", "test"][:n], dtype=object),
         attributes=rng.integers(0, 2, size=(n, 3), dtype=np.uint8),
         attribute_names=["count_1", "has_0", "has_1"],
-        attrs={"latent_space": "z_scaled", "config_hash": "deadbeef"},
+        attrs={"latent_space": "z", "config_hash": "deadbeef"},
     )
 
 
@@ -241,8 +242,101 @@ def test_latent_store_round_trip_multidimensional(tmp_path):
     path = tmp_path / "wplus.h5"
     store = make_latent_store()
     store.latents = np.random.default_rng(1).normal(size=(N, 3, 4)).astype(np.float32)  # (N, 18, 512)-like
+    store.attrs["latent_space"] = "wplus"
     write_latent_store(path, store)
-    np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)
+    back = read_latent_store(path)
+    np.testing.assert_array_equal(back.latents, store.latents)
+    assert latent_space(back.attrs, path) == "wplus"
+
+
+@pytest.mark.parametrize("space, shape", [("z", (5,)), ("w", (5,)), ("wplus", (3, 5))])
+def test_latent_store_records_its_space(tmp_path, space, shape):
+    path = tmp_path / f"{space}.h5"
+    store = make_latent_store()
+    store.latents = np.random.default_rng(2).normal(size=(N, *shape)).astype(np.float32)
+    store.attrs["latent_space"] = space
+    write_latent_store(path, store)
+    assert latent_space(read_latent_store(path).attrs, path) == space
+    assert latent_space(read_latent_store_attrs(path), path) == space
+
+
+@pytest.mark.parametrize("legacy, space", [("dlsgan_scaled_z", "z"), ("stylegan2_wplus", "wplus")])
+def test_legacy_latent_space_names_are_normalised(tmp_path, legacy, space):
+    path = tmp_path / "old.h5"
+    store = make_latent_store()
+    if space == "wplus":
+        store.latents = store.latents.reshape(N, 1, 5)
+    store.attrs["latent_space"] = legacy
+    write_latent_store(path, store)
+    back = read_latent_store(path)
+    assert back.attrs["latent_space"] == legacy  # the file keeps what it says; the reader normalises
+    assert latent_space(back.attrs, path) == space
+    assert LATENT_SPACES == ("z", "w", "wplus")
+
+
+@pytest.mark.parametrize("space, shape", [("z", (3, 5)), ("w", (3, 5)), ("wplus", (5,))])
+def test_latent_store_refuses_codes_of_the_wrong_rank_for_its_space(tmp_path, space, shape):
+    store = make_latent_store()
+    store.latents = np.zeros((N, *shape), np.float32)
+    store.attrs["latent_space"] = space
+    path = tmp_path / "bad.h5"
+    with pytest.raises(StoreError, match=f"{space} codes must have shape") as e:
+        write_latent_store(path, store)
+    assert str(path) in str(e.value) and not path.exists()
+    from latentedit.io.latent_store import create_latent_store
+
+    with pytest.raises(StoreError, match=f"{space} codes must have shape") as e:
+        with create_latent_store(path, shape, store.ids, store.split, store.attributes, store.attribute_names,
+                                 {"latent_space": space}):
+            pass
+    assert str(path) in str(e.value) and not path.exists()
+
+
+def test_latent_store_reader_refuses_a_rank_mismatch_on_disk(tmp_path):
+    path = tmp_path / "latents.h5"
+    write_latent_store(path, make_latent_store())
+    with h5py.File(path, "r+") as f:  # relabelled behind the writer's back: (N, 5) codes said to be W+
+        f.attrs["latent_space"] = "wplus"
+    with pytest.raises(StoreError, match="wplus codes must have shape \\(L, D\\)") as e:
+        read_latent_store(path)
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("attrs, message", [({}, "does not record its latent space"),
+                                            ({"latent_space": "w_plus"}, "unknown latent space 'w_plus'")])
+def test_latent_store_refuses_a_missing_or_unknown_space_naming_the_file(tmp_path, attrs, message):
+    store = make_latent_store()
+    store.attrs = {"config_hash": "deadbeef", **attrs}
+    path = tmp_path / "latents.h5"
+    with pytest.raises(StoreError, match=message) as e:
+        write_latent_store(path, store)
+    assert str(path) in str(e.value) and not path.exists()
+    write_latent_store(path, make_latent_store())
+    with h5py.File(path, "r+") as f:
+        if "latent_space" in attrs:
+            f.attrs["latent_space"] = attrs["latent_space"]
+        else:
+            del f.attrs["latent_space"]
+    with pytest.raises(StoreError, match=message) as e:
+        read_latent_store(path)
+    assert str(path) in str(e.value)
+
+
+def test_wplus_store_written_in_batches_equals_the_store_written_at_once(tmp_path):
+    from latentedit.io.latent_store import create_latent_store
+
+    store = make_latent_store()
+    store.latents = np.random.default_rng(3).normal(size=(N, 4, 3)).astype(np.float32)
+    store.attrs["latent_space"] = "wplus"
+    write_latent_store(tmp_path / "once.h5", store)
+    with create_latent_store(tmp_path / "batched.h5", (4, 3), store.ids, store.split, store.attributes,
+                             store.attribute_names, store.attrs) as w:
+        for i in range(0, N, 4):
+            w.append(store.latents[i:i + 4])
+    once, batched = read_latent_store(tmp_path / "once.h5"), read_latent_store(tmp_path / "batched.h5")
+    np.testing.assert_array_equal(batched.latents, once.latents)
+    assert batched.latents.shape == (N, 4, 3)
+    assert {k: v for k, v in batched.attrs.items()} == {k: v for k, v in once.attrs.items()}
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -549,12 +643,14 @@ def test_latent_store_written_in_batches(tmp_path):
         w.append(store.latents[4:])
     np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)
     with pytest.raises(StoreError, match="5 codes written for 6 ids"):
-        with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names, {}) as w:
+        with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names,
+                                 store.attrs) as w:
             w.append(store.latents[:5])
     bad = store.latents.copy()
     bad[4, 1] = np.inf
     with pytest.raises(StoreError, match=r"NaN/inf \(first rows: \[4\]\)"):
-        with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names, {}) as w:
+        with create_latent_store(path, (5,), store.ids, store.split, store.attributes, store.attribute_names,
+                                 store.attrs) as w:
             w.append(bad[:3])
             w.append(bad[3:])
     np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)  # the good store is untouched

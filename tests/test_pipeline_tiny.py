@@ -117,7 +117,7 @@ def test_latent_store_shapes_and_provenance(tiny_run):
     assert list(store.split) == list(images.split)
     np.testing.assert_array_equal(store.attributes, images.attributes)
     assert store.attribute_names == images.attribute_names
-    assert store.attrs["latent_space"] == "dlsgan_scaled_z"
+    assert store.attrs["latent_space"] == "z"  # the scaled DLSGAN latent z'∘s (latentedit.io.latent_store)
     assert store.attrs["generator_checkpoint_hash"] == file_hash(tiny_run / "dlsgan/dls/checkpoint.pt")
     assert store.attrs["encoder_checkpoint_hash"] == file_hash(tiny_run / "projection/encoder.pt")
     assert store.attrs["image_store_hash"] == file_hash(tiny_run / "images.h5")

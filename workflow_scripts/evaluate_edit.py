@@ -19,7 +19,7 @@ from latentedit.evaluation.latent_distance import sinkhorn_to_target
 from latentedit.evaluation.realism import realism_rows
 from latentedit.io.atomic import atomic_path
 from latentedit.io.image_store import read_image_store
-from latentedit.io.latent_store import read_latent_store
+from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStore, write_render_store
 from latentedit.labels.classifiers import load_latent_classifiers
@@ -39,7 +39,12 @@ images = read_image_store(snakemake.input.images)
 if list(images.attribute_names) != list(store.attribute_names):
     raise ValueError(f"{snakemake.input.latents}: attributes {list(store.attribute_names)} differ from the image "
                      f"store's {list(images.attribute_names)} ({snakemake.input.images})")
+space = latent_space(store.attrs, snakemake.input.latents)
 model = load_edit(snakemake.input.model)
+trained_in = model["options"].get("latent_space", space)  # recorded by the trainers that know it
+if trained_in != space:
+    raise ValueError(f"{snakemake.input.model}: the edit was trained on {trained_in} codes, "
+                     f"{snakemake.input.latents} holds {space} codes: retrain it")
 classifier = load_latent_classifiers(snakemake.input.classifiers)  # CPU: a few thousand codes per call
 names = list(store.attribute_names)
 k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
@@ -60,7 +65,8 @@ codes, ids = render_codes(store, definition["source"], opts["max_images"], opts[
 if len(codes) == 0:
     raise ValueError(f"edit {edit}: no test source codes to render")
 alphas = np.asarray(alpha_grid(cal.d, opts["n_alphas"]), dtype=np.float64)
-g = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)
+g = load_renderer(world, snakemake.input.checkpoint, device,
+                  {**snakemake.params.render_options, "latent_space": space})
 rendered, latent_logits = render_edit(model, g, codes, alphas, classifier, device, opts["batch_size"],
                                       desc=f"render {method}/{edit}")
 del g

@@ -22,7 +22,7 @@ with open_image_store(snakemake.input.images) as images:
     log.info("pSp %s: %d styles, latent_avg added: %s; encoding %d images %s", snakemake.input.psp, psp.n_styles,
              psp.opts["start_from_latent_avg"], len(images.images), images.images.shape[1:])
     test = np.flatnonzero(images.split == "test")[:64]  # inversion quality on (at most) 64 test images
-    attrs = {"latent_space": "stylegan2_wplus", "world": "faces",
+    attrs = {"latent_space": "wplus", "world": "faces",
              "generator_checkpoint_hash": file_hash(snakemake.input.psp),
              "encoder_checkpoint_hash": file_hash(snakemake.input.psp),
              "image_store_hash": file_hash(snakemake.input.images),

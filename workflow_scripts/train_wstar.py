@@ -8,7 +8,7 @@ import torch
 
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.checkpoints import save_checkpoint
-from latentedit.io.latent_store import read_latent_store
+from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.plotting import plot_curves
 from latentedit.training_utils import pick_device, setup_logging
 from latentedit.worlds import load_renderer
@@ -22,7 +22,9 @@ world = snakemake.wildcards.world
 cfg = WStarConfig.from_options(snakemake.params.options)
 cfg = replace(cfg, perceptual=cfg.perceptual or default_perceptual(world))
 store = read_latent_store(snakemake.input.latents)
-renderer = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)
+renderer = load_renderer(world, snakemake.input.checkpoint, device,
+                         {**snakemake.params.render_options,
+                          "latent_space": latent_space(store.attrs, snakemake.input.latents)})
 perceptual = load_perceptual(cfg.perceptual, world, snakemake.input, device, snakemake.params.judge_options)
 log.info("perceptual features: %s %s", cfg.perceptual, perceptual.spec)
 rng = np.random.default_rng(cfg.seed)

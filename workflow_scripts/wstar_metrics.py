@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from latentedit.io.atomic import atomic_path
-from latentedit.io.latent_store import read_latent_store
+from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.io.tables import to_markdown
 from latentedit.training_utils import pick_device, setup_logging
 from latentedit.worlds import load_renderer
@@ -20,7 +20,9 @@ world = snakemake.wildcards.world
 store = read_latent_store(snakemake.input.latents)
 wstar = load_wstar(snakemake.input.model)
 T = wstar_from_checkpoint(wstar)
-renderer = load_renderer(world, snakemake.input.checkpoint, device, snakemake.params.render_options)
+renderer = load_renderer(world, snakemake.input.checkpoint, device,
+                         {**snakemake.params.render_options,
+                          "latent_space": latent_space(store.attrs, snakemake.input.latents)})
 kind = wstar["options"].get("perceptual") or default_perceptual(world)  # T's own φ: c and m were measured with it
 perceptual = load_perceptual(kind, world, snakemake.input, device, snakemake.params.judge_options)
 rng = np.random.default_rng(opts["seed"])

@@ -6,8 +6,9 @@ Usage (after ``snakemake results/digits/dlsgan/dls/checkpoint.pt results/digits/
         --command "<the exact snakemake command used>"
 
 Writes ``dlsgan.pt`` (the DLS run), ``dlsgan_history.csv``, ``nodls_history.csv`` (the ablation, when present),
-``curves.png``, ``ablation.json/png`` (when present) and ``RECIPE.json``: the training options, the config file used, the command, the git commit,
-the checkpoint's SHA-256, and the last-epoch metrics of both runs.
+``curves.png``, ``ablation.json/png`` (when present) and ``RECIPE.json``: the generator's architecture (``arch``,
+"dcgan" or "stylegan2", from the checkpoint's spec), the config file used, the command, the git commit, the
+checkpoint's SHA-256, and the last-epoch metrics of both runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 
 from latentedit import __version__
 from latentedit.io.atomic import write_json
+from latentedit.io.checkpoints import load_checkpoint
 from latentedit.io.provenance import file_hash
 
 
@@ -45,7 +47,9 @@ def ship(results: Path, dest: Path, command: str, configfile: Path) -> dict:
     for name in ("ablation.json", "ablation.png"):  # from `snakemake dlsgan_ablation`, when it has run
         if (results / name).exists():
             shutil.copyfile(results / name, dest / name)
+    spec = load_checkpoint(dest / "dlsgan.pt", expect_kind="dlsgan", require=("spec",))["spec"]
     recipe = {
+        "arch": spec["generator"].get("arch", "dcgan"),
         "command": command,
         "config": yaml.safe_load(configfile.read_text()),
         "git_commit": _git_commit(),

@@ -6,6 +6,11 @@ Each step:
   v ← track(z'²)                                                   (moving average of the last N, or EMA)
   G: L_G = softplus(−D(G(z∘s))) [+ λ_enc·L_enc]                    (``enc_in_g``, default on)
 The generator that ships is an EMA of G's weights; the encoder is D's encoder head.
+
+G is the DCGAN of :mod:`latentedit.dlsgan.models` (``arch: dcgan``) or the narrow, noise-free StyleGAN2 of
+:mod:`latentedit.dlsgan.stylegan` (``arch: stylegan2``: mapping network at 0.01× lr, d_z = style_dim); D is the
+same two-headed network for both (no minibatch-stddev layer). Frozen parameters (the StyleGAN2's zero noise
+strengths) are left out of G's optimiser, and stay 0 in the EMA.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tqdm import tqdm
 
 from latentedit.dlsgan.models import Discriminator, Generator
 from latentedit.dlsgan.scale import VarianceTracker, differential_entropy, dynamic_scale, encoder_loss, sample_latent
+from latentedit.dlsgan.stylegan import DLSStyleGenerator
 from latentedit.dlsgan.evaluate import evaluate
 from latentedit.imaging import to_model_range
 
@@ -32,7 +38,8 @@ HISTORY_PLOT_COLUMNS = ["l_enc", "eval_l_enc", "entropy", "psnr_generated", "psn
 
 @dataclass(frozen=True)
 class DLSGANConfig:
-    z_dim: int = 64
+    arch: str = "dcgan"  # generator: "dcgan" (models.Generator) or "stylegan2" (stylegan.DLSStyleGenerator)
+    z_dim: int = 64  # d_z; for stylegan2 also the style dimension D
     distribution: str = "normal"  # or "uniform": U(−√3, √3)
     dls: bool = True  # False → the paper's "No DLS" baseline (s ≡ 1); set from the rule's {variant}
     lambda_enc: float = 1.0
@@ -42,21 +49,43 @@ class DLSGANConfig:
     variance_mode: str = "ema"  # or "moving_average"
     variance_window: int = 10000  # samples, for moving_average
     variance_beta: float = 0.999  # for ema
-    width: int = 16  # channels at full resolution (×2 per octave down, capped); 16 keeps a CPU step ~0.2 s
+    # D's channels at full resolution (×2 per octave down, capped at max_channels), and the dcgan G's; 16 keeps a
+    # dcgan CPU step ~0.2 s
+    width: int = 16
     max_channels: int = 128
+    # stylegan2 G: width per resolution from 4 px to the canvas (the issue-13 prototype: 64 at 4-16 px, 32 at 32 px)
+    g_channels: tuple[int, ...] = (64, 64, 64, 32)
+    n_mlp: int = 4  # stylegan2 mapping layers (lr ×0.01)
     batch_size: int = 32
-    lr: float = 2.0e-4
+    lr: float = 2.0e-4  # Adam for D, and for G unless g_lr is set
     beta1: float = 0.5
     beta2: float = 0.99
+    # G's own Adam lr and β1 (None: lr, beta1). StyleGAN2's equalised-lr weights want 2e-3 and β1 = 0 (StyleGAN2's
+    # values; at 2e-4 the 0.01× mapping network of the prototype barely moved), the plain-conv D keeps lr and beta1.
+    g_lr: float | None = None
+    g_beta1: float | None = None
     ema_decay: float = 0.999  # generator weight EMA
     epochs: int = 16
     steps_per_epoch: int = 500
     eval_samples: int = 1000
     seed: int = 0
 
+    def __post_init__(self):
+        object.__setattr__(self, "g_channels", tuple(int(c) for c in self.g_channels))  # YAML gives a list
+        if self.arch not in GENERATORS:
+            raise ValueError(f"dlsgan arch must be one of {sorted(GENERATORS)}, got {self.arch!r}")
 
-def build_models(cfg: DLSGANConfig, canvas: int, channels: int) -> tuple[Generator, Discriminator]:
-    g = Generator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels)
+
+GENERATORS = {  # arch → G built from (config, canvas, image channels)
+    "dcgan": lambda cfg, canvas, channels: Generator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels),
+    "stylegan2": lambda cfg, canvas, channels: DLSStyleGenerator(cfg.z_dim, canvas, channels, cfg.g_channels,
+                                                                 cfg.n_mlp),
+}
+
+
+def build_models(cfg: DLSGANConfig, canvas: int, channels: int) -> tuple[torch.nn.Module, Discriminator]:
+    """G of ``cfg.arch`` and the two-headed D for ``canvas``-pixel images with ``channels`` channels."""
+    g = GENERATORS[cfg.arch](cfg, canvas, channels)
     d = Discriminator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels)
     return g, d
 
@@ -82,7 +111,9 @@ def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANC
     g, d = build_models(cfg, canvas, channels)
     g, d = g.to(device), d.to(device)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    g_lr = cfg.lr if cfg.g_lr is None else cfg.g_lr
+    g_beta1 = cfg.beta1 if cfg.g_beta1 is None else cfg.g_beta1
+    opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=g_lr, betas=(g_beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     tracker = VarianceTracker(cfg.z_dim, cfg.variance_mode, cfg.variance_window, cfg.variance_beta)
     ones = torch.ones(cfg.z_dim, device=device)

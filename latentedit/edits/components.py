@@ -1,5 +1,14 @@
-"""What the unsupervised direction methods (GANSpace, SeFa) share: the generator they read, placing a style-space
-vector on W+ layers, and assigning one of K candidate directions to an edit.
+"""What the unsupervised direction methods (GANSpace, SeFa) share: the generator they read with the prior its
+mapping network is sampled from, the latent space of a job's codes, placing a style-space vector on W+ layers, and
+assigning one of K candidate directions to an edit.
+
+**Latent space.** A job's codes are z, w or wplus codes (:func:`job_latent_space`, from the latent store's attrs:
+z and w codes have the same shape, so the space is never guessed from it). GANSpace and SeFa choose what they
+decompose by it.
+
+**Prior.** GANSpace samples w = mapping(z̃) with z̃ from the distribution the generator's mapping network reads
+(:class:`LatentPrior`): faces z̃ ~ N(0, I) (StyleGAN2); digits z̃ = z∘s with z ~ the DLSGAN prior (normal or uniform)
+and s the DLS scale, since the DLSGAN generator's input is the scaled latent.
 
 **Assignment.** An unsupervised method returns K unit candidates v_1 … v_K, none of them tied to an attribute. Each
 edit (attribute k, target label t) gets the candidate and sign that move its attribute most on the edit's
@@ -19,27 +28,73 @@ n = sign·v_i; its step α is calibrated afterwards like every other direction's
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from latentedit.io.latent_store import latent_space
 from latentedit.labels.classifiers import predict_logits
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LatentPrior:
+    """What a generator's mapping network reads: z̃ = z∘s, z ~ N(0, I) (``normal``) or U(−√3, √3)^d (``uniform``),
+    s the DLS scale (None: 1)."""
+
+    dim: int
+    distribution: str = "normal"
+    scale: torch.Tensor | None = None  # (dim,), CPU
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        """n seeded draws of z̃ (n, dim), float32 on the CPU."""
+        gen = torch.Generator().manual_seed(int(seed))
+        if self.distribution == "normal":
+            z = torch.randn(int(n), self.dim, generator=gen)
+        elif self.distribution == "uniform":
+            z = (torch.rand(int(n), self.dim, generator=gen) * 2 - 1) * math.sqrt(3)
+        else:
+            raise ValueError(f"unknown latent distribution {self.distribution!r}")
+        return z if self.scale is None else z * self.scale.detach().float().cpu()
+
+
+def latent_prior(generator: torch.nn.Module) -> LatentPrior:
+    """The prior of ``generator``'s mapping network: the ``latent_prior`` :func:`load_generator_network` attached
+    (digits: the DLS prior, scaled), else N(0, I) of its ``style_dim`` (a StyleGAN2's)."""
+    prior = getattr(generator, "latent_prior", None)
+    return prior if prior is not None else LatentPrior(int(generator.style_dim))
+
+
+def job_latent_space(job) -> str:
+    """The latent space of a job's codes (z, w or wplus), from its store's attrs
+    (:func:`latentedit.io.latent_store.latent_space`)."""
+    store = getattr(job, "store", None)
+    return latent_space(getattr(store, "attrs", {}) or {}, f"the latent store of {job.name}")
+
+
 def load_generator_network(world: str, checkpoint, device) -> torch.nn.Module:
-    """The generator the unsupervised methods read, in eval mode on ``device``: digits the DLSGAN generator (its
-    input is the stored code z∘s, its first layer ``fc[0]`` is linear); faces the rosinality StyleGAN2
-    (:func:`latentedit.faces.stylegan2.load_generator`, a StyleGAN2 or pSp checkpoint), with its mapping network."""
+    """The generator the unsupervised methods read, in eval mode on ``device``, with its ``latent_prior``.
+
+    digits: the DLSGAN generator — the DCGAN (its input is the stored code z∘s, its first layer ``fc[0]`` is linear)
+    or the StyleGAN2 (:class:`latentedit.dlsgan.stylegan.DLSStyleGenerator`: ``mapping`` reads z∘s) — with the DLS
+    prior (the checkpoint's distribution, scaled by its s); faces: the rosinality StyleGAN2
+    (:func:`latentedit.faces.stylegan2.load_generator`, a StyleGAN2 or pSp checkpoint), mapping N(0, I)."""
     if world == "digits":
         from latentedit.dlsgan.checkpoint import load_dlsgan
 
-        return load_dlsgan(checkpoint, device)[0]
+        g, _, scale, ck = load_dlsgan(checkpoint, device)
+        options = ck.get("options") if isinstance(ck.get("options"), dict) else {}
+        g.latent_prior = LatentPrior(int(scale.numel()), str(options.get("distribution", "normal")), scale.cpu())
+        return g
     from latentedit.faces.stylegan2 import load_generator
 
-    return load_generator(checkpoint).to(device).eval()
+    g = load_generator(checkpoint).to(device).eval()
+    g.latent_prior = LatentPrior(int(g.style_dim))
+    return g
 
 
 def resolve_layers(layers: Sequence[int] | None, n_layers: int, what: str) -> list[int]:

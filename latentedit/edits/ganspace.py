@@ -9,11 +9,17 @@ IncrementalPCA on 10⁶ samples; here an exact SVD on ``n_samples``), and each c
 On W+ codes the 512-d component is copied onto the ``layers`` (None: all), zero elsewhere, and the (L, D) direction
 is scaled to unit norm overall (:func:`latentedit.edits.components.place_on_layers`).
 
-A generator without a mapping network (digits: the DLSGAN reads the stored code z∘s directly) has no W to sample.
-There the PCA is of **all train codes of the latent store** — the encoded real images, labels unused — which is the
-latent distribution the edits act on; the prior's image z∘s, z ~ N(0, I), would only return the coordinate axes
-ordered by the DLS scale s. All train codes rather than the job's source/target codes keep the method unsupervised
-and give every edit the same K components, as in the paper (the job's codes would steer the PCA towards the edit).
+What is decomposed follows the space of the job's codes (:func:`latentedit.edits.components.job_latent_space`):
+
+- **w / wplus** (faces; digits on the DLSGAN StyleGAN2): the PCA of w = mapping(z̃) above, z̃ drawn from the prior
+  the mapping network reads (:class:`latentedit.edits.components.LatentPrior`: faces N(0, I); digits the DLS prior
+  times the scale s, z̃ = z∘s). w codes take the component itself (``layers`` must be None), wplus codes its
+  placement on the ``layers``.
+- **z** (digits: the codes are the generator's input z∘s, no W): the PCA of **all train codes of the latent store**
+  — the encoded real images, labels unused — which is the latent distribution the edits act on; the prior's image
+  z∘s, z ~ N(0, I), would only return the coordinate axes ordered by the DLS scale s. All train codes rather than the
+  job's source/target codes keep the method unsupervised and give every edit the same K components, as in the paper
+  (the job's codes would steer the PCA towards the edit).
 
 Each edit is assigned the component and sign that move its attribute most on its val source codes
 (:mod:`latentedit.edits.components`); the model is a ``direction`` (z' = z + α·n), α calibrated later.
@@ -27,7 +33,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from latentedit.edits.components import assign_to_job, history_row, place_on_layers, resolve_layers
+from latentedit.edits.components import (assign_to_job, history_row, job_latent_space, latent_prior, place_on_layers,
+                                         resolve_layers)
 from latentedit.edits.model import direction_parameters
 from latentedit.edits.train import EditJob, TrainedEdit
 
@@ -67,10 +74,11 @@ def pca(x, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def sample_mapping(generator: torch.nn.Module, n_samples: int, seed: int, batch_size: int = 4096) -> np.ndarray:
-    """w = mapping(z) for ``n_samples`` seeded z ~ N(0, I) (drawn on the CPU): (n_samples, D)."""
+    """w = mapping(z̃) for ``n_samples`` seeded draws z̃ of the generator's prior
+    (:func:`latentedit.edits.components.latent_prior`: N(0, I), or the DLS prior times s; drawn on the CPU):
+    (n_samples, D)."""
     device = next(generator.parameters()).device
-    gen = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(int(n_samples), generator.style_dim, generator=gen)
+    z = latent_prior(generator).sample(n_samples, seed)
     return torch.cat([generator.mapping(z[i:i + batch_size].to(device)).double().cpu()
                       for i in range(0, len(z), batch_size)]).numpy()
 
@@ -78,18 +86,22 @@ def sample_mapping(generator: torch.nn.Module, n_samples: int, seed: int, batch_
 def ganspace_candidates(job: EditJob, cfg: GANSpaceConfig) -> tuple[np.ndarray, dict]:
     """The K unit candidates (K, *S) of the job's code space, and what produced them."""
     code_shape = job.codes["train", "source"].shape[1:]
+    space = job_latent_space(job)
     if len(code_shape) == 2:  # W+ (L, D)
         layers = resolve_layers(cfg.layers, code_shape[0], f"{job.name}: ganspace")
     elif cfg.layers is None:
         layers = None
     else:
-        raise ValueError(f"{job.name}: ganspace layers apply to W+ codes only; the codes are {code_shape}")
-    if hasattr(job.generator, "mapping"):  # PCA of W = mapping(z) over sampled z
+        raise ValueError(f"{job.name}: ganspace layers apply to W+ codes only; the codes are {space} {code_shape}")
+    if space in ("w", "wplus"):  # PCA of W = mapping(z̃) over sampled z̃
+        if not hasattr(job.generator, "mapping"):
+            raise ValueError(f"{job.name}: ganspace on {space} codes needs a generator with a mapping network, got "
+                             f"{type(job.generator).__name__}")
         x = sample_mapping(job.generator, cfg.n_samples, cfg.seed)  # (n_samples, D)
         comps, stdev, ratio = pca(x, cfg.n_components)
         cand = place_on_layers(comps, code_shape, layers)
         source = {"pca_of": "mapping", "n_samples": len(x)}
-    else:  # no mapping network: PCA of every train code of the store (module docstring)
+    else:  # z codes: PCA of every train code of the store (module docstring)
         z = job.split_codes("train")  # (N, *S)
         if layers is not None:
             z = z[:, layers]  # (N, m, D)
@@ -116,7 +128,8 @@ def train_edit_job(job: EditJob) -> TrainedEdit:
     normal, a = assign_to_job(job, cand)
     i = a["component"]
     row = history_row(a, stdev=info["stdev"][i], variance_ratio=info["variance_ratio"][i])
-    resolved = {"config": {**asdict(cfg), "layers": info["layers"]}, "pca": info,
+    resolved = {"config": {**asdict(cfg), "layers": info["layers"]}, "latent_space": job_latent_space(job),
+                "pca": info,
                 "assignment": {key: v for key, v in a.items() if key != "scores"},
                 "assignment_scores": a["scores"].tolist()}
     return TrainedEdit(direction_parameters(normal, 0.0), [row], resolved)

@@ -3,16 +3,20 @@
 
     n* = argmax_{‖n‖=1} ‖A n‖²,   i.e. the top eigenvectors of AᵀA,
 
-where A stacks the weights that map the latent code into the network. Here:
+where A stacks the weights that map the latent code into the network. Which weights read the code depends on the
+space of the job's codes (:func:`latentedit.edits.components.job_latent_space`):
 
-- **StyleGAN2** (rosinality layout): the style-modulation weights ``conv1.conv.modulation.weight`` and
-  ``convs.{j}.conv.modulation.weight``, each (in_channel, style_dim), of the chosen layers, stacked row-wise
-  (ToRGB excluded, as rosinality's ``closed_form_factorization.py``; genforce's 'all' also takes the last ToRGB).
-  conv1 reads W+ layer 0 and ``convs[j]`` layer j + 1, so ``layers`` are W+ indices 0 … L − 2 (None: all of
-  them; layer L − 1 feeds the last ToRGB only); the 512-d eigenvector is placed on those layers, zero elsewhere,
-  unit norm overall (:func:`latentedit.edits.components.place_on_layers`).
-- **A first linear layer** (digits: the DLSGAN generator's ``fc[0]``, ``nn.Linear(z_dim, C₀·16)`` reading z∘s):
-  A is its weight (C₀·16, z_dim).
+- **wplus** (faces; digits on the DLSGAN StyleGAN2; rosinality layout): the style-modulation weights
+  ``conv1.conv.modulation.weight`` and ``convs.{j}.conv.modulation.weight``, each (in_channel, style_dim), of the
+  chosen layers, stacked row-wise (ToRGB excluded, as rosinality's ``closed_form_factorization.py``; genforce's
+  'all' also takes the last ToRGB). conv1 reads W+ layer 0 and ``convs[j]`` layer j + 1, so ``layers`` are W+
+  indices 0 … L − 2 (None: all of them; layer L − 1 feeds the last ToRGB only); the D-dimensional eigenvector is
+  placed on those layers, zero elsewhere, unit norm overall (:func:`latentedit.edits.components.place_on_layers`).
+- **w** (a StyleGAN2's one style vector for every layer): the same modulation weights of every conv layer stacked;
+  the eigenvector is the (D,) direction itself (``layers`` must be None).
+- **z**: the first linear layer that reads the code — the StyleGAN2 mapping network's first ``EqualLinear``
+  (``style.1``, (D, d), after the PixelNorm), or the DLSGAN DCGAN's ``fc[0]`` (``nn.Linear(z_dim, C₀·16)`` reading
+  z∘s): A is its weight.
 
 As the authors' code, every output unit's weight vector — a row of A here (a column of genforce's
 ``style.weight.T``) — is normalised to unit L2 norm before the factorisation
@@ -33,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentedit.edits.components import assign_to_job, history_row, place_on_layers, resolve_layers
+from latentedit.edits.components import assign_to_job, history_row, job_latent_space, place_on_layers, resolve_layers
 from latentedit.edits.model import direction_parameters
 from latentedit.edits.train import EditJob, TrainedEdit
 
@@ -47,25 +51,41 @@ class SeFaConfig:
     seed: int = 0  # accepted for a uniform option set; the factorisation is deterministic
 
 
-def style_weights(generator: nn.Module, layers=None) -> tuple[np.ndarray, list[int] | None]:
-    """The stacked weights A (M, D) that read the code, and the W+ layers they read (None: flat codes).
+def stylegan_network(generator: nn.Module) -> nn.Module | None:
+    """The rosinality StyleGAN2 inside ``generator`` (itself, or a wrapped one such as the DLSGAN StyleGAN2's ``g``):
+    the first module with ``conv1`` and ``convs``; None when there is none."""
+    return next((m for m in generator.modules() if hasattr(m, "conv1") and hasattr(m, "convs")), None)
 
-    rosinality StyleGAN2: the modulation weights of conv1 (W+ layer 0) and ``convs[j]`` (layer j + 1) for the
-    ``layers`` asked (None: all). A generator whose first layer is linear (``fc[0]``): that layer's weight
-    (``layers`` must be None).
+
+def style_weights(generator: nn.Module, space: str, layers=None) -> tuple[np.ndarray, list[int] | None]:
+    """The stacked weights A (M, D) that read codes of ``space``, and the W+ layers they read (None: flat codes).
+
+    wplus: the modulation weights of conv1 (W+ layer 0) and ``convs[j]`` (layer j + 1) for the ``layers`` asked
+    (None: all) of a rosinality StyleGAN2. w: every conv layer's modulation weights, flat. z: the first linear
+    layer reading the code — the mapping network's ``style.1`` of a StyleGAN2, else ``fc[0]`` (the DLSGAN DCGAN).
+    ``layers`` apply to wplus only.
     """
-    if hasattr(generator, "conv1") and hasattr(generator, "convs"):
-        convs = [generator.conv1, *generator.convs]  # convs[i] reads W+ layer i
+    net = stylegan_network(generator)
+    if space != "wplus" and layers is not None:
+        raise ValueError(f"sefa: layers apply to wplus codes only (W+ layers); these are {space} codes")
+    if space in ("w", "wplus"):
+        if net is None:
+            raise ValueError(f"sefa: {space} codes need a StyleGAN2 generator (style-modulation weights), got "
+                             f"{type(generator).__name__}")
+        convs = [net.conv1, *net.convs]  # convs[i] reads W+ layer i
         used = resolve_layers(layers, len(convs), "SeFa")
         a = torch.cat([convs[i].conv.modulation.weight.detach().double().cpu() for i in used])  # (Σ in_ch, D)
-        return a.numpy(), used
-    fc = getattr(generator, "fc", None)
-    first = fc[0] if isinstance(fc, nn.Sequential) else fc
-    if isinstance(first, nn.Linear):
-        if layers is not None:
-            raise ValueError("sefa: layers apply to a StyleGAN2 generator only (this one starts with a linear layer)")
-        return first.weight.detach().double().cpu().numpy(), None  # (out, z_dim)
-    raise ValueError(f"sefa: no style-modulation weights or first linear layer in {type(generator).__name__}")
+        return a.numpy(), used if space == "wplus" else None
+    if space != "z":
+        raise ValueError(f"sefa: unknown latent space {space!r}")
+    if net is not None:
+        first = next((m for m in net.style if getattr(getattr(m, "weight", None), "ndim", 0) == 2), None)
+    else:
+        fc = getattr(generator, "fc", None)
+        first = fc[0] if isinstance(fc, nn.Sequential) else fc
+    if first is None or getattr(getattr(first, "weight", None), "ndim", 0) != 2:
+        raise ValueError(f"sefa: no style-modulation weights or first linear layer in {type(generator).__name__}")
+    return first.weight.detach().double().cpu().numpy(), None  # (out, z_dim)
 
 
 def factorize(a, n_components: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,15 +120,20 @@ def train_edit_job(job: EditJob) -> TrainedEdit:
         raise ValueError(f"{job.name}: unknown sefa options {sorted(unknown)}")
     cfg = SeFaConfig(**job.options)
     code_shape = job.codes["train", "source"].shape[1:]
-    a, layers = style_weights(job.generator, cfg.layers)
-    if (layers is None) != (len(code_shape) == 1):
-        raise ValueError(f"{job.name}: the generator's style weights do not match codes of shape {code_shape}")
+    space = job_latent_space(job)
+    try:
+        a, layers = style_weights(job.generator, space, cfg.layers)
+    except ValueError as e:
+        raise ValueError(f"{job.name}: {e}") from None
+    if (layers is None) != (len(code_shape) == 1) or a.shape[1] != code_shape[-1]:
+        raise ValueError(f"{job.name}: the generator's weights A {a.shape} do not read {space} codes of shape "
+                         f"{code_shape}")
     vecs, vals = factorize(a, cfg.n_components)
-    log.info("SeFa: A %s from %s, top eigenvalues %s", a.shape, "flat codes" if layers is None else f"layers {layers}",
-             np.round(vals[:5], 3).tolist())
+    log.info("SeFa: A %s for %s codes%s, top eigenvalues %s", a.shape, space,
+             "" if layers is None else f" (layers {layers})", np.round(vals[:5], 3).tolist())
     normal, asg = assign_to_job(job, place_on_layers(vecs, code_shape, layers))
     row = history_row(asg, eigenvalue=float(vals[asg["component"]]))
-    resolved = {"config": {**asdict(cfg), "layers": layers},
+    resolved = {"config": {**asdict(cfg), "layers": layers}, "latent_space": space,
                 "factorization": {"weight_rows": int(a.shape[0]), "eigenvalues": vals.tolist()},
                 "assignment": {key: v for key, v in asg.items() if key != "scores"},
                 "assignment_scores": asg["scores"].tolist()}

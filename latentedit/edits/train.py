@@ -46,6 +46,7 @@ import torch
 from latentedit import __version__
 from latentedit.edits.definitions import changed_attributes, check_definition, normalised_definition, select_codes
 from latentedit.edits.methods import Method, get_method
+from latentedit.io.latent_store import latent_space
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,13 @@ class TrainedEdit:
     parameters: dict
     history: list[dict]
     resolved: dict
+
+
+def recorded_space(store) -> dict:
+    """{"latent_space": z | w | wplus} of a store that records its space (every store the workflow writes), so that
+    rendering can refuse an edit trained on codes of another space; {} for an in-memory store without attrs."""
+    attrs = getattr(store, "attrs", None) or {}
+    return {"latent_space": latent_space(attrs, "the latent store")} if "latent_space" in attrs else {}
 
 
 def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Module | None,
@@ -207,7 +215,7 @@ def train_edit(method: str, store, definition: Mapping, classifier: torch.nn.Mod
     resolved = {"method": method, "edit": name, "definition": definition, "attribute_index": k,
                 "target_value": target_value, "changed_attributes": job.changed, "attribute_names": names,
                 "n_codes": counts, "code_shape": list(store.latents.shape[1:]), "device": str(device),
-                "library_version": __version__, **trained.resolved}
+                "library_version": __version__, **recorded_space(store), **trained.resolved}
     model = {"kind": "edit", "method": method, "edit": name, "attribute": definition["attribute"],
              "attribute_index": k, "target_value": target_value, "definition": definition,
              "attribute_names": names, "options": resolved}

@@ -5,7 +5,10 @@ rosinality's ``model.Generator`` (commit bef283a, the layout of the public FFHQ 
 including the persistent ``noises.noise_i`` and FIR ``kernel`` buffers, so those checkpoints load with
 ``strict=True``. The forward pass reproduces upstream's CPU reference path (``upfirdn2d_native`` and
 ``fused_leaky_relu(x, b) = leaky_relu(x + b, 0.2) * sqrt(2)``) without custom CUDA ops; the golden vectors of
-``../shared/compat`` (``tests/test_faces_stylegan2.py``) check it to float32 round-off.
+``../shared/compat`` (``tests/test_faces_stylegan2.py``) check it to float32 round-off. Two options outside
+upstream's constructor, ``channels`` (per-resolution widths) and ``out_channels`` (image channels), describe narrow
+generators for small images in the same key layout (the DLSGAN digits generator, :mod:`latentedit.dlsgan.stylegan`);
+their defaults build upstream's network exactly.
 
 Notation: B = batch, L = ``n_latent`` = 2·log2(size) − 2 style inputs, D = ``style_dim``.
 
@@ -25,7 +28,7 @@ import math
 import os
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -267,21 +270,24 @@ class StyledConv(nn.Module):
 
 
 class ToRGB(nn.Module):
-    """Modulated 1×1 conv to RGB (not demodulated) plus bias, added to the 2×-upsampled previous RGB skip.
+    """Modulated 1×1 conv to the image channels (not demodulated) plus bias, added to the 2×-upsampled previous
+    skip image.
 
-    Parameter ``bias`` (1, 3, 1, 1); buffer ``upsample.kernel`` unless ``upsample=False`` (the 4×4 ``to_rgb1``).
+    Parameter ``bias`` (1, out_channels, 1, 1) (out_channels = 3 upstream, RGB); buffer ``upsample.kernel`` unless
+    ``upsample=False`` (the 4×4 ``to_rgb1``).
     """
 
     def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), out_channels: int = 3):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
-        self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
-        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv = ModulatedConv2d(in_channel, out_channels, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C, H, W), style (B, style_dim), skip (B, 3, H/2, W/2) or None → (B, 3, H, W)."""
+        """x (B, C, H, W), style (B, style_dim), skip (B, out_channels, H/2, W/2) or None
+        → (B, out_channels, H, W)."""
         out = self.conv(x, style) + self.bias
         if skip is not None:
             out = out + self.upsample(skip)
@@ -326,6 +332,15 @@ def precision_context(precision: str = "fp32", device: str | torch.device = "cpu
 
 
 # ---------------------------------------------------------------------------------------------------- generator
+_BASE_CHANNELS = {64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}  # × channel_multiplier; 512 below 64 px
+
+
+def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
+    """Upstream's width per resolution {4: 512, …, 32: 512, 64: 256·m, …, 1024: 16·m} for multiplier m."""
+    return {4: 512, 8: 512, 16: 512, 32: 512,
+            **{res: base * channel_multiplier for res, base in _BASE_CHANNELS.items()}}
+
+
 class Generator(nn.Module):
     """rosinality StyleGAN2 generator: mapping MLP (PixelNorm + ``n_mlp`` EqualLinear, lr_mul ``lr_mlp``) and
     synthesis network (constant input, modulated convs with noise, ToRGB skips) with upstream's state_dict layout.
@@ -343,7 +358,13 @@ class Generator(nn.Module):
     blur_kernel : sequence of float
         1-D FIR taps of the upsampling filters.
     lr_mlp : float
-        Learning-rate multiplier of the mapping layers (0.01).
+        Learning-rate multiplier of the mapping layers (0.01). It is not in the state_dict yet changes the forward
+        pass (EqualLinear stores weight / lr_mul), so every loader here assumes 0.01.
+    channels : mapping {resolution: width} or None
+        Overrides of the per-resolution widths above (e.g. ``{4: 64, 8: 64, 16: 64, 32: 32}`` for a narrow 32 px
+        generator); keys are resolutions 4 … ``size``. None keeps upstream's table.
+    out_channels : int
+        Image channels of the ToRGB layers (3 upstream; 1 for grey-scale images).
 
     Attributes
     ----------
@@ -356,7 +377,8 @@ class Generator(nn.Module):
     """
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01):
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01,
+                 channels: Mapping[int, int] | None = None, out_channels: int = 3):
         super().__init__()
         if not 4 <= size <= 1024 or size & (size - 1):
             raise ValueError(f"size must be a power of two in 4 ... 1024, got {size}")
@@ -364,6 +386,7 @@ class Generator(nn.Module):
         self.style_dim = style_dim
         self.n_mlp = n_mlp
         self.channel_multiplier = channel_multiplier
+        self.out_channels = out_channels
         blur_kernel = tuple(blur_kernel)
 
         layers: list[nn.Module] = [PixelNorm()]
@@ -371,12 +394,16 @@ class Generator(nn.Module):
             layers.append(EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu"))
         self.style = nn.Sequential(*layers)
 
-        self.channels = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * channel_multiplier,
-                         128: 128 * channel_multiplier, 256: 64 * channel_multiplier, 512: 32 * channel_multiplier,
-                         1024: 16 * channel_multiplier}
+        self.channels = default_channels(channel_multiplier)
+        overrides = {int(res): int(width) for res, width in (channels or {}).items()}
+        bad = {res: width for res, width in overrides.items()
+               if res not in self.channels or res > size or width < 1}
+        if bad:
+            raise ValueError(f"channels: resolutions must be powers of two in 4 ... {size} with widths >= 1, got {bad}")
+        self.channels.update(overrides)
         self.input = ConstantInput(self.channels[4])
         self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel)
-        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
+        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False, out_channels=out_channels)
 
         self.log_size = int(math.log2(size))
         self.num_layers = (self.log_size - 2) * 2 + 1
@@ -394,7 +421,7 @@ class Generator(nn.Module):
             self.convs.append(StyledConv(in_channel, out_channel, 3, style_dim, upsample=True,
                                          blur_kernel=blur_kernel))
             self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel))
-            self.to_rgbs.append(ToRGB(out_channel, style_dim))
+            self.to_rgbs.append(ToRGB(out_channel, style_dim, out_channels=out_channels))
             in_channel = out_channel
         self.n_latent = self.log_size * 2 - 2
         self.latent_avg: torch.Tensor | None = None
@@ -472,7 +499,7 @@ class Generator(nn.Module):
 
         Returns
         -------
-        (B, 3, size, size) float32 tensor, roughly in [−1, 1] (not clamped).
+        (B, out_channels, size, size) float32 tensor, roughly in [−1, 1] (not clamped).
         """
         if wplus.ndim != 3 or wplus.shape[1] != self.n_latent or wplus.shape[2] != self.style_dim:
             raise ValueError(f"wplus must be (B, {self.n_latent}, {self.style_dim}), got {tuple(wplus.shape)}")
@@ -499,7 +526,7 @@ class Generator(nn.Module):
 
         Returns
         -------
-        (image (B, 3, size, size), latent (B, L, D) or None)
+        (image (B, out_channels, size, size), latent (B, L, D) or None)
         """
         if isinstance(styles, torch.Tensor):
             styles = [styles]
@@ -522,20 +549,21 @@ class Generator(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-_BASE_CHANNELS = {64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
-
-
 def infer_generator_config(state_dict: dict) -> dict:
     """Generator hyper-parameters read from a rosinality-layout state_dict's keys and shapes.
 
     ``size`` from the number of ``to_rgbs.N`` blocks (size = 2^(n + 2)), ``style_dim`` from ``style.1.weight``,
-    ``n_mlp`` from the count of ``style.N.weight`` keys, ``channel_multiplier`` from the channel width at 64 px
-    (``convs.6``; 2, the FFHQ value, below 64 px where it has no effect). Every other resolution is checked
-    against that multiplier.
+    ``n_mlp`` from the count of ``style.N.weight`` keys, the width at 4 px from ``input.input`` and at 2^i px from
+    the non-upsampling conv ``convs.{2(i − 3) + 1}`` (its weight (1, out, in, 3, 3) must be square, and the
+    upsampling conv before it must lead from the previous width), ``out_channels`` from ``to_rgb1.bias``.
+    ``channel_multiplier`` is the width at 64 px / 256 when that divides (2, the FFHQ value, otherwise and below
+    64 px, where it has no effect); widths that differ from :func:`default_channels` of it are ``channels``.
 
     Returns
     -------
-    dict(size=int, style_dim=int, n_mlp=int, channel_multiplier=int)
+    dict(size=int, style_dim=int, n_mlp=int, channel_multiplier=int[, channels={res: width}][, out_channels=int])
+        ``channels`` (only the widths that differ from upstream's table) and ``out_channels`` appear only when they
+        are not the defaults, so an upstream layout gives exactly the four upstream keys.
 
     Raises
     ------
@@ -568,21 +596,31 @@ def infer_generator_config(state_dict: dict) -> dict:
     if size > 1024:
         raise ValueError(f"{n} to_rgbs blocks give size {size}; supported sizes are 4 ... 1024")
 
-    channel_multiplier = 2
-    if size >= 64:
-        c64 = shape("convs.6.conv.weight")[1]
-        if c64 % 256:
-            raise ValueError(f"convs.6.conv.weight: {c64} channels at 64 px is not a multiple of 256")
-        channel_multiplier = c64 // 256
+    widths = {4: shape("input.input")[1]}
     for i in range(3, n + 3):
         res = 2**i
-        expect = _BASE_CHANNELS[res] * channel_multiplier if res >= 64 else 512
-        key = f"convs.{2 * (i - 3) + 1}.conv.weight"
-        got = shape(key)[1]
-        if got != expect:
-            raise ValueError(f"{key}: {got} channels at {res} px, expected {expect} "
-                             f"(channel_multiplier {channel_multiplier})")
-    return {"size": size, "style_dim": style_dim, "n_mlp": len(mlp), "channel_multiplier": channel_multiplier}
+        up_key, key = f"convs.{2 * (i - 3)}.conv.weight", f"convs.{2 * (i - 3) + 1}.conv.weight"
+        out, inp = shape(key)[1:3]
+        if out != inp:
+            raise ValueError(f"{key}: {out} output vs {inp} input channels at {res} px; a StyleGAN2 conv after the "
+                             f"upsampling one keeps its width")
+        if shape(up_key)[1:3] != (out, widths[res // 2]):
+            raise ValueError(f"{up_key}: (out, in) = {shape(up_key)[1:3]} at {res} px, expected "
+                             f"({out}, {widths[res // 2]}) from the widths at {res // 2} and {res} px")
+        widths[res] = out
+
+    channel_multiplier = 2
+    if size >= 64 and widths[64] % 256 == 0:
+        channel_multiplier = widths[64] // 256
+    table = default_channels(channel_multiplier)
+    config = {"size": size, "style_dim": style_dim, "n_mlp": len(mlp), "channel_multiplier": channel_multiplier}
+    overrides = {res: width for res, width in widths.items() if width != table[res]}
+    if overrides:
+        config["channels"] = overrides
+    out_channels = shape("to_rgb1.bias")[1]
+    if out_channels != 3:
+        config["out_channels"] = out_channels
+    return config
 
 
 def _generator_state_dict(ck, path) -> dict:
@@ -602,6 +640,24 @@ def _generator_state_dict(ck, path) -> dict:
                           f"'decoder.*' keys, or a bare generator state_dict); top-level keys {keys}")
 
 
+def generator_from_state_dict(state_dict: dict, path) -> Generator:
+    """A CPU :class:`Generator` built from :func:`infer_generator_config` of ``state_dict`` and loaded from it with
+    ``strict=True``; ``latent_avg`` is left None.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``path``: the layout is not a StyleGAN2 generator's, or keys are missing / unexpected / mis-shaped.
+    """
+    try:
+        config = infer_generator_config(state_dict)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from e
+    gen = Generator(**config)
+    load_state_dict_strict(gen, state_dict, path)  # CheckpointError naming missing/unexpected/mis-shaped keys
+    return gen
+
+
 def load_generator(path: str | os.PathLike, map_location="cpu") -> Generator:
     """Load a rosinality-layout StyleGAN2 generator safely (``torch.load(weights_only=True)``).
 
@@ -613,7 +669,9 @@ def load_generator(path: str | os.PathLike, map_location="cpu") -> Generator:
     (b) a pSp checkpoint ``{state_dict, opts, latent_avg}``: the ``decoder.*`` keys, prefix stripped;
     (c) a bare generator state_dict (or a dict whose ``state_dict`` entry is one).
 
-    The configuration comes from :func:`infer_generator_config`; weights load with ``strict=True``.
+    The configuration comes from :func:`infer_generator_config`; weights load with ``strict=True``
+    (:func:`generator_from_state_dict`). A ``kind == "dlsgan"`` StyleGAN2 checkpoint of
+    :mod:`latentedit.dlsgan.checkpoint` is form (a).
 
     Parameters
     ----------
@@ -638,13 +696,7 @@ def load_generator(path: str | os.PathLike, map_location="cpu") -> Generator:
         raise CheckpointError(f"{path}: checkpoint file does not exist") from None
     except Exception as e:  # refused global, truncated zip, not a torch file
         raise CheckpointError(f"{path}: cannot load checkpoint safely (weights_only=True): {e}") from e
-    sd = _generator_state_dict(ck, path)
-    try:
-        config = infer_generator_config(sd)
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from e
-    gen = Generator(**config)
-    load_state_dict_strict(gen, sd, path)  # strict=True; CheckpointError naming missing/unexpected/mis-shaped keys
+    gen = generator_from_state_dict(_generator_state_dict(ck, path), path)
     if isinstance(map_location, (str, torch.device)):
         gen.to(map_location)
     avg = ck.get("latent_avg", ck.get("mean_latent"))
