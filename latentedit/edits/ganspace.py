@@ -128,8 +128,7 @@ def train_edit_job(job: EditJob) -> TrainedEdit:
     normal, a = assign_to_job(job, cand)
     i = a["component"]
     row = history_row(a, stdev=info["stdev"][i], variance_ratio=info["variance_ratio"][i])
-    resolved = {"config": {**asdict(cfg), "layers": info["layers"]}, "latent_space": job_latent_space(job),
-                "pca": info,
+    resolved = {"config": {**asdict(cfg), "layers": info["layers"]}, "pca": info,
                 "assignment": {key: v for key, v in a.items() if key != "scores"},
                 "assignment_scores": a["scores"].tolist()}
     return TrainedEdit(direction_parameters(normal, 0.0), [row], resolved)

@@ -133,7 +133,7 @@ def train_edit_job(job: EditJob) -> TrainedEdit:
              "" if layers is None else f" (layers {layers})", np.round(vals[:5], 3).tolist())
     normal, asg = assign_to_job(job, place_on_layers(vecs, code_shape, layers))
     row = history_row(asg, eigenvalue=float(vals[asg["component"]]))
-    resolved = {"config": {**asdict(cfg), "layers": layers}, "latent_space": space,
+    resolved = {"config": {**asdict(cfg), "layers": layers},
                 "factorization": {"weight_rows": int(a.shape[0]), "eigenvalues": vals.tolist()},
                 "assignment": {key: v for key, v in asg.items() if key != "scores"},
                 "assignment_scores": asg["scores"].tolist()}
