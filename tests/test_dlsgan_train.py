@@ -141,6 +141,65 @@ def test_result_contents_and_determinism(trained):
         torch.testing.assert_close(again["generator"].state_dict()[k], w)
 
 
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "stylegan2"])
+def test_training_killed_after_an_epoch_resumes_to_the_uninterrupted_result(monkeypatch, tmp_path, arch):
+    """Epoch 1 dies; the rerun continues after epoch 0 from the saved state and ends bit-equal to a run that never
+    stopped (weights, EMA, the tracker's v, the scale and the history), including the stylegan2 G's frozen noise."""
+    cfg = DLSGANConfig(**{**TINY.__dict__, "epochs": 3, "arch": arch, "g_channels": (8, 8, 8)})
+    images, held_out = _images(20, 0), _images(10, 1)
+    straight = train_dlsgan(images, held_out, cfg, torch.device("cpu"))
+    state = tmp_path / "training_state.pt"
+    real_evaluate, calls = train_mod.evaluate, []
+
+    def dies_in_epoch_1(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "evaluate", dies_in_epoch_1)
+    with pytest.raises(Interrupted):
+        train_dlsgan(images, held_out, cfg, torch.device("cpu"), resume_path=state)
+    assert state.exists()
+    monkeypatch.setattr(train_mod, "evaluate", real_evaluate)
+    resumed = train_dlsgan(images, held_out, cfg, torch.device("cpu"), resume_path=state)
+    assert [row["epoch"] for row in resumed["history"]] == [0, 1, 2]
+    for a, b in zip(straight["history"], resumed["history"]):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    for part in ("generator", "discriminator"):
+        for k, w in straight[part].state_dict().items():
+            torch.testing.assert_close(resumed[part].state_dict()[k], w, rtol=0, atol=0, msg=f"{part} {k}")
+    torch.testing.assert_close(resumed["v"], straight["v"], rtol=0, atol=0)
+    torch.testing.assert_close(resumed["scale"], straight["scale"], rtol=0, atol=0)
+
+
+def test_a_state_of_another_config_or_other_images_is_not_resumed(tmp_path, caplog):
+    state = tmp_path / "training_state.pt"
+    one_epoch = DLSGANConfig(**{**TINY.__dict__, "epochs": 1})
+    train_dlsgan(_images(20, 0), _images(10, 1), one_epoch, torch.device("cpu"), resume_path=state)
+    other = DLSGANConfig(**{**TINY.__dict__, "epochs": 1, "lambda_r1": 1.0})
+    for cfg, images in ((other, _images(20, 0)), (one_epoch, _images(20, 5))):
+        fresh = train_dlsgan(images, _images(10, 1), cfg, torch.device("cpu"))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="latentedit.dlsgan.train"):
+            result = train_dlsgan(images, _images(10, 1), cfg, torch.device("cpu"), resume_path=state)
+        assert "ignoring" in caplog.text
+        assert len(result["history"]) == 1  # trained its one epoch, not taken over from the stale state
+        for k, w in fresh["generator"].state_dict().items():
+            torch.testing.assert_close(result["generator"].state_dict()[k], w, rtol=0, atol=0)
+
+
+def test_an_unreadable_state_fails_naming_the_file(tmp_path):
+    state = tmp_path / "training_state.pt"
+    state.write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="training_state.pt"):
+        train_dlsgan(_images(20, 0), _images(10, 1), TINY, torch.device("cpu"), resume_path=state)
+
+
 def test_checkpoint_round_trip(trained, tmp_path):
     path = tmp_path / "dlsgan.pt"
     save_dlsgan(path, trained)

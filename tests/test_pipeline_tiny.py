@@ -106,6 +106,8 @@ def test_every_stage_produced_its_outputs(tiny_run):
                 "projection/encoder.pt", "projection/quality.json", "projection/reconstructions.png",
                 "latents.h5"]:
         assert (tiny_run / rel).stat().st_size > 0, rel
+    for variant in ("dls", "nodls"):  # the resumable training state goes once the outputs are written
+        assert not (tiny_run / "dlsgan" / variant / "training_state.pt").exists(), variant
 
 
 def test_latent_store_shapes_and_provenance(tiny_run):

@@ -1,4 +1,9 @@
-"""Train DLSGAN (variant dls) or its No-DLS ablation (variant nodls) (rule train_dlsgan)."""
+"""Train DLSGAN (variant dls) or its No-DLS ablation (variant nodls) (rule train_dlsgan).
+
+The training state beside the checkpoint (``training_state.pt``, not an output) lets a killed job resume after its last
+finished epoch when rerun with the same config; it is removed once the outputs are written."""
+from pathlib import Path
+
 import pandas as pd
 import torch
 
@@ -15,8 +20,9 @@ torch.set_num_threads(snakemake.threads)
 device = pick_device(snakemake.params.device)
 cfg = DLSGANConfig(**snakemake.params.train, dls=snakemake.wildcards.variant == "dls")
 store = read_image_store(snakemake.input.images)
+resume_path = Path(snakemake.output.checkpoint).with_name("training_state.pt")
 result = train_dlsgan(store.select("train").images, store.select("val").images, cfg, device,
-                      oracle=load_oracle(snakemake.input.oracle, device))
+                      oracle=load_oracle(snakemake.input.oracle, device), resume_path=resume_path)
 save_dlsgan(snakemake.output.checkpoint, result)
 history = pd.DataFrame(result["history"])
 with atomic_path(snakemake.output.history) as tmp:
@@ -24,3 +30,4 @@ with atomic_path(snakemake.output.history) as tmp:
 write_json(snakemake.output.options, result["options"])
 plot_curves({snakemake.wildcards.variant: history}, HISTORY_PLOT_COLUMNS, snakemake.output.curves,
             title=f"DLSGAN training ({snakemake.wildcards.variant})")
+resume_path.unlink(missing_ok=True)  # the outputs above are complete

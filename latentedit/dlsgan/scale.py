@@ -83,3 +83,12 @@ class VarianceTracker:
 
     def state_dict(self) -> dict:
         return {"v": self.v.clone()}
+
+    def full_state(self) -> dict:
+        """Everything :meth:`load_full_state` needs to continue tracking exactly (the ring buffer and its position)."""
+        return {"v": self.v.clone(), "buffer": None if self.buffer is None else self.buffer.clone(), "pos": self.pos}
+
+    def load_full_state(self, state: dict) -> None:
+        self.v = state["v"].clone()
+        self.buffer = None if state["buffer"] is None else state["buffer"].clone()
+        self.pos = int(state["pos"])

@@ -7,6 +7,12 @@ Each step:
   G: L_G = softplus(−D(G(z∘s))) [+ λ_enc·L_enc]                    (``enc_in_g``, default on)
 The generator that ships is an EMA of G's weights; the encoder is D's encoder head.
 
+Training is resumable (``resume_path``): after every epoch the whole state (G, D, the EMA, both optimisers, the
+variance tracker's ring buffer, the random generators, the history) is written atomically; a run that finds such a
+file *for the same config and the same images* continues after its last epoch, with the same result as an
+uninterrupted run (``tests/test_dlsgan_train.py``). A file from another config or other data is ignored (logged) and
+overwritten. An hours-long CPU training then survives a killed job, a Slurm preemption or a session's end.
+
 G is the DCGAN of :mod:`latentedit.dlsgan.models` (``arch: dcgan``) or the narrow, noise-free StyleGAN2 of
 :mod:`latentedit.dlsgan.stylegan` (``arch: stylegan2``: mapping network at 0.01× lr, d_z = style_dim); D is the
 same two-headed network for both (no minibatch-stddev layer). Frozen parameters (the StyleGAN2's zero noise
@@ -16,9 +22,11 @@ strengths) are left out of G's optimiser, and stay 0 in the EMA.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +38,7 @@ from latentedit.dlsgan.scale import VarianceTracker, differential_entropy, dynam
 from latentedit.dlsgan.stylegan import DLSStyleGenerator
 from latentedit.dlsgan.evaluate import evaluate
 from latentedit.imaging import to_model_range
+from latentedit.io.checkpoints import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 HISTORY_PLOT_COLUMNS = ["l_enc", "eval_l_enc", "entropy", "psnr_generated", "psnr_real", "ssim_generated",
@@ -96,9 +105,22 @@ def _ema(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None
         pt.lerp_(ps, 1 - decay)
 
 
+TRAINING_STATE_KIND = "dlsgan_training_state"
+
+
+def _run_identity(cfg: DLSGANConfig, train_images: np.ndarray, eval_images: np.ndarray) -> dict:
+    """What a resumable state must match: the config and a digest of the training and evaluation images."""
+    digest = hashlib.sha256(np.ascontiguousarray(train_images).tobytes())
+    digest.update(np.ascontiguousarray(eval_images[: cfg.eval_samples]).tobytes())
+    return {"config": asdict(cfg), "images_sha256": digest.hexdigest()}
+
+
 def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANConfig, device: torch.device,
-                 oracle=None) -> dict:
+                 oracle=None, resume_path=None) -> dict:
     """Train on uint8 (N,C,H,W) images; evaluate each epoch on ``eval_images`` (held-out real).
+
+    ``resume_path``: where the training state is written after each epoch, and continued from when it holds a state
+    of this run (same config and images; module docstring). The caller removes it once the results are saved.
 
     Returns ``{"generator", "discriminator", "scale", "v", "history"}`` (EMA generator, best not selected:
     GAN losses are no model-selection criterion, the last epoch is kept).
@@ -119,8 +141,22 @@ def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANC
     ones = torch.ones(cfg.z_dim, device=device)
 
     history = []
-    step = 0
-    for epoch in range(cfg.epochs):
+    step = start_epoch = 0
+    identity = _run_identity(cfg, train_images, eval_images) if resume_path is not None else None
+    if resume_path is not None and Path(resume_path).exists():
+        state = load_checkpoint(resume_path, expect_kind=TRAINING_STATE_KIND)
+        if {k: state.get(k) for k in identity} != identity:
+            log.info("dlsgan: ignoring %s, the state of another config or other images; training from the start",
+                     resume_path)
+        else:
+            for module, key in ((g, "g"), (d, "d"), (g_ema, "g_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+                module.load_state_dict(state[key])
+            tracker.load_full_state(state["tracker"])
+            gen.set_state(state["generator_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            history, step, start_epoch = state["history"], state["step"], state["epoch"] + 1
+            log.info("dlsgan: resuming from %s after epoch %d (step %d)", resume_path, state["epoch"], step)
+    for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         sums = {"loss_d": 0.0, "loss_g": 0.0, "l_enc": 0.0, "r1": 0.0}
         for _ in tqdm(range(cfg.steps_per_epoch), desc=f"dlsgan epoch {epoch}", leave=False):
@@ -172,6 +208,12 @@ def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANC
         row["r1"] *= cfg.r1_every
         history.append(row)
         log.info("dlsgan epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        if resume_path is not None:
+            save_checkpoint(resume_path, {
+                "kind": TRAINING_STATE_KIND, **identity, "epoch": epoch, "step": step, "history": history,
+                "g": g.state_dict(), "d": d.state_dict(), "g_ema": g_ema.state_dict(), "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(), "tracker": tracker.full_state(), "generator_rng": gen.get_state(),
+                "torch_rng": torch.get_rng_state()})
 
     s = dynamic_scale(tracker.v).float() if cfg.dls else torch.ones(cfg.z_dim)
     return {"generator": g_ema.cpu(), "discriminator": d.cpu(), "scale": s, "v": tracker.v.float(),
