@@ -22,7 +22,7 @@ rule refine_encoder:
     resources:
         gpu=1,
     params:
-        projection=sorted_config("projection"),
+        projection=projection_encoder_config(),
         device=config["device"],
     script:
         "../workflow_scripts/refine_encoder.py"

@@ -38,13 +38,15 @@ TINY_CONFIG = {
     "dlsgan": {
         "retrain": True,
         "checkpoint": "checkpoints/digits/dlsgan.pt",
-        "train": {"z_dim": 8, "distribution": "normal", "lambda_enc": 1.0, "enc_in_g": True, "lambda_r1": 5.0,
+        # pinned to the DCGAN in Z: the default config's StyleGAN2 W+ world would make every tiny run slow
+        "train": {"arch": "dcgan", "g_lr": None, "g_beta1": None, "z_dim": 8, "distribution": "normal", "lambda_enc": 1.0, "enc_in_g": True, "lambda_r1": 5.0,
                   "r1_every": 4, "variance_mode": "moving_average", "variance_window": 100,
                   "variance_beta": 0.999, "width": 8, "max_channels": 16, "batch_size": 16, "lr": 2.0e-4,
                   "beta1": 0.5, "beta2": 0.99, "ema_decay": 0.999, "epochs": 2, "steps_per_epoch": 3,
                   "eval_samples": 50, "seed": 0},
     },
-    "projection": {"refine": True, "epochs": 1, "batch_size": 32, "lr": 1.0e-4, "lambda_latent": 1.0, "seed": 0},
+    "projection": {"refine": True, "epochs": 1, "batch_size": 32, "lr": 1.0e-4, "lambda_latent": 1.0, "seed": 0,
+                   "space": "z", "optimize_steps": 0},
     "labels": {
         "classifier": {"hidden": [16], "dropout": 0.0, "negative_slope": 0.2, "lr": 1.0e-2, "weight_decay": 0.0,
                        "batch_size": 64, "max_epochs": 2, "patience": 1, "min_delta": 1.0e-4, "monitor": "val_loss",

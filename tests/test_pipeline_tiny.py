@@ -28,12 +28,13 @@ TINY = {
     "dlsgan": {
         "retrain": True,
         "checkpoint": "checkpoints/digits/dlsgan.pt",
-        "train": {"z_dim": 6, "distribution": "uniform", "lambda_enc": 1.0, "enc_in_g": True, "lambda_r1": 1.0,
+        "train": {"arch": "dcgan", "g_lr": None, "g_beta1": None, "z_dim": 6, "distribution": "uniform", "lambda_enc": 1.0, "enc_in_g": True, "lambda_r1": 1.0,
                   "r1_every": 2, "variance_mode": "ema", "variance_window": 50, "variance_beta": 0.9, "width": 4,
                   "max_channels": 8, "batch_size": 8, "lr": 1.0e-3, "beta1": 0.5, "beta2": 0.99,
                   "ema_decay": 0.9, "epochs": 2, "steps_per_epoch": 3, "eval_samples": 20, "seed": 0},
     },
-    "projection": {"refine": True, "epochs": 1, "batch_size": 64, "lr": 1.0e-3, "lambda_latent": 1.0, "seed": 0},
+    "projection": {"refine": True, "epochs": 1, "batch_size": 64, "lr": 1.0e-3, "lambda_latent": 1.0, "seed": 0,
+                   "space": "z", "optimize_steps": 0},
     "labels": {
         "classifier": {"hidden": [16], "dropout": 0.0, "negative_slope": 0.2, "lr": 1.0e-2, "weight_decay": 0.0,
                        "batch_size": 64, "max_epochs": 3, "patience": 2, "min_delta": 1.0e-4, "monitor": "val_loss",

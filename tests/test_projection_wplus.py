@@ -5,6 +5,7 @@ and the projection stage reports every stage — on a tiny DLSGAN StyleGAN2 and 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -16,9 +17,9 @@ from latentedit.dlsgan.stylegan import DLSStyleGenerator
 from latentedit.imaging import to_model_range, to_uint8
 from latentedit.io.checkpoints import CheckpointError
 from latentedit.oracles.digits_oracle import SlotOracle
-from latentedit.projection.options import RefineConfig
+from latentedit.projection.options import PROJECTION_ONLY_KEYS, RefineConfig
 from latentedit.projection.project import (encode_images, inversion_quality, optimize_codes, project_images,
-                                           projection_stages)
+                                           projected_rows, projection_stages)
 from latentedit.projection.refine import refine_projection_encoder
 from latentedit.projection.wplus import (WPlusEncoder, encode_codes, load_code_encoder, refine_wplus,
                                          save_code_encoder)
@@ -271,3 +272,21 @@ def test_load_renderer_takes_the_stores_space_and_never_guesses_it(tmp_path):
     assert isinstance(load_renderer("digits", tmp_path / "dcgan.pt", "cpu", {"latent_space": "z"}), Generator)
     with pytest.raises(ValueError, match="dcgan.pt \\(Generator\\) has no mapping network"):
         load_renderer("digits", tmp_path / "dcgan.pt", "cpu", {"latent_space": "w"})
+
+
+def test_projected_rows_keep_val_and_test_and_a_seeded_train_subset():
+    split = np.array(["train"] * 50 + ["val"] * 7 + ["test"] * 9 + ["train"] * 10)
+    every = projected_rows(split, None, seed=0)
+    assert every.all() and projected_rows(split, 60, seed=0).all() and projected_rows(split, 999, seed=0).all()
+    rows = projected_rows(split, 12, seed=0)
+    assert (rows[split != "train"]).all() and rows[split == "train"].sum() == 12
+    assert np.array_equal(rows, projected_rows(split, 12, seed=0))  # seeded
+    assert not np.array_equal(rows, projected_rows(split, 12, seed=1))
+    assert rows[50:].sum() > 16  # drawn from the whole train split, not its first rows only
+
+
+def test_max_train_images_is_checked_and_does_not_retrain_the_encoder():
+    with pytest.raises(ValueError, match="max_train_images"):
+        RefineConfig(max_train_images=0)
+    assert set(PROJECTION_ONLY_KEYS) <= {f.name for f in dataclasses.fields(RefineConfig)}
+    assert "max_train_images" in PROJECTION_ONLY_KEYS and "space" not in PROJECTION_ONLY_KEYS

@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ SEED = TINY_CONFIG["edits"]["seeds"][0]
 CANVAS = TINY_CONFIG["digits"]["canvas"]
 N_LATENT = 2 * int(math.log2(CANVAS)) - 2  # L: the W+ layers of a CANVAS-pixel StyleGAN2
 STAGES = ("before_refinement", "after_refinement", "optimized")  # the inversion stages quality.json reports
+MAX_TRAIN = 2 * TINY_CONFIG["digits"]["n_train"] // 3  # train images given codes (projection.max_train_images)
 QUALITY = ("psnr", "ssim", "count_agreement", "presence_agreement", "presence_all_agree")
 
 
@@ -57,7 +59,7 @@ def _config() -> dict:
         arch="stylegan2", z_dim=8, n_mlp=2, g_channels=[8] * (int(math.log2(CANVAS)) - 2) + [4],  # 4 px … canvas
         g_lr=2.0e-3, g_beta1=0.0, epochs=1, steps_per_epoch=2, eval_samples=20)
     cfg["projection"].update(space="wplus", lambda_w_latent=1.0, optimize_steps=2, optimize_lr=1.0e-2,
-                             optimize_batch_size=64)
+                             optimize_batch_size=64, max_train_images=MAX_TRAIN)  # a subset of the train images
     cfg["edits"]["methods"] = METHODS
     cfg["edits"]["definitions"] = {e: cfg["edits"]["definitions"][e] for e in EDITS}
     cfg["edits"]["ganspace"]["n_samples"] = 200
@@ -147,10 +149,15 @@ def test_dlsgan_history_and_quality(wplus_run):
 def test_latent_store_holds_wplus_codes(wplus_run):
     images = read_image_store(wplus_run / "images.h5")
     store = read_latent_store(wplus_run / "latents.h5")
-    assert store.latents.shape == (len(images.ids), N_LATENT, Z_DIM)
+    # every val and test image, and the seeded subset of the train images, in the image store's order
+    n_eval = int((images.split != "train").sum())
+    assert store.latents.shape == (n_eval + MAX_TRAIN, N_LATENT, Z_DIM)
     assert store.latents.dtype == np.float32 and np.isfinite(store.latents).all()
     assert latent_space(store.attrs) == store.attrs["latent_space"] == "wplus"
-    assert list(store.ids) == list(images.ids)
+    rows = images.rows_of(store.ids)
+    assert np.all(np.diff(rows) > 0) and (store.split == images.split[rows]).all()
+    assert (store.split == "train").sum() == MAX_TRAIN
+    assert np.array_equal(store.attributes, images.attributes[rows])
     options = json.loads(store.attrs["projection_options"])
     assert options["space"] == "wplus" and options["optimize_steps"] == 2
     # per-layer codes: the refined offsets and the optimisation moved the layers apart (a broadcast w has every layer
@@ -253,6 +260,21 @@ def test_reconstructions_render_the_stored_wplus_codes(wplus_run):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Fast: the workflow refuses W+ codes of a DCGAN before any job
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value", [("optimize_steps", 3), ("max_train_images", MAX_TRAIN - 10)])
+def test_projection_only_options_rerun_the_projection_not_the_encoder_training(wplus_run, key, value):
+    work = wplus_run.parent.parent
+    cfg = _config()
+    cfg["projection"][key] = value
+    (work / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(work / "changed.yaml"), "-n", "all"]
+    proc = subprocess.run(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    jobs = re.findall(r"^rule (\w+):", proc.stdout, re.M)
+    assert "project" in jobs and "refine_encoder" not in jobs and "train_dlsgan" not in jobs, sorted(set(jobs))
 
 
 def test_wplus_on_a_dcgan_fails_before_any_job_naming_the_key(tmp_path, write_config, run_snakemake):

@@ -1,5 +1,6 @@
-"""Project every image into the latent store (codes of projection.space) and report the inversion quality of each
-stage — GAN encoder, refined encoder, per-image optimisation — on the test images (rule project)."""
+"""Project the images into the latent store (codes of projection.space; every image, or a subset of the train split
+with projection.max_train_images) and report the inversion quality of each stage — GAN encoder, refined encoder,
+per-image optimisation — on the test images (rule project)."""
 import json
 from dataclasses import asdict
 
@@ -14,7 +15,7 @@ from latentedit.io.latent_store import LatentStore, write_latent_store
 from latentedit.io.provenance import config_hash, file_hash
 from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.plotting import image_grid
-from latentedit.projection.project import STAGE_LABELS, projection_stages
+from latentedit.projection.project import STAGE_LABELS, projected_rows, projection_stages
 from latentedit.projection.refine import RefineConfig
 from latentedit.projection.wplus import load_code_encoder
 from latentedit.training_utils import pick_device, setup_logging
@@ -29,9 +30,13 @@ if space != cfg.space:
     raise ValueError(f"{snakemake.input.encoder}: the encoder gives {space} codes, projection.space is {cfg.space}")
 oracle = load_oracle(snakemake.input.oracle, device)
 images = read_image_store(snakemake.input.images)
+rows = projected_rows(images.split, cfg.max_train_images, cfg.seed)
+log.info("projecting %d of %d images (%d of %d train)", rows.sum(), len(rows), (rows & (images.split == "train")).sum(),
+         (images.split == "train").sum())
 
-latents, quality, recs = projection_stages(g, d, encoder, s, images.images, images.split == "test", oracle, device,
-                                           cfg.space, **cfg.optimization())
+latents, quality, recs = projection_stages(g, d, encoder, s, images.images[rows], images.split[rows] == "test", oracle,
+                                           device, cfg.space, **cfg.optimization())
+quality["n_codes"] = {split: int((images.split[rows] == split).sum()) for split in ("train", "val", "test")}
 for name in recs:
     log.info("test inversion %s: %s", name, quality[name])
 write_json(snakemake.output.quality, quality)
@@ -40,7 +45,7 @@ image_grid([images.images[images.split == "test"][:k], *(to_uint8(rec[:k]) for r
            snakemake.output.grid, row_labels=["input", *(STAGE_LABELS[name] for name in recs)])
 
 write_latent_store(snakemake.output.latents, LatentStore(
-    latents=latents, ids=images.ids, split=images.split, attributes=images.attributes,
+    latents=latents, ids=images.ids[rows], split=images.split[rows], attributes=images.attributes[rows],
     attribute_names=images.attribute_names,
     attrs={"latent_space": cfg.space, "world": "digits", "projection_options": json.dumps(asdict(cfg), sort_keys=True),
            "generator_checkpoint_hash": file_hash(snakemake.input.checkpoint),

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from latentedit.io.latent_store import LATENT_SPACES
 
 
+# Options only the projection step reads (which codes, and their per-image optimisation); the encoder's training
+# (rule refine_encoder) does not depend on them, so changing one reruns the projection, not the training.
+PROJECTION_ONLY_KEYS = ("optimize_steps", "optimize_lr", "optimize_batch_size", "max_train_images")
+
+
 @dataclass(frozen=True)
 class RefineConfig:
     """How real images become codes: encoder refinement (pSp-style, generator frozen), the space of the stored codes,
@@ -32,10 +37,15 @@ class RefineConfig:
     optimize_steps: int = 0
     optimize_lr: float = 1.0e-2
     optimize_batch_size: int = 256  # images optimised together (the codes do not depend on it: losses are summed)
+    # Train images given codes: a seeded subset of this many (None: all). Val and test images always get codes. Per-
+    # image optimisation costs K generator passes per image, and only the latent classifiers read every train code.
+    max_train_images: int | None = None
 
     def __post_init__(self):
         if self.space not in LATENT_SPACES:
             raise ValueError(f"projection.space must be one of {', '.join(LATENT_SPACES)}, got {self.space!r}")
+        if self.max_train_images is not None and self.max_train_images < 1:
+            raise ValueError(f"projection.max_train_images must be ≥ 1 or null, got {self.max_train_images}")
         if self.optimize_steps < 0 or self.optimize_batch_size < 1 or self.optimize_lr <= 0:
             raise ValueError("projection.optimize_steps must be ≥ 0, optimize_batch_size ≥ 1 and optimize_lr > 0, got "
                              f"{self.optimize_steps}, {self.optimize_batch_size}, {self.optimize_lr}")

@@ -17,6 +17,8 @@ how well they come back.
   mean presence agreement and all-presence agreement (:func:`latentedit.dlsgan.evaluate.reconstruction_agreement`).
 - :func:`projection_stages`: that report for every stage of the projection stage (the GAN's encoder head, the
   refined encoder, the optimised codes) and the codes of every image.
+- :func:`projected_rows`: which images get codes — every val and test image, and all train images or a seeded
+  subset of them (``projection.max_train_images``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ from latentedit.projection.wplus import encode_codes
 from latentedit.projection.codes import digits_renderer
 
 STAGE_LABELS = {"before_refinement": "GAN encoder", "after_refinement": "refined", "optimized": "optimised"}
+
+
+def projected_rows(split: np.ndarray, max_train_images: int | None, seed: int) -> np.ndarray:
+    """Boolean mask over the image store's rows: every non-train row, and ``max_train_images`` train rows drawn
+    without replacement (seeded; None or at least the train split's size: all of them)."""
+    split = np.asarray(split)
+    keep = split != "train"
+    train = np.flatnonzero(~keep)
+    if max_train_images is None or max_train_images >= len(train):
+        keep[train] = True
+    else:
+        keep[np.random.default_rng(seed).choice(train, size=max_train_images, replace=False)] = True
+    return keep
 
 
 @torch.no_grad()

@@ -17,6 +17,16 @@ def sorted_config(dpath):
     return sorted_keys(lookup(dpath=dpath, within=config))
 
 
+def projection_encoder_config():
+    """projection.* without the options only the projection step reads (optimisation, subset), keys sorted: the
+    encoder's training does not rerun when they change."""
+    from latentedit.projection.options import PROJECTION_ONLY_KEYS
+
+    return sorted_keys(
+        {k: v for k, v in config["projection"].items() if k not in PROJECTION_ONLY_KEYS}
+    )
+
+
 def results_config_hash():
     """Provenance hash of the results: the whole config except the figure options (plots.*), key order ignored."""
     from latentedit.io.provenance import config_hash
