@@ -23,6 +23,9 @@ how well they come back.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 import torch
 from torch import nn
@@ -34,6 +37,7 @@ from latentedit.oracles.digits_oracle import SlotOracle, predict_images
 from latentedit.projection.wplus import encode_codes
 from latentedit.projection.codes import digits_renderer
 
+log = logging.getLogger(__name__)
 STAGE_LABELS = {"before_refinement": "GAN encoder", "after_refinement": "refined", "optimized": "optimised"}
 
 
@@ -95,7 +99,7 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
     renderer = renderer.to(device).eval()
     flags = [p.requires_grad for p in renderer.parameters()]
     renderer.requires_grad_(False)
-    out = []
+    out, t0 = [], time.perf_counter()
     try:
         for i in range(0, len(codes), batch_size):
             x = to_model_range(images[i:i + batch_size], device)
@@ -112,6 +116,10 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
                 err.sum().backward()  # summed: each code's gradient is its own image's
                 opt.step()
             out.append(best.cpu())
+            done = i + len(c)
+            elapsed = time.perf_counter() - t0
+            log.info("optimised %d/%d codes (%d steps): mean pixel error %.4f, %.0f s, about %.0f s to go", done,
+                     len(codes), steps, float(best_err.mean()), elapsed, elapsed * (len(codes) - done) / done)
     finally:
         for p, flag in zip(renderer.parameters(), flags, strict=True):
             p.requires_grad_(flag)
