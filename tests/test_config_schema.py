@@ -3,6 +3,7 @@ naming the key (snakemake.utils.validate, exactly as the Snakefile calls it)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from snakemake.utils import validate
 
 SCHEMA = "schemas/config.schema.yaml"
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_CONFIGS = ["config.yaml", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("configs/*.yaml"))]
+# overlays: partial configs given with --configfile on top of config.yaml (validated merged onto it)
+OVERLAYS = ["configs/digits_wplus.yaml"]
+SHIPPED_CONFIGS = ["config.yaml", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("configs/*.yaml")
+                                          if str(p.relative_to(ROOT)) not in OVERLAYS)]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,14 @@ def _error(cfg, schema_path) -> str:
 @pytest.mark.parametrize("name", SHIPPED_CONFIGS)
 def test_shipped_configs_are_valid(repo_root, schema_path, name):
     validate(yaml.safe_load((repo_root / name).read_text()), schema_path)
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_overlays_on_the_shipped_config_are_valid(repo_root, schema_path, shipped_config, name):
+    cfg = copy.deepcopy(shipped_config)
+    for section, values in yaml.safe_load((repo_root / name).read_text()).items():
+        cfg[section].update(values)  # Snakemake merges --configfile per key
+    validate(cfg, schema_path)
 
 
 def test_tiny_config_is_valid(tiny_config, schema_path):
