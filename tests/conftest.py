@@ -26,6 +26,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+def config_with_overlay(name: str) -> dict:
+    """config.yaml with the overlay ``name`` (e.g. ``configs/digits_wplus.yaml``) merged onto it per section, as
+    ``snakemake --configfile <name>`` merges it."""
+    cfg = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    for section, values in yaml.safe_load((REPO_ROOT / name).read_text()).items():
+        cfg[section].update(values)
+    return cfg
+
 # A complete, schema-valid configuration whose whole DAG runs in well under a minute on a CPU
 # (mirrors the smoke-test config: 500 images, one oracle epoch, 2×3 DLSGAN steps).
 TINY_CONFIG = {

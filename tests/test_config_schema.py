@@ -3,11 +3,11 @@ naming the key (snakemake.utils.validate, exactly as the Snakefile calls it)."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import config_with_overlay
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -41,11 +41,8 @@ def test_shipped_configs_are_valid(repo_root, schema_path, name):
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
-def test_overlays_on_the_shipped_config_are_valid(repo_root, schema_path, shipped_config, name):
-    cfg = copy.deepcopy(shipped_config)
-    for section, values in yaml.safe_load((repo_root / name).read_text()).items():
-        cfg[section].update(values)  # Snakemake merges --configfile per key
-    validate(cfg, schema_path)
+def test_overlays_on_the_shipped_config_are_valid(schema_path, name):
+    validate(config_with_overlay(name), schema_path)
 
 
 def test_tiny_config_is_valid(tiny_config, schema_path):

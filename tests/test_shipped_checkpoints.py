@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-import yaml
+from conftest import config_with_overlay
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.dlsgan.stylegan import DLSStyleGenerator
@@ -42,13 +42,8 @@ def test_the_stylegan2_checkpoint_reads_as_rosinality_and_draws_digits(repo_root
     assert images.std() > 0.2  # not a blank canvas
 
 
-def test_the_wplus_overlay_plans_a_wplus_run_on_the_shipped_stylegan2(repo_root, tmp_path, write_config,
-                                                                      run_snakemake):
-    cfg = yaml.safe_load((repo_root / "config.yaml").read_text())
-    overlay = yaml.safe_load((repo_root / "configs/digits_wplus.yaml").read_text())
-    for section, values in overlay.items():
-        cfg[section].update(values)
-    write_config(cfg)
+def test_the_wplus_overlay_plans_a_wplus_run_on_the_shipped_stylegan2(tmp_path, write_config, run_snakemake):
+    write_config(config_with_overlay("configs/digits_wplus.yaml"))
     proc = run_snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "rule project:" in proc.stdout and "rule train_dlsgan:" not in proc.stdout
