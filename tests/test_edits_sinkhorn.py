@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, annealing_steps, attribute_cost_loss,
-                                       attribute_cost_matrix, default_blur, flatten_codes, preservation_weights,
-                                       sinkhorn_divergence, sinkhorn_loss)
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, _log_domain_updates, _warm_updates, annealing_steps,
+                                       attribute_cost_loss, attribute_cost_matrix, default_blur, flatten_codes,
+                                       half_squared_distances, preservation_weights, sinkhorn_divergence,
+                                       sinkhorn_loss)
 
 seeds = st.integers(0, 2**31 - 1)
 
@@ -250,6 +251,26 @@ def test_a_warm_start_is_as_accurate_as_the_cold_annealing(d, n, max_updates):
     assert updates["warm"] <= max_updates and updates["warm"] <= updates["cold"], updates
     tighter, solved = sinkhorn_divergence(x, y, blur=blur, warm=state, tolerance=1e-5)
     assert solved.iterations > updates["warm"] and abs(float(tighter - ref)) / float(ref) < errors["warm"][0]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.0e4])
+def test_warm_updates_in_the_kernel_domain_are_the_log_domain_updates(offset):
+    """The gemv updates of a warm solve (potentials absorbed into stabilised kernels) are the log-sum-exp updates, to
+    rounding; potentials far from a solution (``offset``: every kernel entry overflows) continue in the log domain."""
+    x, y = _cloud(0, 40, 8), _cloud(1, 30, 8, shift=0.4)
+    a = torch.tensor(np.random.default_rng(2).uniform(0.1, 1, 40))
+    a[:3] = 0  # codes of weight zero drop out in both
+    a, b = a / a.sum(), torch.full((30,), 1 / 30, dtype=torch.float64)
+    blur = default_blur(x, y)
+    _, state = sinkhorn_divergence(x + 0.05, y, a, b, blur=blur)  # a solved neighbouring problem
+    eps = blur ** 2
+    C_xy, C_xx, C_yy = (half_squared_distances(p, q) for p, q in ((x, y), (x, x), (y, y)))
+    start = tuple(p + offset for p in (state.f_ba, state.g_ab, state.f_aa, state.g_bb))
+    kernel = _warm_updates(eps, C_xy, C_xx, C_yy, a, b, start, 12, tolerance=0.0)
+    log = _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, start, 12, tolerance=0.0)
+    assert kernel[4] == log[4] == 12
+    for p, q in zip(kernel[:4], log[:4], strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-9)
 
 
 def test_a_state_that_does_not_fit_starts_cold():

@@ -36,7 +36,7 @@ import torch
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.model import affine_parameters
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, SinkhornState,
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, SinkhornState,
                                        attribute_cost_divergence, default_blur, preservation_weights,
                                        sinkhorn_divergence)
 from latentedit.edits.train import EditJob, TrainedEdit
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MONITORS = ("val_edit_loss", "val_wasserstein")
 WARM_STARTS = ("auto", "always", "never")
+VALIDATION_TOLERANCE = 1.0e-6  # warm validation solves: far below early stopping's min_delta, relative to the loss
 WARM_START_MAX_DIM = 1024  # auto: warm starts up to this code size (flattened D); measured break-even on CPU ≈ 2048
 PRES_SPACES = ("probability", "logit")
 
@@ -155,6 +156,7 @@ class WarmStarts:
     them (``LWConfig.warm_start``; :func:`latentedit.edits.sinkhorn.sinkhorn_divergence`)."""
     wasserstein: SinkhornState | None = None
     preservation: SinkhornState | None = None
+    tolerance: float = WARM_TOLERANCE  # a warm solve stops once an update moves the value by less (relative)
     updates: dict = field(default_factory=lambda: {"wasserstein": [], "preservation": []})  # per solve, for the log
 
     def record(self, term: str, state: SinkhornState | None) -> None:
@@ -173,13 +175,15 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
     """
     edited = edit(z_src)
     l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling,
-                                     warm=warm.wasserstein if warm else None)
+                                     warm=warm.wasserstein if warm else None,
+                                     tolerance=warm.tolerance if warm else WARM_TOLERANCE)
     if warm is not None:
         warm.record("wasserstein", state)
     if pres is None:
         return l_w, torch.zeros((), device=l_w.device)
     l_p, state = attribute_cost_divergence(pres.classifier(edited), f_src, pres.weights, a, a, blur=pres.blur,
-                                           scaling=scaling, warm=warm.preservation if warm else None)
+                                           scaling=scaling, warm=warm.preservation if warm else None,
+                                           tolerance=warm.tolerance if warm else WARM_TOLERANCE)
     if warm is not None:
         warm.record("preservation", state)
     return l_w, l_p
@@ -296,17 +300,20 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
 
     pres = Preservation(classifier, w_pres, pres_blur, cfg.lambda_pres) if use_pres else None
 
+    dim = math.prod(source.shape[1:])
+    use_warm = cfg.warm_start == "always" or (cfg.warm_start == "auto" and dim <= WARM_START_MAX_DIM)
+    warm = WarmStarts() if use_warm else None
+    # validation meets the same codes every epoch: it starts from the last epoch's solve and runs to a tight tolerance
+    val_warm = WarmStarts(tolerance=VALIDATION_TOLERANCE) if use_warm else None
+
     @torch.no_grad()
     def evaluate() -> dict:
-        l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs)
+        l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs, val_warm)
         return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
                 "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
 
     opt = torch.optim.Adam(edit.parameters(), lr=cfg.lr)
     skipped = 0
-    dim = math.prod(source.shape[1:])
-    use_warm = cfg.warm_start == "always" or (cfg.warm_start == "auto" and dim <= WARM_START_MAX_DIM)
-    warm = WarmStarts() if use_warm else None  # validation always solves cold (comparable across epochs)
 
     def train_epoch(epoch: int, step_budget: int) -> tuple[dict, int]:
         nonlocal skipped
@@ -338,10 +345,10 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         row.update(blur=blur, pres_blur=pres_blur)
     if skipped:
         log.warning("%d batches skipped: all their codes had weight 0 on one side", skipped)
-    if warm is not None:
-        for term, counts in warm.updates.items():
+    for what, starts in (("training", warm), ("validation", val_warm)):
+        for term, counts in (starts.updates.items() if starts is not None else ()):
             if counts:
-                log.info("Sinkhorn %s: %d solves, %.1f updates each on average (the first one cold)", term,
+                log.info("Sinkhorn %s, %s: %d solves, %.1f updates each on average (the first one cold)", term, what,
                          len(counts), sum(counts) / len(counts))
     return edit.eval(), history
 

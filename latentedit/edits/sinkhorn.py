@@ -162,6 +162,68 @@ def _softmin(eps: float, C: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return -eps * torch.logsumexp(h.unsqueeze(0) - C / eps, dim=1)
 
 
+def _settled(value: float, previous: float | None, iterations: int, tolerance: float, eps: float) -> bool:
+    """A warm solve's stopping rule: at least :data:`MIN_WARM_ITERATIONS` updates, the last one moving the value by
+    at most ``tolerance`` (relative; ε as the scale of a value near 0)."""
+    return (iterations >= MIN_WARM_ITERATIONS and previous is not None
+            and abs(value - previous) <= tolerance * max(abs(value), eps))
+
+
+def _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance, iterations=0):
+    """The warm solve's updates with log-sum-exp soft-mins (the cold loop's update at a fixed ε); the reference for
+    :func:`_warm_updates`, and its fallback. ``iterations``: updates already run (they count towards both limits)."""
+    f_ba, g_ab, f_aa, g_bb = potentials
+    a_log, b_log, C_yx = _log_weights(a), _log_weights(b), C_xy.T
+    value = None
+    while iterations < max_iterations:
+        ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
+        ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
+        f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
+        f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+        iterations += 1
+        previous, value = value, float(_dual_value(a, b, f_ba, g_ab, f_aa, g_bb))
+        if _settled(value, previous, iterations, tolerance, eps):
+            break
+    return f_ba, g_ab, f_aa, g_bb, iterations
+
+
+def _stabilised_kernel(C: torch.Tensor, f: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    """K_ij = exp((f_i + g_j − C_ij) / ε): the Gibbs kernel with the potentials (f, g) absorbed (Schmitzer 2019,
+    "Stabilized sparse scaling algorithms for entropy regularized transport problems", §3). Near a solution
+    Σ_j b_j K_ij ≈ 1, so its entries neither overflow nor vanish row-wise in float32."""
+    return (f.unsqueeze(1) + g.unsqueeze(0) - C).div_(eps).exp_()
+
+
+def _warm_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance):
+    """The warm solve's updates at ε, as matrix-vector products: with the starting potentials (f⁰, g⁰) absorbed into
+    stabilised kernels K (:func:`_stabilised_kernel`), the soft-min update f_i ← −ε log Σ_j b_j exp((g_j − C_ij)/ε)
+    becomes f_i ← f⁰_i − ε log Σ_j K_ij b_j exp((g_j − g⁰_j)/ε): one pass over each N×M kernel per update (a gemv)
+    instead of a log-sum-exp's several, since a warm start's potentials move little from where they began. Exactly
+    the log-domain updates (:func:`_log_domain_updates`, to rounding: ``tests/test_edits_sinkhorn.py``); should a
+    kernel sum leave the float range (potentials far from their start), the solve continues in the log domain.
+    Returns the four averaged potentials and the number of updates."""
+    f0_ba, g0_ab, f0_aa, g0_bb = potentials
+    K_xy = _stabilised_kernel(C_xy, f0_ba, g0_ab, eps)
+    K_xx, K_yy = _stabilised_kernel(C_xx, f0_aa, f0_aa, eps), _stabilised_kernel(C_yy, g0_bb, g0_bb, eps)
+    f_ba, g_ab, f_aa, g_bb = potentials
+    value, iterations = None, 0
+    while iterations < max_iterations:
+        ft_ba = f0_ba - eps * torch.log(K_xy @ (b * torch.exp((g_ab - g0_ab) / eps)))
+        gt_ab = g0_ab - eps * torch.log(K_xy.T @ (a * torch.exp((f_ba - f0_ba) / eps)))
+        ft_aa = f0_aa - eps * torch.log(K_xx @ (a * torch.exp((f_aa - f0_aa) / eps)))
+        gt_bb = g0_bb - eps * torch.log(K_yy @ (b * torch.exp((g_bb - g0_bb) / eps)))
+        if not all(bool(torch.isfinite(t).all()) for t in (ft_ba, gt_ab, ft_aa, gt_bb)):
+            return _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, (f_ba, g_ab, f_aa, g_bb), max_iterations,
+                                       tolerance, iterations)
+        f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
+        f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+        iterations += 1
+        previous, value = value, float(_dual_value(a, b, f_ba, g_ab, f_aa, g_bb))
+        if _settled(value, previous, iterations, tolerance, eps):
+            break
+    return f_ba, g_ab, f_aa, g_bb, iterations
+
+
 def bounding_diameter(x: torch.Tensor, y: torch.Tensor) -> float:
     """The diagonal of the bounding box of both clouds (GeomLoss's default diameter)."""
     (x_lo, x_hi), (y_lo, y_hi) = torch.aminmax(x, dim=0), torch.aminmax(y, dim=0)
@@ -248,25 +310,20 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
             g_ab = _softmin(eps, half_squared_distances(yd, warm.x), warm.a_log + warm.f_ba / eps)
             f_aa = _softmin(eps, half_squared_distances(xd, warm.x), warm.a_log + warm.f_aa / eps)
             g_bb = _softmin(eps, half_squared_distances(yd, warm.y), warm.b_log + warm.g_bb / eps)
-            cap = max_iterations if max_iterations is not None else len(schedule)
-            schedule, value = [eps] * cap, None
+            f_ba, g_ab, f_aa, g_bb, iterations = _warm_updates(
+                eps, C_xy, C_xx, C_yy, a, b, (f_ba, g_ab, f_aa, g_bb),
+                max_iterations if max_iterations is not None else len(schedule), tolerance)
         else:
-            eps, value = schedule[0], None
+            eps = schedule[0]
             f_ba, g_ab = _softmin(eps, C_xy, b_log), _softmin(eps, C_yx, a_log)
             f_aa, g_bb = _softmin(eps, C_xx, a_log), _softmin(eps, C_yy, b_log)
-            warm = None
-        iterations = 0
-        for eps in schedule:  # symmetric updates, averaged (Feydy's thesis, Fig. 3.25)
-            ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
-            ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
-            f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
-            f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
-            iterations += 1
-            if warm is not None:  # warm: stop once the value has settled
-                previous, value = value, float(_dual_value(a, b, f_ba, g_ab, f_aa, g_bb))
-                if (iterations >= MIN_WARM_ITERATIONS and previous is not None
-                        and abs(value - previous) <= tolerance * max(abs(value), eps)):
-                    break
+            iterations = 0
+            for eps in schedule:  # symmetric updates, averaged (Feydy's thesis, Fig. 3.25)
+                ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
+                ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
+                f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
+                f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+                iterations += 1
     # the last update with autograd on: the potentials above are constants (envelope theorem)
     f_ba, g_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
     f_aa, g_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
@@ -388,7 +445,8 @@ def attribute_cost_loss(fx: torch.Tensor, fy: torch.Tensor, w: torch.Tensor, a: 
 def attribute_cost_divergence(fx: torch.Tensor, fy: torch.Tensor, w: torch.Tensor, a: torch.Tensor | None = None,
                               b: torch.Tensor | None = None, blur: float | None = None,
                               scaling: float = DEFAULT_SCALING, diameter: float | None = None,
-                              warm: SinkhornState | None = None) -> tuple[torch.Tensor, SinkhornState | None]:
+                              warm: SinkhornState | None = None, tolerance: float = WARM_TOLERANCE,
+                              ) -> tuple[torch.Tensor, SinkhornState | None]:
     """:func:`attribute_cost_loss` and the state that warm-starts the next call (None when nothing is preserved)."""
     w = torch.as_tensor(w, dtype=fx.dtype, device=fx.device).reshape(-1)
     if (w < 0).any():
@@ -398,4 +456,5 @@ def attribute_cost_divergence(fx: torch.Tensor, fy: torch.Tensor, w: torch.Tenso
     if not (w > 0).any():
         return fx.sum() * 0.0, None  # keeps the graph (and the device) of fx
     root = w.sqrt()
-    return sinkhorn_divergence(fx * root, fy * root, a, b, blur=blur, scaling=scaling, diameter=diameter, warm=warm)
+    return sinkhorn_divergence(fx * root, fy * root, a, b, blur=blur, scaling=scaling, diameter=diameter, warm=warm,
+                               tolerance=tolerance)
