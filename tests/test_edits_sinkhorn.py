@@ -273,6 +273,24 @@ def test_warm_updates_in_the_kernel_domain_are_the_log_domain_updates(offset):
         torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-9)
 
 
+def test_a_warm_solve_takes_the_autograd_update_s_value_and_gradient_from_its_kernels():
+    """With y constant (LW's target codes) a warm solve's last update and its gradient in x come from the kernels;
+    with y differentiable, from autograd through the soft-mins: the same value and the same gradient in x."""
+    x0, y0 = _cloud(0, 40, 8), _cloud(1, 30, 8, shift=0.4)
+    a = torch.tensor(np.random.default_rng(2).uniform(0.1, 1, 40))
+    blur = default_blur(x0, y0)
+    _, state = sinkhorn_divergence(x0 + 0.05, y0, a, blur=blur)
+    results = []
+    for y_grad in (False, True):
+        x, y = x0.clone().requires_grad_(True), y0.clone().requires_grad_(y_grad)
+        loss, solved = sinkhorn_divergence(x, y, a, blur=blur, warm=state)
+        (grad,) = torch.autograd.grad(loss, x)
+        results.append((float(loss), grad, solved.f_ba))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(results[0][2], results[1][2], rtol=1e-9, atol=1e-12)
+
+
 def test_a_state_that_does_not_fit_starts_cold():
     x, y = _cloud(0, 12, 3), _cloud(1, 10, 3, shift=1.0)
     cold, state = sinkhorn_divergence(x, y, blur=0.3)

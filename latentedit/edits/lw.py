@@ -22,7 +22,10 @@ but extending the old potentials to the new batch costs four more N×N×D cost m
 matmuls have caught up); at D = 9216 (W+) 2.88 s vs 1.86 s. ``auto`` therefore warm-starts codes of up to
 :data:`WARM_START_MAX_DIM` entries and solves larger ones cold; ``always`` / ``never`` force either (on a GPU, where
 matmuls are cheap against the memory-bound soft-mins, ``always`` is likely the better choice: measure with the
-benchmark). Validation solves cold, so its losses compare across epochs.
+benchmark). A warm solve updates in the kernel domain (gemv on stabilised kernels) and takes its gradient from the
+kernels (:mod:`latentedit.edits.sinkhorn`). Validation meets the same codes every epoch, so it warm-starts from the
+last epoch's solve and runs to :data:`VALIDATION_TOLERANCE` (the first evaluation is cold); its losses sit ≈ 0.2 %
+below the cold annealing's, which stops short of convergence, with the same shape across epochs.
 """
 
 from __future__ import annotations

@@ -194,6 +194,32 @@ def _stabilised_kernel(C: torch.Tensor, f: torch.Tensor, g: torch.Tensor, eps: f
     return (f.unsqueeze(1) + g.unsqueeze(0) - C).div_(eps).exp_()
 
 
+@dataclass(frozen=True)
+class _Kernels:
+    """The stabilised kernels of a warm solve and the potentials absorbed into them (:func:`_stabilised_kernel`)."""
+    xy: torch.Tensor  # (N, M)
+    xx: torch.Tensor  # (N, N)
+    yy: torch.Tensor  # (M, M)
+    f_ba: torch.Tensor
+    g_ab: torch.Tensor
+    f_aa: torch.Tensor
+    g_bb: torch.Tensor
+
+    def scalings(self, a, b, f_ba, g_ab, f_aa, g_bb, eps):
+        """The vectors the four kernel products take: weights times exp((potential − absorbed potential)/ε)."""
+        return (b * torch.exp((g_ab - self.g_ab) / eps), a * torch.exp((f_ba - self.f_ba) / eps),
+                a * torch.exp((f_aa - self.f_aa) / eps), b * torch.exp((g_bb - self.g_bb) / eps))
+
+    def update(self, a, b, potentials, eps):
+        """One soft-min update of the four potentials (not averaged), and the row sums of the first and third
+        products (the normalisers of the plans :func:`_kernel_final_step` needs)."""
+        v_ba, v_ab, v_aa, v_bb = self.scalings(a, b, *potentials, eps)
+        s_ba, s_aa = self.xy @ v_ba, self.xx @ v_aa
+        updated = (self.f_ba - eps * torch.log(s_ba), self.g_ab - eps * torch.log(self.xy.T @ v_ab),
+                   self.f_aa - eps * torch.log(s_aa), self.g_bb - eps * torch.log(self.yy @ v_bb))
+        return updated, (v_ba, s_ba, v_aa, s_aa)
+
+
 def _warm_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance):
     """The warm solve's updates at ε, as matrix-vector products: with the starting potentials (f⁰, g⁰) absorbed into
     stabilised kernels K (:func:`_stabilised_kernel`), the soft-min update f_i ← −ε log Σ_j b_j exp((g_j − C_ij)/ε)
@@ -201,27 +227,43 @@ def _warm_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, toler
     instead of a log-sum-exp's several, since a warm start's potentials move little from where they began. Exactly
     the log-domain updates (:func:`_log_domain_updates`, to rounding: ``tests/test_edits_sinkhorn.py``); should a
     kernel sum leave the float range (potentials far from their start), the solve continues in the log domain.
-    Returns the four averaged potentials and the number of updates."""
+    Returns the four averaged potentials, the number of updates and the kernels (None after a fallback)."""
     f0_ba, g0_ab, f0_aa, g0_bb = potentials
-    K_xy = _stabilised_kernel(C_xy, f0_ba, g0_ab, eps)
-    K_xx, K_yy = _stabilised_kernel(C_xx, f0_aa, f0_aa, eps), _stabilised_kernel(C_yy, g0_bb, g0_bb, eps)
-    f_ba, g_ab, f_aa, g_bb = potentials
+    kernels = _Kernels(_stabilised_kernel(C_xy, f0_ba, g0_ab, eps), _stabilised_kernel(C_xx, f0_aa, f0_aa, eps),
+                       _stabilised_kernel(C_yy, g0_bb, g0_bb, eps), *potentials)
     value, iterations = None, 0
     while iterations < max_iterations:
-        ft_ba = f0_ba - eps * torch.log(K_xy @ (b * torch.exp((g_ab - g0_ab) / eps)))
-        gt_ab = g0_ab - eps * torch.log(K_xy.T @ (a * torch.exp((f_ba - f0_ba) / eps)))
-        ft_aa = f0_aa - eps * torch.log(K_xx @ (a * torch.exp((f_aa - f0_aa) / eps)))
-        gt_bb = g0_bb - eps * torch.log(K_yy @ (b * torch.exp((g_bb - g0_bb) / eps)))
-        if not all(bool(torch.isfinite(t).all()) for t in (ft_ba, gt_ab, ft_aa, gt_bb)):
-            return _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, (f_ba, g_ab, f_aa, g_bb), max_iterations,
-                                       tolerance, iterations)
-        f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
-        f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+        updated, _ = kernels.update(a, b, potentials, eps)
+        if not all(bool(torch.isfinite(t).all()) for t in updated):
+            return (*_log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance,
+                                         iterations), None)
+        potentials = tuple(0.5 * (old + new) for old, new in zip(potentials, updated, strict=True))
         iterations += 1
-        previous, value = value, float(_dual_value(a, b, f_ba, g_ab, f_aa, g_bb))
+        previous, value = value, float(_dual_value(a, b, *potentials))
         if _settled(value, previous, iterations, tolerance, eps):
             break
-    return f_ba, g_ab, f_aa, g_bb, iterations
+    return (*potentials, iterations, kernels)
+
+
+def _kernel_final_step(kernels: _Kernels, potentials, a, b, eps, x, y):
+    """The last update of a warm solve and its gradient in x, from the kernels (y, a and b constant).
+
+    The value is that of the autograd update (``sinkhorn_divergence``'s last step): S = ⟨a, f_ba − f_aa⟩ +
+    ⟨b, g_ab − g_bb⟩ after one more soft-min update. Its gradient, as GeomLoss's (C(x, y) differentiated in x only,
+    C(x, x) in its first argument only), is ∇_{x_i} S = a_i (Σ_k P^aa_ik x_k − Σ_j P_ij y_j), P and P^aa the
+    row-stochastic soft-min weights of the update (Feydy's thesis, §3.3: ∇f(x) = x − T(x), T the barycentric map):
+    two N×M×D products instead of four log-sum-exp passes forward and back. Returns the loss, whose gradient reaches
+    x through ⟨x − sg(x), ∇S⟩ (sg: stop-gradient), and the updated potentials."""
+    with torch.no_grad():
+        updated, (v_ba, s_ba, v_aa, s_aa) = kernels.update(a, b, potentials, eps)
+        if not all(bool(torch.isfinite(t).all()) for t in updated):
+            return None
+        xd = x.detach()
+        toward_y = (kernels.xy @ (v_ba.unsqueeze(1) * y)) / s_ba.unsqueeze(1)  # Σ_j P_ij y_j, (N, D)
+        toward_x = (kernels.xx @ (v_aa.unsqueeze(1) * xd)) / s_aa.unsqueeze(1)  # Σ_k P^aa_ik x_k
+        grad = a.unsqueeze(1) * (toward_x - toward_y)
+        value = _dual_value(a, b, *updated)
+    return value + ((x - xd) * grad).sum(), updated
 
 
 def bounding_diameter(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -295,22 +337,28 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     a_log, b_log = _log_weights(a), _log_weights(b)
     eps_final = blur ** 2
     xd, yd = x.detach(), y.detach()
-    x2, y2 = (x * x).sum(-1), (y * y).sum(-1)  # squared norms, (N,), (M,): computed once for all four costs
+    warm = warm if warm is not None and warm.fits(xd, yd, eps_final) else None
+    # a warm solve with y, a and b constant (LW's case) takes its gradient from the kernels: no autograd costs
+    analytic = warm is not None and not (y.requires_grad or a.requires_grad or b.requires_grad)
+    costs_x = xd if analytic else x
+    x2, y2 = (costs_x * costs_x).sum(-1), (y * y).sum(-1)  # squared norms (N,), (M,): once for all four costs
     x2d, y2d = x2.detach(), y2.detach()
-    C_xy = half_squared_distances(x, yd, x2, y2d)  # the gradient reaches x through C(x, y) and C(x, x), y via C(y, x)
+    # the gradient reaches x through C(x, y) and C(x, x), y via C(y, x)
+    C_xy = half_squared_distances(costs_x, yd, x2, y2d)
     # C(y, x) is C(x, y)ᵀ: a transpose instead of a fourth N×M×D matmul, unless y needs its own gradient
     C_yx = half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
-    C_xx, C_yy = half_squared_distances(x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
+    C_xx, C_yy = half_squared_distances(costs_x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
+    kernels = None
     with torch.no_grad():
         schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
-        if warm is not None and warm.fits(xd, yd, eps_final):
+        if warm is not None:
             eps = eps_final
             # the previous potentials, as functions, evaluated at the new points (one c-transform each)
             f_ba = _softmin(eps, half_squared_distances(xd, warm.y), warm.b_log + warm.g_ab / eps)
             g_ab = _softmin(eps, half_squared_distances(yd, warm.x), warm.a_log + warm.f_ba / eps)
             f_aa = _softmin(eps, half_squared_distances(xd, warm.x), warm.a_log + warm.f_aa / eps)
             g_bb = _softmin(eps, half_squared_distances(yd, warm.y), warm.b_log + warm.g_bb / eps)
-            f_ba, g_ab, f_aa, g_bb, iterations = _warm_updates(
+            f_ba, g_ab, f_aa, g_bb, iterations, kernels = _warm_updates(
                 eps, C_xy, C_xx, C_yy, a, b, (f_ba, g_ab, f_aa, g_bb),
                 max_iterations if max_iterations is not None else len(schedule), tolerance)
         else:
@@ -324,10 +372,17 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
                 f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
                 f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
                 iterations += 1
-    # the last update with autograd on: the potentials above are constants (envelope theorem)
-    f_ba, g_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
-    f_aa, g_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
-    loss = _dual_value(a, b, f_ba, g_ab, f_aa, g_bb)
+    final = _kernel_final_step(kernels, (f_ba, g_ab, f_aa, g_bb), a, b, eps, x, yd) if (
+        analytic and kernels is not None) else None
+    if final is not None:
+        loss, (f_ba, g_ab, f_aa, g_bb) = final
+    else:
+        if analytic:  # the kernels gave out: the autograd update needs costs that reach x
+            C_xy, C_xx = half_squared_distances(x, yd, None, y2d), half_squared_distances(x, xd, None, x2d)
+        # the last update with autograd on: the potentials above are constants (envelope theorem)
+        f_ba, g_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
+        f_aa, g_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
+        loss = _dual_value(a, b, f_ba, g_ab, f_aa, g_bb)
     state = SinkhornState(xd, yd, a_log, b_log, f_ba.detach(), g_ab.detach(), f_aa.detach(), g_bb.detach(), eps,
                           iterations)
     return loss, state
