@@ -169,22 +169,31 @@ def _settled(value: float, previous: float | None, iterations: int, tolerance: f
             and abs(value - previous) <= tolerance * max(abs(value), eps))
 
 
+def _all_finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials):
+    """One symmetric log-domain update of the four potentials, averaged with the old ones (Feydy's thesis,
+    Fig. 3.25): the cold annealing's step, and the warm fallback's at a fixed ε."""
+    f_ba, g_ab, f_aa, g_bb = potentials
+    ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
+    ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
+    return 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab), 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+
+
 def _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance, iterations=0):
     """The warm solve's updates with log-sum-exp soft-mins (the cold loop's update at a fixed ε); the reference for
     :func:`_warm_updates`, and its fallback. ``iterations``: updates already run (they count towards both limits)."""
-    f_ba, g_ab, f_aa, g_bb = potentials
-    a_log, b_log, C_yx = _log_weights(a), _log_weights(b), C_xy.T
+    a_log, b_log = _log_weights(a), _log_weights(b)
     value = None
     while iterations < max_iterations:
-        ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
-        ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
-        f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
-        f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+        potentials = _averaged_update(eps, C_xy, C_xy.T, C_xx, C_yy, a_log, b_log, potentials)
         iterations += 1
-        previous, value = value, float(_dual_value(a, b, f_ba, g_ab, f_aa, g_bb))
+        previous, value = value, float(_dual_value(a, b, *potentials))
         if _settled(value, previous, iterations, tolerance, eps):
             break
-    return f_ba, g_ab, f_aa, g_bb, iterations
+    return (*potentials, iterations)
 
 
 def _stabilised_kernel(C: torch.Tensor, f: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
@@ -234,7 +243,7 @@ def _warm_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, toler
     value, iterations = None, 0
     while iterations < max_iterations:
         updated, _ = kernels.update(a, b, potentials, eps)
-        if not all(bool(torch.isfinite(t).all()) for t in updated):
+        if not _all_finite(updated):
             return (*_log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance,
                                          iterations), None)
         potentials = tuple(0.5 * (old + new) for old, new in zip(potentials, updated, strict=True))
@@ -256,7 +265,7 @@ def _kernel_final_step(kernels: _Kernels, potentials, a, b, eps, x, y):
     x through ⟨x − sg(x), ∇S⟩ (sg: stop-gradient), and the updated potentials."""
     with torch.no_grad():
         updated, (v_ba, s_ba, v_aa, s_aa) = kernels.update(a, b, potentials, eps)
-        if not all(bool(torch.isfinite(t).all()) for t in updated):
+        if not _all_finite(updated):
             return None
         xd = x.detach()
         toward_y = (kernels.xy @ (v_ba.unsqueeze(1) * y)) / s_ba.unsqueeze(1)  # Σ_j P_ij y_j, (N, D)
@@ -345,9 +354,13 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     x2d, y2d = x2.detach(), y2.detach()
     # the gradient reaches x through C(x, y) and C(x, x), y via C(y, x)
     C_xy = half_squared_distances(costs_x, yd, x2, y2d)
-    # C(y, x) is C(x, y)ᵀ: a transpose instead of a fourth N×M×D matmul, unless y needs its own gradient
-    C_yx = half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
+
+    def cost_yx() -> torch.Tensor:  # C(y, x), read by the cold loop and the autograd update, not by the kernels
+        # C(x, y)ᵀ: a transpose instead of a fourth N×M×D matmul, unless y needs its own gradient
+        return half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
+
     C_xx, C_yy = half_squared_distances(costs_x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
+    C_yx = cost_yx() if warm is None else None
     kernels = None
     with torch.no_grad():
         schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
@@ -365,13 +378,10 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
             eps = schedule[0]
             f_ba, g_ab = _softmin(eps, C_xy, b_log), _softmin(eps, C_yx, a_log)
             f_aa, g_bb = _softmin(eps, C_xx, a_log), _softmin(eps, C_yy, b_log)
-            iterations = 0
-            for eps in schedule:  # symmetric updates, averaged (Feydy's thesis, Fig. 3.25)
-                ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
-                ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
-                f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
-                f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
-                iterations += 1
+            for eps in schedule:
+                f_ba, g_ab, f_aa, g_bb = _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log,
+                                                          (f_ba, g_ab, f_aa, g_bb))
+            iterations = len(schedule)
     final = _kernel_final_step(kernels, (f_ba, g_ab, f_aa, g_bb), a, b, eps, x, yd) if (
         analytic and kernels is not None) else None
     if final is not None:
@@ -379,6 +389,8 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     else:
         if analytic:  # the kernels gave out: the autograd update needs costs that reach x
             C_xy, C_xx = half_squared_distances(x, yd, None, y2d), half_squared_distances(x, xd, None, x2d)
+        if C_yx is None:  # warm
+            C_yx = cost_yx()
         # the last update with autograd on: the potentials above are constants (envelope theorem)
         f_ba, g_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
         f_aa, g_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
