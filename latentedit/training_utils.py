@@ -46,42 +46,47 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 class EarlyStopping:
-    """Stop when ``metric`` has not improved by more than ``min_delta`` for ``patience`` evaluations (None: never)."""
+    """Stop when ``metric`` has not improved by more than ``min_delta`` for ``patience`` evaluations (None: never)
+    and, with ``patience_steps``, for at least that many optimiser steps (so that patience does not shrink to a
+    handful of steps when an evaluation comes after every one or two batches)."""
 
-    def __init__(self, patience: int | None, mode: str = "max", min_delta: float = 0.0):
+    def __init__(self, patience: int | None, mode: str = "max", min_delta: float = 0.0, patience_steps: int = 0):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.patience, self.mode, self.min_delta = patience, mode, min_delta
+        self.patience, self.mode, self.min_delta, self.patience_steps = patience, mode, min_delta, patience_steps
         self.best = -math.inf if mode == "max" else math.inf
         self.bad = 0
+        self.steps_since_best = 0
 
-    def step(self, metric: float) -> bool:
-        """Record one evaluation; return True when it is the best so far."""
+    def step(self, metric: float, steps: int = 0) -> bool:
+        """Record one evaluation after ``steps`` more optimiser steps; return True when it is the best so far."""
         better = metric > self.best + self.min_delta if self.mode == "max" else metric < self.best - self.min_delta
         if better:
-            self.best, self.bad = metric, 0
+            self.best, self.bad, self.steps_since_best = metric, 0, 0
         else:
             self.bad += 1
+            self.steps_since_best += steps
         return better
 
     @property
     def should_stop(self) -> bool:
-        return self.patience is not None and self.bad >= self.patience
+        return (self.patience is not None and self.bad >= self.patience
+                and self.steps_since_best >= self.patience_steps)
 
 
 def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[str, float], int]],
         evaluate: Callable[[], dict[str, float]], *, monitor: str, max_epochs: int, mode: str = "min",
         patience: int | None = None, min_delta: float = 0.0, max_steps: int | None = None,
         evaluate_before: bool = False, train_columns: Sequence[str] = (), name: str = "training",
-        progress: bool = True) -> tuple[list[dict], dict | None]:
+        progress: bool = True, patience_steps: int = 0) -> tuple[list[dict], dict | None]:
     """Train ``module`` epoch by epoch, early-stop on ``monitor`` and restore the state of the best epoch.
 
     Every epoch runs ``module.train()``, ``train_epoch``, ``module.eval()``, ``evaluate`` and appends the row
     ``{epoch, steps, **train means, **evaluate(), best, seconds}``; ``best`` marks an improvement of ``monitor`` by
     more than ``min_delta`` (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied.
-    Training ends after ``max_epochs``, after ``patience`` epochs without improvement, once ``max_steps`` steps are
-    taken, or when an epoch takes no step (that epoch gets no row). The module is returned to the best state (the
-    initial one when no row is best) and left in eval mode.
+    Training ends after ``max_epochs``, after ``patience`` epochs (and at least ``patience_steps`` optimiser steps)
+    without improvement, once ``max_steps`` steps are taken, or when an epoch takes no step (that epoch gets no row).
+    The module is returned to the best state (the initial one when no row is best) and left in eval mode.
 
     Parameters
     ----------
@@ -99,6 +104,9 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         Whether a lower or a higher ``monitor`` is better.
     patience : int, optional
         Epochs without improvement before stopping; None: never stop early.
+    patience_steps : int
+        … and at least this many optimiser steps since the best row, so that patience does not shrink to a handful of
+        steps when an epoch is one or two batches (0: epochs only).
     min_delta : float
         Smallest change of ``monitor`` that counts as an improvement, in its units.
     max_steps : int, optional
@@ -121,7 +129,7 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
     best_row : dict or None
         The last row marked best (the restored state), None when none is.
     """
-    stopper = EarlyStopping(patience, mode=mode, min_delta=min_delta)
+    stopper = EarlyStopping(patience, mode=mode, min_delta=min_delta, patience_steps=patience_steps)
     best_state, history, steps, t0 = copy.deepcopy(module.state_dict()), [], 0, time.time()
     if evaluate_before:
         module.eval()
@@ -142,7 +150,7 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         steps += taken
         module.eval()
         row = {"epoch": epoch, "steps": steps, **means, **evaluate()}
-        row["best"] = stopper.step(row[monitor])
+        row["best"] = stopper.step(row[monitor], taken)
         row["seconds"] = time.time() - t0
         history.append(row)
         if row["best"]:
@@ -150,8 +158,8 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         log.info("%s epoch %d: %s", name, epoch, row)  # the rule's log shows every epoch
         pbar.set_postfix({monitor: f"{row[monitor]:.4g}", "best": f"{stopper.best:.4g}"})
         if stopper.should_stop:
-            log.info("%s: early stop after epoch %d: %s has not improved by more than %g for %d epochs", name, epoch,
-                     monitor, min_delta, patience)
+            log.info("%s: early stop after epoch %d: %s has not improved by more than %g for %d epochs (%d steps)",
+                     name, epoch, monitor, min_delta, stopper.bad, stopper.steps_since_best)
             break
         if max_steps is not None and steps >= max_steps:
             log.info("%s: max_steps = %d reached at epoch %d", name, max_steps, epoch)

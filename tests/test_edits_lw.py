@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.edits.lw import LWConfig, epoch_batches, train_lw
-from latentedit.edits.sinkhorn import sinkhorn_loss
+from latentedit.edits.lw import LWConfig, PotentialTable, WarmStarts, epoch_batches, train_lw
+from latentedit.edits.sinkhorn import sinkhorn_divergence, sinkhorn_loss
 
 # A fast configuration for tiny clouds: a learning rate large enough (Adam moves each parameter by about lr per
 # step) for a shift of 3 in ~100 steps; no early stopping unless a test asks for it.
@@ -137,15 +138,15 @@ def test_moves_source_mean_onto_target_mean():
 
 def test_early_stopping_when_nothing_to_learn():
     """Target = source: the identity (epoch −1) is already optimal, so no epoch improves and training stops after
-    `patience` epochs, returning the identity edit."""
+    `patience` epochs — or `patience_steps` steps, here one per epoch — returning the identity edit."""
     source, _ = _blobs(128, 4, 0.0, seed=0)
     val_source, _ = _blobs(128, 4, 0.0, seed=1)
-    cfg = dataclasses.replace(FAST, max_epochs=50, patience=2, min_delta=1e-4)
-    edit, history = train_lw(source, source.clone(), val_source, val_source.clone(), cfg)
-    epochs_run = len(history) - 1
-    assert epochs_run == cfg.patience < cfg.max_epochs
-    assert [r["best"] for r in history] == [True, False, False]
-    assert not edit.weight.detach().any() and not edit.bias.detach().any()  # the identity edit of epoch −1
+    for patience_steps, epochs in ((0, 2), (4, 4)):
+        cfg = dataclasses.replace(FAST, max_epochs=50, patience=2, patience_steps=patience_steps, min_delta=1e-4)
+        edit, history = train_lw(source, source.clone(), val_source, val_source.clone(), cfg)
+        assert len(history) - 1 == epochs < cfg.max_epochs
+        assert [r["best"] for r in history] == [True] + [False] * epochs
+        assert not edit.weight.detach().any() and not edit.bias.detach().any()  # the identity edit of epoch −1
 
 
 def test_max_steps_caps_training():
@@ -249,18 +250,76 @@ def test_warm_start_auto_follows_the_code_size(monkeypatch):
     seen = []
     real = lw.sinkhorn_divergence
 
-    def spy(*args, warm=None, **kwargs):
-        seen.append(warm is not None)
-        return real(*args, warm=warm, **kwargs)
+    def spy(*args, warm=None, start=None, **kwargs):
+        seen.append("table" if start is not None else "extended" if warm is not None else "cold")
+        return real(*args, warm=warm, start=start, **kwargs)
 
     monkeypatch.setattr(lw, "sinkhorn_divergence", spy)
     x, y = _blobs(64, 4, 1.0, 0)
-    cfg = dataclasses.replace(FAST, batch_cap=32, max_steps=4, max_epochs=2)
+    cfg = dataclasses.replace(FAST, batch_cap=32, max_steps=6, max_epochs=3)
     train_lw(x, y, x, y, cfg)  # auto, 4-d codes: warm from the second step on
-    assert any(seen)
+    # validation (cold, then from its table); steps: cold, extended (its codes unseen), then from the tables
+    assert seen == ["cold", "cold", "extended", "table", "table", "table", "table", "table", "table", "table"], seen
     seen.clear()
-    monkeypatch.setattr(lw, "WARM_START_MAX_DIM", 3)  # now 4-d codes count as large: every solve cold
+    monkeypatch.setattr(lw, "WARM_START_MAX_DIM", 3)  # now 4-d codes count as large: cold until the tables are full
     train_lw(x, y, x, y, cfg)
-    assert seen and not any(seen)
+    assert seen == ["cold", "cold", "cold", "table", "table", "table", "table", "table", "table", "table"], seen
+    seen.clear()
+    train_lw(x, y, x, y, dataclasses.replace(cfg, warm_start="never"))
+    assert seen and set(seen) == {"cold"}
     with pytest.raises(ValueError, match="warm_start"):
         LWConfig(warm_start="yes")
+
+
+def test_warm_starts_index_each_term_s_tables_by_its_own_codes(monkeypatch):
+    """Sources and targets of different counts, with L_pres: the Wasserstein term's y side is the targets, L_pres's the
+    unedited sources; a swapped index or a table of the wrong size fails here (wrong shapes or an IndexError)."""
+    import latentedit.edits.lw as lw
+
+    seen = []
+    real = lw.attribute_cost_divergence
+
+    def spy(fx, fy, *args, start=None, **kwargs):
+        if start is not None:
+            seen.append((len(fx), len(fy), tuple(len(p) for p in start)))
+        return real(fx, fy, *args, start=start, **kwargs)
+
+    monkeypatch.setattr(lw, "attribute_cost_divergence", spy)
+    x, _ = _blobs(96, 2, 1.0, 0)
+    _, y = _blobs(40, 2, 1.0, 1)
+    cfg = dataclasses.replace(FAST, batch_cap=32, max_steps=12, max_epochs=4, lambda_pres=1.0)
+    edit, history = train_lw(x, y, x[:48], y[:20], cfg, classifier=lambda z: z, gamma_row=torch.tensor([1.0, 0.0]),
+                             edited_attribute=0)
+    assert seen and all(n == m and sizes == (n, m, n, m) for n, m, sizes in seen), seen
+    assert all(math.isfinite(row["val_edit_loss"]) for row in history)
+
+
+def test_a_partly_solved_batch_starts_cold_without_extension():
+    x, y = _blobs(12, 3, 1.0, 0)
+    warm = WarmStarts(12, 12, extend=False)
+    first = warm.solver_kwargs("wasserstein", torch.arange(6), torch.arange(6))
+    _, state = sinkhorn_divergence(x[:6], y[:6], blur=0.5, **first)
+    warm.record("wasserstein", first, state, torch.arange(6), torch.arange(6))
+    partly = warm.solver_kwargs("wasserstein", torch.arange(3, 9), torch.arange(6))
+    assert partly["start"] is None and partly["warm"] is None  # cold: code 6 … 8 never solved, nothing to extend
+    again = warm.solver_kwargs("wasserstein", torch.arange(6), torch.arange(6))
+    assert again["start"] is not None
+    warm.record("wasserstein", again, sinkhorn_divergence(x[:6], y[:6], blur=0.5, **again)[1], torch.arange(6),
+                torch.arange(6))
+    assert warm.summary("wasserstein").startswith("2 solves (1 cold, 0 extended, 1 from the tables)")
+
+
+def test_a_potential_table_starts_a_batch_only_once_all_its_codes_were_solved():
+    x, y = _blobs(12, 3, 1.0, 0)
+    _, state = sinkhorn_divergence(x[:6], y[:4], blur=0.5)
+    table = PotentialTable.empty(12, 12, x)
+    idx_x, idx_y = torch.tensor([0, 2, 4, 6, 8, 10]), torch.tensor([1, 3, 5, 7])
+    assert table.start(idx_x, idx_y) is None
+    table.store(idx_x, idx_y, state)
+    start = table.start(idx_x.flip(0), idx_y)  # any order of the same codes
+    for got, solved in zip(start, (state.f_ba.flip(0), state.g_ab, state.f_aa.flip(0), state.g_bb), strict=True):
+        torch.testing.assert_close(got, solved)
+    assert table.start(torch.tensor([0, 1]), idx_y) is None  # code 1 of x never solved
+    repeated = table.start(torch.tensor([4, 4, 0]), torch.tensor([7, 7]))  # a code twice in a batch
+    torch.testing.assert_close(repeated.f_aa, state.f_aa[[2, 2, 0]])
+    torch.testing.assert_close(repeated.g_ab, state.g_ab[[3, 3]])

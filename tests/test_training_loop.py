@@ -65,6 +65,14 @@ def test_an_improvement_resets_the_patience_count():
     assert best["epoch"] == 3 and run.weight == 3
 
 
+@pytest.mark.parametrize("patience_steps, last_epoch", [(0, 3), (6, 3), (7, 4), (12, 5)])
+def test_patience_steps_waits_for_that_many_steps_after_the_best(patience_steps, last_epoch):
+    """3 steps per epoch, best at epoch 1 (step 6): two bad epochs are 6 steps; 7 steps need a third, 12 a fourth."""
+    run = Scripted({0: 3.0, 1: 2.0, 2: 4.0, 3: 4.5, 4: 5.0, 5: 5.0, 6: 5.0, 7: 5.0})
+    history, best = run.fit(patience=2, patience_steps=patience_steps)
+    assert history[-1]["epoch"] == last_epoch and best["epoch"] == 1 and run.weight == 1
+
+
 def test_no_patience_never_stops_early():
     run = Scripted({e: 1.0 + e for e in range(6)})
     history, best = run.fit(max_epochs=6)

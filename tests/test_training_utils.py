@@ -25,6 +25,14 @@ def test_early_stopping_min_with_delta_and_reset():
         EarlyStopping(1, mode="best")
 
 
+def test_early_stopping_also_waits_patience_steps():
+    stop = EarlyStopping(patience=2, mode="min", patience_steps=5)
+    assert stop.step(1.0, steps=3) and not stop.step(2.0, steps=2) and not stop.step(2.0, steps=2)
+    assert stop.bad == 2 and not stop.should_stop  # two bad evaluations, but only 4 steps since the best
+    assert not stop.step(2.0, steps=1) and stop.should_stop
+    assert stop.step(0.5, steps=9) and not stop.should_stop  # an improvement resets both counts
+
+
 def test_seed_everything_reproducible():
     g1 = seed_everything(3)
     a = (np.random.rand(), torch.rand(2), torch.rand(2, generator=g1))

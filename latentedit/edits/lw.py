@@ -13,19 +13,23 @@ The OT problems are solved on minibatches: every epoch each
 side is shuffled and cut into batches of B = min(n_s, n_t, batch_cap) codes (the smaller side is cycled through
 fresh permutations until the larger one is exhausted). The affine form of H_k is the inductive bias that keeps the
 edit simple; early stopping on a held-out split keeps the best epoch, measured with the same loss on the whole
-validation sets (each capped at ``batch_cap`` codes, a fixed subset).
+validation sets (each capped at ``batch_cap`` codes, a fixed subset), and waits ``patience`` epochs and at least
+``patience_steps`` steps (an epoch of a small edit can be a single batch).
 
-**Warm starts** (``warm_start``). Each training step's Sinkhorn solves can start from the previous step's dual
-potentials: 3 updates at the final ε instead of the whole ε-annealing, as accurate (:mod:`latentedit.edits.sinkhorn`),
-but extending the old potentials to the new batch costs four more N×N×D cost matmuls. With ``bench/lw_step.py``
-(N = 512, one thread): at D = 64 a warm step takes 101 ms against 505 ms cold; at D = 2048 439 vs 454 ms (the
-matmuls have caught up); at D = 9216 (W+) 2.88 s vs 1.86 s. ``auto`` therefore warm-starts codes of up to
-:data:`WARM_START_MAX_DIM` entries and solves larger ones cold; ``always`` / ``never`` force either (on a GPU, where
-matmuls are cheap against the memory-bound soft-mins, ``always`` is likely the better choice: measure with the
-benchmark). A warm solve updates in the kernel domain (gemv on stabilised kernels) and takes its gradient from the
-kernels (:mod:`latentedit.edits.sinkhorn`). Validation meets the same codes every epoch, so it warm-starts from the
-last epoch's solve and runs to :data:`VALIDATION_TOLERANCE` (the first evaluation is cold); its losses sit ≈ 0.2 %
-below the cold annealing's, which stops short of convergence, with the same shape across epochs.
+**Warm starts** (``warm_start``). A training step's Sinkhorn solves start from dual potentials and update at the final
+ε until the value settles, instead of running the whole ε-annealing; they are as accurate
+(:mod:`latentedit.edits.sinkhorn`). Each code keeps the potentials of the last solve it took part in
+(:class:`PotentialTable`, one per loss term), so once every code of a batch has been solved (from the second epoch on,
+unless an epoch drops its short last batch) the batch starts from its own potentials at no cost. Before that the last
+step's potentials are extended to the batch by one c-transform each, at the price of four more N×N×D cost matmuls:
+``auto`` does so for codes of up to :data:`WARM_START_MAX_DIM` entries and solves larger ones cold, ``always`` extends
+at every size, ``never`` solves every step cold. ``bench/lw_step.py`` (one thread, N = 512; cold / first epoch,
+extended / from the tables): D = 64 44.4 / 16.7 / 9.7 ms; D = 1024 97.0 / 93.3 / 62.7 ms; D = 9216 (faces W+) 616 /
+894 / 633 ms, where the edit's and the cost matrices' matmuls are the work. A warm solve updates in the kernel domain
+(gemv on stabilised kernels) and takes its gradient from the kernels (:mod:`latentedit.edits.sinkhorn`). Validation
+meets the same codes every epoch, so it starts from their potentials of the last epoch and runs to
+:data:`VALIDATION_TOLERANCE` (the first evaluation is cold); its losses sit ≈ 0.2 % below the cold annealing's, which
+stops short of convergence, with the same shape across epochs.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ import torch
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.model import affine_parameters
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, SinkhornState,
-                                       attribute_cost_divergence, default_blur, preservation_weights,
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, Potentials,
+                                       SinkhornState, attribute_cost_divergence, default_blur, preservation_weights,
                                        sinkhorn_divergence)
 from latentedit.edits.train import EditJob, TrainedEdit
 from latentedit.edits.weights import balanced_weights
@@ -51,7 +55,7 @@ log = logging.getLogger(__name__)
 MONITORS = ("val_edit_loss", "val_wasserstein")
 WARM_STARTS = ("auto", "always", "never")
 VALIDATION_TOLERANCE = 1.0e-6  # warm validation solves: far below early stopping's min_delta, relative to the loss
-WARM_START_MAX_DIM = 1024  # auto: warm starts up to this code size (flattened D); measured break-even on CPU ≈ 2048
+WARM_START_MAX_DIM = 1024  # auto: extended starts up to this code size (flattened D); about break-even here on CPU
 PRES_SPACES = ("probability", "logit")
 
 
@@ -68,12 +72,13 @@ class LWConfig:
     pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
     pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)
     pres_space: str = "probability"  # L_pres on σ(F) ("probability") or on the logits F ("logit"); see module doc
-    patience: int = 5  # epochs without an improvement of `monitor` larger than min_delta before stopping
+    patience: int = 5  # epochs without an improvement of `monitor` larger than min_delta before stopping …
+    patience_steps: int = 50  # … and at least this many steps (W+ with 3,000 codes: an epoch is one batch)
     min_delta: float = 1.0e-4  # squared latent units; smaller changes are Sinkhorn solver noise
     monitor: str = "val_edit_loss"  # early-stopping quantity: "val_edit_loss" (total) or "val_wasserstein"
     min_last_batch_fraction: float = 0.5  # drop an epoch's last batch below this × B: tiny-cloud OT is mostly noise
     layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all); ignored for flat codes
-    warm_start: str = "auto"  # start each step's Sinkhorn solves from the last step's: always | never | auto (module doc)
+    warm_start: str = "auto"  # solves start from each code's last potentials; before those: auto | always | never
     weighting: bool = True  # balanced weights a_i = 1/(n_t^A·n_s^A) over labels.weight_attributes (train_edit_job)
     weight_min_count: int = 1  # codes a combination needs on both sides to be matched
     seed: int = 0
@@ -89,6 +94,8 @@ class LWConfig:
             raise ValueError(f"scaling must lie in (0, 1), got {self.scaling}")
         if self.batch_cap < 2 or self.patience < 1 or self.max_epochs < 1 or self.max_steps < 1:
             raise ValueError("batch_cap ≥ 2, patience ≥ 1, max_epochs ≥ 1 and max_steps ≥ 1 are required")
+        if self.patience_steps < 0:
+            raise ValueError(f"patience_steps must be ≥ 0, got {self.patience_steps}")
         if self.lambda_pres < 0 or not 0 <= self.min_last_batch_fraction <= 1:
             raise ValueError("lambda_pres must be ≥ 0 and min_last_batch_fraction in [0, 1]")
 
@@ -154,53 +161,117 @@ class Preservation:
 
 
 @dataclass
-class WarmStarts:
-    """The Sinkhorn states of the last training step, one per loss term; each step starts from them and replaces
-    them (``LWConfig.warm_start``; :func:`latentedit.edits.sinkhorn.sinkhorn_divergence`)."""
-    wasserstein: SinkhornState | None = None
-    preservation: SinkhornState | None = None
-    tolerance: float = WARM_TOLERANCE  # a warm solve stops once an update moves the value by less (relative)
-    updates: dict = field(default_factory=lambda: {"wasserstein": [], "preservation": []})  # per solve, for the log
+class PotentialTable:
+    """Each code's dual potentials from the last solve it took part in, for one loss term (NaN marks a code not
+    solved yet): a warm start that needs no c-transform extension (module docstring, "Warm starts")."""
+    x: torch.Tensor  # (n_x, 2): f_ba, f_aa of the x-side codes (edited sources)
+    y: torch.Tensor  # (n_y, 2): g_ab, g_bb of the y-side codes (targets; the unedited sources for L_pres)
 
-    def record(self, term: str, state: SinkhornState | None) -> None:
-        setattr(self, term, state)
-        if state is not None:
-            self.updates[term].append(state.iterations)
+    @classmethod
+    def empty(cls, n_x: int, n_y: int, like: torch.Tensor) -> PotentialTable:
+        return cls(like.new_full((n_x, 2), math.nan), like.new_full((n_y, 2), math.nan))
+
+    def start(self, idx_x: torch.Tensor, idx_y: torch.Tensor) -> Potentials | None:
+        """The batch's potentials, or None while one of its codes has not been solved yet."""
+        px, py = self.x[idx_x], self.y[idx_y]
+        if bool(px.isnan().any()) or bool(py.isnan().any()):
+            return None
+        return Potentials(px[:, 0], py[:, 0], px[:, 1], py[:, 1])
+
+    def store(self, idx_x: torch.Tensor, idx_y: torch.Tensor, state: SinkhornState) -> None:
+        """Keep a solve's potentials (a code repeated within the batch has the same ones at each of its rows)."""
+        self.x[idx_x] = torch.stack((state.f_ba, state.f_aa), 1).to(self.x.dtype)
+        self.y[idx_y] = torch.stack((state.g_ab, state.g_bb), 1).to(self.y.dtype)
+
+
+SOLVE_KINDS = ("cold", "extended", "table")
+
+
+@dataclass
+class WarmStarts:
+    """Where each loss term's Sinkhorn solves start (``LWConfig.warm_start``): from its codes' own potentials in a
+    :class:`PotentialTable` once every code of the batch has been solved; before that from the last solve's
+    potentials extended to the batch (:func:`latentedit.edits.sinkhorn.extended_potentials`) when ``extend``, else
+    cold. Codes are rows 0 … n_source − 1 and 0 … n_target − 1 of the tables; L_pres's second cloud is the unedited
+    sources, so its tables are n_source × n_source."""
+    n_source: int
+    n_target: int
+    extend: bool = True  # before a batch's codes are all in the table: extend the last solve (True) or solve cold
+    tolerance: float = WARM_TOLERANCE  # a warm solve stops once an update moves the value by less (relative)
+    tables: dict = field(default_factory=dict)  # term → PotentialTable
+    last: dict = field(default_factory=dict)  # term → the last SinkhornState (kept only to extend it)
+    solves: dict = field(default_factory=lambda: {"wasserstein": [], "preservation": []})  # (kind, updates), the log
+
+    def solver_kwargs(self, term: str, idx_x: torch.Tensor, idx_y: torch.Tensor) -> dict:
+        """Keyword arguments for the term's solver: ``start`` potentials from the table, else the ``warm`` state to
+        extend (None: cold)."""
+        table = self.tables.get(term)
+        start = table.start(idx_x, idx_y) if table is not None else None
+        return {"start": start, "warm": self.last.get(term) if start is None else None, "tolerance": self.tolerance}
+
+    def record(self, term: str, kwargs: dict, state: SinkhornState | None, idx_x: torch.Tensor,
+               idx_y: torch.Tensor) -> None:
+        """Keep the solve's potentials (``kwargs``: what :meth:`solver_kwargs` gave it)."""
+        if state is None:
+            return
+        if term not in self.tables:
+            n_y = {"wasserstein": self.n_target, "preservation": self.n_source}[term]
+            self.tables[term] = PotentialTable.empty(self.n_source, n_y, state.f_ba)
+        self.tables[term].store(idx_x, idx_y, state)
+        if self.extend:
+            self.last[term] = state
+        kind = "table" if kwargs["start"] is not None else "extended" if kwargs["warm"] is not None else "cold"
+        self.solves[term].append((kind, state.iterations))
+
+    def summary(self, term: str) -> str | None:
+        """"N solves (c cold, e extended, t from the tables), u updates each on average", or None without solves."""
+        solves = self.solves[term]
+        if not solves:
+            return None
+        counts = ", ".join(f"{sum(k == kind for k, _ in solves)} {'from the tables' if kind == 'table' else kind}"
+                           for kind in SOLVE_KINDS)
+        return f"{len(solves)} solves ({counts}), {sum(u for _, u in solves) / len(solves):.1f} updates each on average"
 
 
 def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: torch.Tensor | None,
               b: torch.Tensor | None, blur: float, scaling: float, pres: Preservation | None = None,
-              f_src: torch.Tensor | None = None, warm: WarmStarts | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              f_src: torch.Tensor | None = None, warm: WarmStarts | None = None,
+              idx_src: torch.Tensor | None = None, idx_tgt: torch.Tensor | None = None,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """(S_ε(edit(z_src), z_tgt), L_pres) for one pair of clouds; L_pres is 0 without ``pres``.
 
-    ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``). ``warm``: the
-    previous step's solver states, updated in place (None: cold, annealed solves).
+    ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``). ``warm``: where
+    the solves start, updated in place (None: cold, annealed solves); it needs ``idx_src``, ``idx_tgt``, the codes'
+    rows in its tables.
     """
+    if warm is not None and (idx_src is None or idx_tgt is None):
+        raise ValueError("warm starts need the batch's code indices (idx_src, idx_tgt)")
     edited = edit(z_src)
-    l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling,
-                                     warm=warm.wasserstein if warm else None,
-                                     tolerance=warm.tolerance if warm else WARM_TOLERANCE)
+    kwargs = warm.solver_kwargs("wasserstein", idx_src, idx_tgt) if warm else {}
+    l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, **kwargs)
     if warm is not None:
-        warm.record("wasserstein", state)
+        warm.record("wasserstein", kwargs, state, idx_src, idx_tgt)
     if pres is None:
         return l_w, torch.zeros((), device=l_w.device)
+    kwargs = warm.solver_kwargs("preservation", idx_src, idx_src) if warm else {}
     l_p, state = attribute_cost_divergence(pres.classifier(edited), f_src, pres.weights, a, a, blur=pres.blur,
-                                           scaling=scaling, warm=warm.preservation if warm else None,
-                                           tolerance=warm.tolerance if warm else WARM_TOLERANCE)
+                                           scaling=scaling, **kwargs)
     if warm is not None:
-        warm.record("preservation", state)
+        warm.record("preservation", kwargs, state, idx_src, idx_src)
     return l_w, l_p
 
 
 def lw_step(edit: AffineEdit, opt: torch.optim.Optimizer, z_src: torch.Tensor, z_tgt: torch.Tensor,
             a: torch.Tensor | None, b: torch.Tensor | None, blur: float, scaling: float,
             pres: Preservation | None = None, f_src: torch.Tensor | None = None,
-            warm: WarmStarts | None = None) -> tuple[float, float, float]:
+            warm: WarmStarts | None = None, idx_src: torch.Tensor | None = None,
+            idx_tgt: torch.Tensor | None = None) -> tuple[float, float, float]:
     """One optimiser step on L = S_ε + λ·L_pres; returns (S_ε, L_pres, L) before the step.
 
-    ``warm``: see :func:`lw_losses`. Raises FloatingPointError on a non-finite loss (before touching the parameters).
+    ``warm``, ``idx_src``, ``idx_tgt``: see :func:`lw_losses`. Raises FloatingPointError on a non-finite loss (before
+    touching the parameters).
     """
-    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src, warm)
+    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src, warm, idx_src, idx_tgt)
     loss = l_w + (pres.weight * l_p if pres is not None else 0.0)
     if not torch.isfinite(loss):
         raise FloatingPointError("non-finite LW loss")
@@ -281,17 +352,18 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
     blur = cfg.blur if cfg.blur is not None else default_blur(source, target, cfg.blur_fraction)
 
     use_pres = cfg.lambda_pres > 0
-    pres_blur, w_pres, f_vs = float("nan"), None, None
+    pres_blur, w_pres, f_vs, f_source = float("nan"), None, None, None
     if use_pres and cfg.pres_space == "probability":
         logits = classifier
         classifier = lambda z: torch.sigmoid(logits(z))  # noqa: E731 - F_l as attribute probabilities
     if use_pres:
         w_pres = preservation_weights(gamma_row, edited_attribute, cfg.pres_absolute_gamma).to(device)
         f_vs = _features(classifier, z_vs)
+        f_source = _features(classifier, source)  # F of the unedited sources, constant: once, not every step
         if cfg.pres_blur is not None:
             pres_blur = cfg.pres_blur
         elif (w_pres > 0).any():
-            pres_blur = default_blur(_features(classifier, source) * w_pres.sqrt(), fraction=cfg.blur_fraction)
+            pres_blur = default_blur(f_source * w_pres.sqrt(), fraction=cfg.blur_fraction)
         log.info("preservation weights w = %s", [round(float(v), 4) for v in w_pres])
     elif classifier is not None:
         log.info("lambda_pres = 0: the classifier is not used")
@@ -304,14 +376,16 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
     pres = Preservation(classifier, w_pres, pres_blur, cfg.lambda_pres) if use_pres else None
 
     dim = math.prod(source.shape[1:])
-    use_warm = cfg.warm_start == "always" or (cfg.warm_start == "auto" and dim <= WARM_START_MAX_DIM)
-    warm = WarmStarts() if use_warm else None
+    use_warm = cfg.warm_start != "never"
+    extend = cfg.warm_start == "always" or dim <= WARM_START_MAX_DIM  # auto: extension only where it pays
+    warm = WarmStarts(len(source), len(target), extend=extend) if use_warm else None
     # validation meets the same codes every epoch: it starts from the last epoch's solve and runs to a tight tolerance
-    val_warm = WarmStarts(tolerance=VALIDATION_TOLERANCE) if use_warm else None
+    val_warm = WarmStarts(len(z_vs), len(z_vt), extend=extend, tolerance=VALIDATION_TOLERANCE) if use_warm else None
+    val_rows = torch.arange(len(z_vs), device=device), torch.arange(len(z_vt), device=device)  # rows in val_warm
 
     @torch.no_grad()
     def evaluate() -> dict:
-        l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs, val_warm)
+        l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs, val_warm, *val_rows)
         return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
                 "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
 
@@ -330,9 +404,10 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
                 skipped += 1  # every code of the batch has weight 0 on one side: nothing to transport
                 continue
             z_s = source[idx_s]
-            f_s = _features(classifier, z_s) if use_pres else None
+            f_s = f_source[idx_s] if use_pres else None
             try:
-                l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s, warm)
+                l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s, warm,
+                                         idx_s, idx_t)
             except FloatingPointError as err:
                 raise FloatingPointError(f"{err} at epoch {epoch}") from None
             n += 1
@@ -342,17 +417,17 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         return {f"train_{k}": v / n for k, v in sums.items()} if n else {}, n
 
     history, _ = fit(edit, train_epoch, evaluate, monitor=cfg.monitor, max_epochs=cfg.max_epochs, mode="min",
-                     patience=cfg.patience, min_delta=cfg.min_delta, max_steps=cfg.max_steps, evaluate_before=True,
+                     patience=cfg.patience, patience_steps=cfg.patience_steps, min_delta=cfg.min_delta,
+                     max_steps=cfg.max_steps, evaluate_before=True,
                      train_columns=("train_wasserstein", "train_preservation", "train_edit_loss"), name="LW")
     for row in history:
         row.update(blur=blur, pres_blur=pres_blur)
     if skipped:
         log.warning("%d batches skipped: all their codes had weight 0 on one side", skipped)
     for what, starts in (("training", warm), ("validation", val_warm)):
-        for term, counts in (starts.updates.items() if starts is not None else ()):
-            if counts:
-                log.info("Sinkhorn %s, %s: %d solves, %.1f updates each on average (the first one cold)", term, what,
-                         len(counts), sum(counts) / len(counts))
+        for term in (starts.solves if starts is not None else ()):
+            if (summary := starts.summary(term)) is not None:
+                log.info("Sinkhorn %s, %s: %s", term, what, summary)
     return edit.eval(), history
 
 

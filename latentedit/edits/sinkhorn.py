@@ -12,9 +12,12 @@ then one last update with autograd on, so the gradient follows from the envelope
 ⟨a, f_ba − f_aa⟩ + ⟨b, g_ab − g_bb⟩. Cold, it runs GeomLoss's ε schedule and agrees with GeomLoss to ≈ 1e-7
 relative in value and gradient (``tests/test_edits_sinkhorn.py``). Warm, it starts from the potentials of the
 previous problem — LW's clouds move little between optimiser steps — extended to the new points by one c-transform
-each (a potential is a function, f(x) = −ε log Σ_j b_j exp((g_j − C(x, y_j))/ε), defined for any x), then updates at
-the final ε until one update moves the value by less than :data:`WARM_TOLERANCE` (relative; at least
-:data:`MIN_WARM_ITERATIONS`, at most the cold annealing's length) instead of running the whole annealing.
+each (a potential is a function, f(x) = −ε log Σ_j b_j exp((g_j − C(x, y_j))/ε), defined for any x), or from
+potentials given on the new points themselves (``start``: LW keeps each code's potentials from the last solve it took
+part in, :class:`latentedit.edits.lw.PotentialTable`, which skips the extension's four cost matmuls and log-sum-exp
+passes), then updates at the final ε until one update moves the value by less than :data:`WARM_TOLERANCE`
+(relative; at least :data:`MIN_WARM_ITERATIONS`, at most the cold annealing's length) instead of running the whole
+annealing.
 Measured against a converged solution (annealing at scaling 0.99, then 80 updates at the final ε; unit-Gaussian
 clouds, the next batch drawn afresh and moved by 0.01; blur 0.25·σ_rms), as relative error of value / gradient:
 
@@ -25,7 +28,9 @@ clouds, the next batch drawn afresh and moved by 0.01; blur 0.25·σ_rms), as re
 
 so in LW's latent spaces a warm solve is as accurate as the cold one at a fifth of its updates; in a few dimensions
 (L_pres's attribute space, d ≈ 14) it needs about half of them (tolerance 1e-4: 5–6 updates at d = 64 and errors
-≤ 1e-5 / 7e-3).
+≤ 1e-5 / 7e-3). A start from the codes' own potentials of an earlier solve against other partners (LW's tables) is
+as accurate in about as many updates (``tests/test_edits_sinkhorn.py``; in LW training 4–5 updates per solve against
+3–4 from the extension).
 
 **How blur, scaling and diameter drive accuracy and cost.** GeomLoss anneals ε from diameter² down to blur²,
 multiplying the blur radius by ``scaling`` after every Sinkhorn iteration, so one call runs
@@ -70,6 +75,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -287,6 +293,14 @@ def epsilon_schedule(diameter: float, blur: float, scaling: float) -> list[float
     return [diameter ** 2, *(float(np.exp(e)) for e in steps), blur ** 2]
 
 
+class Potentials(NamedTuple):
+    """The four dual potentials of a debiased problem: f_ba, f_aa on x (N,), g_ab, g_bb on y (M,)."""
+    f_ba: torch.Tensor
+    g_ab: torch.Tensor
+    f_aa: torch.Tensor
+    g_bb: torch.Tensor
+
+
 @dataclass(frozen=True)
 class SinkhornState:
     """A solved problem's points, log-weights and dual potentials at temperature ``eps`` (no gradient), from which
@@ -308,12 +322,27 @@ class SinkhornState:
         return (self.eps == eps and self.x.shape[1:] == x.shape[1:] and self.y.shape[1:] == y.shape[1:]
                 and self.x.dtype == x.dtype and self.x.device == x.device)
 
+    @property
+    def potentials(self) -> Potentials:
+        return Potentials(self.f_ba, self.g_ab, self.f_aa, self.g_bb)
+
+
+@torch.no_grad()
+def extended_potentials(state: SinkhornState, x: torch.Tensor, y: torch.Tensor) -> Potentials:
+    """A solved problem's potentials, as functions, evaluated at new points x (N, D), y (M, D): one c-transform
+    each, f(x) = −ε log Σ_j b_j exp((g_j − C(x, y_j))/ε) (four N×M×D cost matmuls and log-sum-exp passes)."""
+    eps = state.eps
+    return Potentials(_softmin(eps, half_squared_distances(x, state.y), state.b_log + state.g_ab / eps),
+                      _softmin(eps, half_squared_distances(y, state.x), state.a_log + state.f_ba / eps),
+                      _softmin(eps, half_squared_distances(x, state.x), state.a_log + state.f_aa / eps),
+                      _softmin(eps, half_squared_distances(y, state.y), state.b_log + state.g_bb / eps))
+
 
 def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
                         b: torch.Tensor | None = None, blur: float | None = None, scaling: float = DEFAULT_SCALING,
                         diameter: float | None = None, warm: SinkhornState | None = None,
                         tolerance: float = WARM_TOLERANCE, max_iterations: int | None = None,
-                        ) -> tuple[torch.Tensor, SinkhornState]:
+                        start: Potentials | None = None) -> tuple[torch.Tensor, SinkhornState]:
     """S_ε(Σ a_i δ_{x_i}, Σ b_j δ_{y_j}) and the state that warm-starts the next call (module docstring).
 
     Parameters
@@ -321,8 +350,11 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     x, y, a, b, blur, scaling, diameter
         As :func:`sinkhorn_loss`.
     warm : SinkhornState, optional
-        The state of a previous call on nearby clouds at the same blur; None (or a state that does not fit):
-        a cold, annealed solve.
+        The state of a previous call on nearby clouds at the same blur, extended to x and y by one c-transform
+        each (:func:`extended_potentials`); None (or a state that does not fit): a cold, annealed solve.
+    start : Potentials, optional
+        Potentials on x and y themselves at ε = blur² (e.g. each code's from the last solve it took part in) to
+        warm-start from instead; not together with ``warm``.
     tolerance : float
         A warm solve updates at the final ε until one update moves the value by less than ``tolerance`` (relative;
         at least :data:`MIN_WARM_ITERATIONS` updates).
@@ -346,9 +378,18 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     a_log, b_log = _log_weights(a), _log_weights(b)
     eps_final = blur ** 2
     xd, yd = x.detach(), y.detach()
-    warm = warm if warm is not None and warm.fits(xd, yd, eps_final) else None
+    if start is not None and warm is not None:
+        raise ValueError("warm-start from a state or from potentials, not both")
+    if start is None and warm is not None and warm.fits(xd, yd, eps_final):
+        start = extended_potentials(warm, xd, yd)
+    if start is not None:
+        start = Potentials(*start)
+        if not (start.f_ba.shape == start.f_aa.shape == (len(x),)
+                and start.g_ab.shape == start.g_bb.shape == (len(y),)):
+            raise ValueError(f"start potentials for {len(x)} and {len(y)} points have shapes "
+                             f"{[tuple(p.shape) for p in start]}")
     # a warm solve with y, a and b constant (LW's case) takes its gradient from the kernels: no autograd costs
-    analytic = warm is not None and not (y.requires_grad or a.requires_grad or b.requires_grad)
+    analytic = start is not None and not (y.requires_grad or a.requires_grad or b.requires_grad)
     costs_x = xd if analytic else x
     x2, y2 = (costs_x * costs_x).sum(-1), (y * y).sum(-1)  # squared norms (N,), (M,): once for all four costs
     x2d, y2d = x2.detach(), y2.detach()
@@ -360,19 +401,14 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
         return half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
 
     C_xx, C_yy = half_squared_distances(costs_x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
-    C_yx = cost_yx() if warm is None else None
+    C_yx = cost_yx() if start is None else None
     kernels = None
     with torch.no_grad():
         schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
-        if warm is not None:
+        if start is not None:
             eps = eps_final
-            # the previous potentials, as functions, evaluated at the new points (one c-transform each)
-            f_ba = _softmin(eps, half_squared_distances(xd, warm.y), warm.b_log + warm.g_ab / eps)
-            g_ab = _softmin(eps, half_squared_distances(yd, warm.x), warm.a_log + warm.f_ba / eps)
-            f_aa = _softmin(eps, half_squared_distances(xd, warm.x), warm.a_log + warm.f_aa / eps)
-            g_bb = _softmin(eps, half_squared_distances(yd, warm.y), warm.b_log + warm.g_bb / eps)
             f_ba, g_ab, f_aa, g_bb, iterations, kernels = _warm_updates(
-                eps, C_xy, C_xx, C_yy, a, b, (f_ba, g_ab, f_aa, g_bb),
+                eps, C_xy, C_xx, C_yy, a, b, tuple(start),
                 max_iterations if max_iterations is not None else len(schedule), tolerance)
         else:
             eps = schedule[0]
@@ -513,7 +549,7 @@ def attribute_cost_divergence(fx: torch.Tensor, fy: torch.Tensor, w: torch.Tenso
                               b: torch.Tensor | None = None, blur: float | None = None,
                               scaling: float = DEFAULT_SCALING, diameter: float | None = None,
                               warm: SinkhornState | None = None, tolerance: float = WARM_TOLERANCE,
-                              ) -> tuple[torch.Tensor, SinkhornState | None]:
+                              start: Potentials | None = None) -> tuple[torch.Tensor, SinkhornState | None]:
     """:func:`attribute_cost_loss` and the state that warm-starts the next call (None when nothing is preserved)."""
     w = torch.as_tensor(w, dtype=fx.dtype, device=fx.device).reshape(-1)
     if (w < 0).any():
@@ -524,4 +560,4 @@ def attribute_cost_divergence(fx: torch.Tensor, fy: torch.Tensor, w: torch.Tenso
         return fx.sum() * 0.0, None  # keeps the graph (and the device) of fx
     root = w.sqrt()
     return sinkhorn_divergence(fx * root, fy * root, a, b, blur=blur, scaling=scaling, diameter=diameter, warm=warm,
-                               tolerance=tolerance)
+                               tolerance=tolerance, start=start)
