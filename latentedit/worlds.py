@@ -68,20 +68,20 @@ def load_renderer(world: str, checkpoint, device, options: Mapping | None = None
 
 
 class DigitsJudge:
-    """The slot oracle: attribute probabilities and per-slot features, which serve as identity embedding and as
-    realism features alike."""
+    """The slot oracle: attribute probabilities, per-slot features, which serve as identity embedding and as realism
+    features alike, and each slot's class (``slots``: a digit 0–9, or ``empty_slot``)."""
 
     def __init__(self, oracle_path, device):
-        from latentedit.oracles.digits_oracle import load_oracle
+        from latentedit.oracles.digits_oracle import EMPTY, load_oracle
 
-        self.oracle, self.device = load_oracle(oracle_path, device), device
+        self.oracle, self.device, self.empty_slot = load_oracle(oracle_path, device), device, EMPTY
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         from latentedit.oracles.digits_oracle import predict_images
 
         out = predict_images(self.oracle, images, self.device)
         return {"probs": out["probs"], "embedding": out["embedding"],
-                "realism": out["embedding"].astype(np.float64)}
+                "realism": out["embedding"].astype(np.float64), "slots": out["slot_classes"]}
 
 
 class FacesJudge:

@@ -230,6 +230,22 @@ def test_edit_metrics_match_hand_computation():
     assert set(df.columns) == {"method", "edit", "attribute", "alpha", "metric", "value", "ci_low", "ci_high"}
 
 
+def test_slot_metrics_count_kept_digits_and_clean_edits():
+    e = 10  # empty slot
+    slots = np.array([[[3, e, e, e], [3, e, e, e], [4, e, e, e], [e, e, e, e]],  # α = 0: reconstructions
+                      [[3, 5, e, e],  # image 0 gains a 5 and keeps its 3 (a target change: clean)
+                       [8, 5, e, e],  # image 1 gains a digit but its 3 became an 8 (a target change, not clean)
+                       [e, 4, e, e],  # image 2: its 4 moved to another slot (no target change, not kept)
+                       [1, e, e, e]]])  # image 3 had no digit: nothing to keep
+    df = _metrics(edited_slots=slots, empty_slot=e)
+    assert _value(df, "slots_kept", 0.0) == 1.0
+    assert _value(df, "slots_kept", 1.0) == 0.5  # images 0 and 3
+    assert _value(df, "clean_edit_rate", 1.0) == 0.25  # image 0 only (image 3 does not reach count_2)
+    assert "slots_kept" not in set(_metrics()["metric"])  # judges without parts (faces) write no slot rows
+    with pytest.raises(ValueError, match="empty_slot"):
+        _metrics(edited_slots=slots)
+
+
 def test_edit_metric_intervals_bracket_the_values():
     df = _metrics()
     assert (df["ci_low"] <= df["value"] + 1e-12).all() and (df["value"] <= df["ci_high"] + 1e-12).all()

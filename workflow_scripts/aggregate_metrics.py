@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentedit.evaluation.aggregate import (REALISM_METRICS, TABLE2_METRICS, calibration_from_table, collect,
-                                             seed_summary, summary_markdown, summary_table)
+from latentedit.evaluation.aggregate import (REALISM_METRICS, SLOT_METRICS, TABLE2_METRICS, calibration_from_table,
+                                             collect, seed_summary, summary_markdown, summary_table)
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.io.tables import to_markdown
@@ -55,6 +55,11 @@ text = (f"# Edits at the calibrated step (world {snakemake.params.world})\n\n"
            "intervals)" if len(summary) and summary["n_seeds"].max() > 1 else "")
         + ".\n\n## Target change, preservation and identity\n\n"
         + to_markdown(summary_markdown(summary, TABLE2_METRICS))
+        + ("\n## Existing digits kept (the slot oracle, per slot)\n\n`slots_kept`: every digit of the reconstruction "
+           "is still there, the same digit in the same slot; `clean_edit_rate`: the image oracle sees the target and "
+           "the existing digits are kept (for \"add one digit\": exactly one new digit).\n\n"
+           + to_markdown(summary_markdown(summary, SLOT_METRICS))
+           if len(summary) and summary[SLOT_METRICS].notna().any().any() else "")
         + "\n## Realism of the edited images and latent distance to the target (lower is closer)\n\n"
         + to_markdown(summary_markdown(summary, REALISM_METRICS)))
 if wstar is not None:

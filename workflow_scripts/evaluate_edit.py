@@ -99,7 +99,10 @@ df = edit_metric_rows(method=method, edit=edit, definition=definition, attribute
                       edited_probs=pred["probs"].reshape(a, n, -1),
                       edited_embeddings=pred["embedding"].reshape(a, n, -1),
                       input_probs=pred_in["probs"], input_embeddings=pred_in["embedding"],
-                      latent_logits=latent_logits, n_boot=metric_opts["n_bootstrap"], seed=metric_opts["seed"])
+                      latent_logits=latent_logits,
+                      edited_slots=pred["slots"].reshape(a, n, -1) if "slots" in pred else None,
+                      empty_slot=getattr(judge, "empty_slot", None),
+                      n_boot=metric_opts["n_bootstrap"], seed=metric_opts["seed"])
 t_realism = time.perf_counter()
 realism = realism_rows(method=method, edit=edit, attribute=definition["attribute"], alphas=alphas,
                        edited_features=pred["realism"].reshape(a, n, -1), target_features=real_target,
@@ -117,6 +120,6 @@ df = pd.concat([df, realism, latent, extra], ignore_index=True).assign(seed=seed
 with atomic_path(snakemake.output.metrics) as tmp:
     df.to_parquet(tmp, index=False)
 summary = df[df["metric"].isin(["target_change_rate", "latent_target_change_rate", "attribute_preservation",
-                                "identity", "realism_fd", "latent_sinkhorn_to_target"])].pivot_table(
+                                "clean_edit_rate", "identity", "realism_fd", "latent_sinkhorn_to_target"])].pivot_table(
     index="alpha", columns="metric", values="value")
 log.info("%s/%s (seed %d) on %d test images:\n%s", method, edit, seed, n, summary.to_string(float_format="%.3f"))

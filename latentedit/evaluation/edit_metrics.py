@@ -18,6 +18,12 @@ metric                              value at one α
 ``attribute_agreement``             per kept attribute l (``attribute`` column = l): mean_n 1[pred_l(e_n) = pred_l(r_n)]
 ``rescoring``                       per attribute l (all of them): mean_n P_l(e_n) − P_l(r_n), the change of every
                                     attribute's judged probability (InterFaceGAN/SeFa's re-scoring analysis)
+``slots_kept``                      judges that read image parts (digits: the slot oracle's class per slot, a digit
+                                    or empty): mean_n 1[ every slot occupied in r_n holds the same digit in e_n ]
+                                    — the existing digits kept, unchanged and in place
+``clean_edit_rate``                 mean_n 1[ pred_k(e_n) = t and slots_kept_n ]: the target reached with the
+                                    existing digits kept (for "add one digit": exactly one new digit, the others
+                                    untouched — what issue 13's edit grid asks to see)
 ==================================  ==========================================================================
 
 Beside them, ``latent_sinkhorn_to_target`` (per α: the Sinkhorn divergence of the edited test codes to the test
@@ -55,6 +61,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_names: Sequence[str],
                      alphas: Sequence[float], edited_probs: np.ndarray, edited_embeddings: np.ndarray,
                      input_probs: np.ndarray, input_embeddings: np.ndarray, latent_logits: np.ndarray,
+                     edited_slots: np.ndarray | None = None, empty_slot: int | None = None,
                      n_boot: int = N_BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
     """Long-format metrics of one (method, edit) at every α, each with its 95 % bootstrap interval over images.
 
@@ -75,6 +82,11 @@ def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_n
         The same for the input (real test) images.
     latent_logits : ndarray, shape (A, N, L)
         Latent-classifier logits of the edited codes.
+    edited_slots : ndarray of int, shape (A, N, S), optional
+        The judge's class of each image part (digits: slot), for ``slots_kept`` and ``clean_edit_rate``; None (faces):
+        those rows are not written.
+    empty_slot : int, optional
+        The class of an empty part (required with ``edited_slots``).
     n_boot, seed : int
         Bootstrap resamples of the N images and their seed (:mod:`latentedit.evaluation.uncertainty`).
 
@@ -108,6 +120,13 @@ def edit_metric_rows(*, method: str, edit: str, definition: Mapping, attribute_n
         per_image["attribute_preservation"] = (pred == pred[:1])[:, :, kept].mean(-1)
         per_image["attribute_preservation_input"] = (pred == pred_in[None])[:, :, kept].mean(-1)
         per_image["latent_attribute_preservation"] = (latent == latent[:1])[:, :, kept].mean(-1)
+    if edited_slots is not None:
+        if edited_slots.shape[:2] != (a_n, n) or empty_slot is None:
+            raise ValueError(f"edited_slots {edited_slots.shape} must be ({a_n}, {n}, S), with empty_slot")
+        occupied = edited_slots[:1] != empty_slot  # (1, N, S): the reconstruction's digits
+        kept_slots = ((edited_slots == edited_slots[:1]) | ~occupied).all(-1)  # (A, N)
+        per_image["slots_kept"] = kept_slots
+        per_image["clean_edit_rate"] = per_image["target_change_rate"] & kept_slots
     per_image["identity"] = _cosine(edited_embeddings, edited_embeddings[:1])
     per_image["identity_input"] = _cosine(edited_embeddings, input_embeddings[None])
     # Per-attribute values (A, N, L): agreement with the reconstruction (kept attributes) and the rescoring matrix's
