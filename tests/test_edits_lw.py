@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.edits.lw import LWConfig, PotentialTable, WarmStarts, epoch_batches, train_lw
+from latentedit.edits.lw import (LWConfig, PotentialTable, WarmStarts, epoch_batches, per_code_preservation,
+                                 train_lw)
 from latentedit.edits.sinkhorn import sinkhorn_divergence, sinkhorn_loss
 
 # A fast configuration for tiny clouds: a learning rate large enough (Adam moves each parameter by about lr per
@@ -213,6 +214,39 @@ def test_probability_space_ignores_moves_that_keep_a_label(space, free):
     assert (float(shift[1]) > 5.0) == free, shift
 
 
+def test_per_code_preservation_by_hand():
+    f_src = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    f_edit = torch.tensor([[0.5, 0.6], [0.2, 0.4]])
+    w = torch.tensor([1.0, 0.5])
+    # Δ = F(z) − F(z') = [[0.4, −0.5], [0, 0.4]]; ½ Σ_l w_l Δ² per code: [0.08 + 0.0625, 0.04]
+    assert float(per_code_preservation(f_edit, f_src, w, None, "per_code")) == pytest.approx((0.1425 + 0.04) / 2)
+    # only falls (Δ > 0) count: [0.08, 0.04]; weights a = (3, 1) / 4
+    a = torch.tensor([0.75, 0.25])
+    assert float(per_code_preservation(f_edit, f_src, w, a, "per_code_falls")) == pytest.approx(0.75 * 0.08 + 0.25 * 0.04)
+
+
+def test_per_code_falls_frees_rises_and_holds_falls():
+    """The target spreads attribute 1 twice as wide (it rises on codes where it is positive, falls where negative).
+    Unpreserved, LW follows; ``per_code`` holds every code's attribute 1; ``per_code_falls`` lets it rise and holds
+    the falls."""
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(128, 2, generator=g)
+    target = torch.randn(128, 2, generator=g) * torch.tensor([1.0, 2.0]) + torch.tensor([3.0, 0.0])
+    neg, pos = source[:, 1] < -1, source[:, 1] > 1
+    moves = {}
+    for mode, lam in [("per_code", 0.0), ("per_code", 20.0), ("per_code_falls", 20.0)]:
+        cfg = dataclasses.replace(FAST, lambda_pres=lam, pres_space="logit", pres_mode=mode)
+        edit, _ = train_lw(source, target, source, target, cfg, classifier=lambda z: z,
+                           gamma_row=torch.tensor([1.0, 0.0]), edited_attribute=0)
+        with torch.no_grad():
+            delta = edit(source) - source
+        assert float(delta[:, 0].mean()) > 2.5  # the edited attribute follows the target in every mode
+        moves[mode, lam] = float(delta[neg, 1].mean()), float(delta[pos, 1].mean())
+    assert moves["per_code", 0.0][0] < -1.0 and moves["per_code", 0.0][1] > 1.0, moves
+    assert abs(moves["per_code", 20.0][0]) < 0.3 and abs(moves["per_code", 20.0][1]) < 0.3, moves
+    assert moves["per_code_falls", 20.0][0] > -0.4 and moves["per_code_falls", 20.0][1] > 0.7, moves
+
+
 def test_preservation_needs_a_classifier():
     source, target = _blobs(16, 2, 1.0, seed=0)
     with pytest.raises(ValueError, match="classifier"):
@@ -222,6 +256,8 @@ def test_preservation_needs_a_classifier():
 def test_config_validation():
     with pytest.raises(ValueError, match="monitor"):
         LWConfig(monitor="val_accuracy")
+    with pytest.raises(ValueError, match="pres_mode"):
+        LWConfig(pres_mode="pointwise")
     with pytest.raises(ValueError, match="scaling"):
         LWConfig(scaling=1.0)
     with pytest.raises(ValueError, match="pres_space"):

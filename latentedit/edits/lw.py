@@ -9,6 +9,13 @@ F a latent classifier with one output per attribute, read as attribute probabili
 (``pres_space``): measured on the digits world, L_pres on raw logits blocks the edit altogether — adding a digit moves
 the logits of attributes that stay confidently absent (e.g. ``count_3`` for a 1 → 2 edit) by several units without
 changing any label, and those moves dominate the cost; in probability space only label-changing moves cost much.
+
+``pres_mode`` (a deviation from the paper, off by default): the paper's L_pres compares the *distributions* of the
+attributes before and after the edit, so an edit that turns one image's 3 into an 8 and another's 8 into a 3 costs
+nothing — the failure seen on the digits W+ world, where LW adds the digit but rewrites the existing one. ``per_code``
+compares each code with itself, L_pres = Σ_i a_i · ½ Σ_l w_l (F_l(z_i) − F_l(z'_i))²; ``per_code_falls`` counts only
+falls, (F_l(z_i) − F_l(z'_i))₊, so an "add" edit may raise any presence (the new digit, whichever it is) but is
+charged for every attribute a code loses. Neither needs a Sinkhorn solve. README "L_pres per code": the measurement.
 The OT problems are solved on minibatches: every epoch each
 side is shuffled and cut into batches of B = min(n_s, n_t, batch_cap) codes (the smaller side is cycled through
 fresh permutations until the larger one is exhausted). The affine form of H_k is the inductive bias that keeps the
@@ -57,6 +64,7 @@ WARM_STARTS = ("auto", "always", "never")
 VALIDATION_TOLERANCE = 1.0e-6  # warm validation solves: far below early stopping's min_delta, relative to the loss
 WARM_START_MAX_DIM = 1024  # auto: extended starts up to this code size (flattened D); about break-even here on CPU
 PRES_SPACES = ("probability", "logit")
+PRES_MODES = ("distribution", "per_code", "per_code_falls")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class LWConfig:
     pres_blur: float | None = None  # None: default_blur of the √w-scaled classifier outputs on the train source
     pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)
     pres_space: str = "probability"  # L_pres on σ(F) ("probability") or on the logits F ("logit"); see module doc
+    pres_mode: str = "distribution"  # the paper's S_ε^c of the F-clouds | per_code | per_code_falls (module doc)
     patience: int = 5  # epochs without an improvement of `monitor` larger than min_delta before stopping …
     patience_steps: int = 50  # … and at least this many steps (W+ with 3,000 codes: an epoch is one batch)
     min_delta: float = 1.0e-4  # squared latent units; smaller changes are Sinkhorn solver noise
@@ -86,6 +95,8 @@ class LWConfig:
     def __post_init__(self):
         if self.pres_space not in PRES_SPACES:
             raise ValueError(f"pres_space must be one of {PRES_SPACES}, got {self.pres_space!r}")
+        if self.pres_mode not in PRES_MODES:
+            raise ValueError(f"pres_mode must be one of {PRES_MODES}, got {self.pres_mode!r}")
         if self.warm_start not in WARM_STARTS:
             raise ValueError(f"warm_start must be one of {WARM_STARTS}, got {self.warm_start!r}")
         if self.monitor not in MONITORS:
@@ -153,11 +164,13 @@ def _features(classifier: Callable, z: torch.Tensor, chunk: int = 4096) -> torch
 
 @dataclass(frozen=True)
 class Preservation:
-    """What L_pres needs: the frozen classifier F, the weights w_l, the blur of the √w-scaled outputs and λ."""
+    """What L_pres needs: the frozen classifier F, the weights w_l, the blur of the √w-scaled outputs, λ and the
+    mode (:data:`PRES_MODES`, module docstring)."""
     classifier: Callable
     weights: torch.Tensor  # (L,)
     blur: float
     weight: float  # λ
+    mode: str = "distribution"
 
 
 @dataclass
@@ -233,6 +246,17 @@ class WarmStarts:
         return f"{len(solves)} solves ({counts}), {sum(u for _, u in solves) / len(solves):.1f} updates each on average"
 
 
+def per_code_preservation(f_edited: torch.Tensor, f_src: torch.Tensor, weights: torch.Tensor,
+                          a: torch.Tensor | None, mode: str) -> torch.Tensor:
+    """L_pres of ``per_code`` / ``per_code_falls`` (module docstring): Σ_i a_i · ½ Σ_l w_l Δ_il², with
+    Δ_il = F_l(z_i) − F_l(z'_i), or its positive part (only falls) for ``per_code_falls``; a uniform when None."""
+    delta = f_src - f_edited
+    if mode == "per_code_falls":
+        delta = delta.clamp_min(0)
+    per = 0.5 * (delta.pow(2) * weights).sum(1)
+    return per.mean() if a is None else (per * a).sum() / a.sum()
+
+
 def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: torch.Tensor | None,
               b: torch.Tensor | None, blur: float, scaling: float, pres: Preservation | None = None,
               f_src: torch.Tensor | None = None, warm: WarmStarts | None = None,
@@ -253,6 +277,8 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
         warm.record("wasserstein", kwargs, state, idx_src, idx_tgt)
     if pres is None:
         return l_w, torch.zeros((), device=l_w.device)
+    if pres.mode != "distribution":
+        return l_w, per_code_preservation(pres.classifier(edited), f_src, pres.weights, a, pres.mode)
     kwargs = warm.solver_kwargs("preservation", idx_src, idx_src) if warm else {}
     l_p, state = attribute_cost_divergence(pres.classifier(edited), f_src, pres.weights, a, a, blur=pres.blur,
                                            scaling=scaling, **kwargs)
@@ -373,7 +399,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
              len(source), len(target), tuple(source.shape[1:]), batch_size, blur, cfg.scaling, cfg.lambda_pres,
              device)
 
-    pres = Preservation(classifier, w_pres, pres_blur, cfg.lambda_pres) if use_pres else None
+    pres = Preservation(classifier, w_pres, pres_blur, cfg.lambda_pres, cfg.pres_mode) if use_pres else None
 
     dim = math.prod(source.shape[1:])
     use_warm = cfg.warm_start != "never"
