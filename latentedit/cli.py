@@ -78,7 +78,8 @@ def edits_command(run_dir, **options):
 
     d is the calibrated step (the latent classifier reads the run's validation codes as edited); the rates are the
     image oracle's (faces: the attribute classifiers') on the rendered test images, preservation and identity
-    against the reconstruction (results/<world>/metrics.parquet).
+    against the reconstruction (results/<world>/metrics.parquet); digits runs add slots_kept and clean_edit_rate (the
+    existing digits kept, and the target reached with them kept).
     """
     from latentedit.io.tables import to_markdown
 

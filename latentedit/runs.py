@@ -173,10 +173,11 @@ class Run:
     def edit_table(self):
         """The trained edits with what the run measured at α = d (``metrics.parquet``): one row per (method, edit),
         columns method, edit, d, calibrated, target_change_rate, attribute_preservation, identity,
-        latent_target_change_rate, n_images (image oracle / judge on the rendered test images)."""
+        latent_target_change_rate, (digits: slots_kept, clean_edit_rate,) n_images (image oracle / judge on the
+        rendered test images)."""
         import pandas as pd
 
-        from latentedit.evaluation.aggregate import calibration_from_table, summary_table
+        from latentedit.evaluation.aggregate import SLOT_METRICS, calibration_from_table, summary_table
 
         self._require_edits()
         df = pd.read_parquet(self.require("metrics.parquet", "the results table"))
@@ -184,8 +185,9 @@ class Run:
         summary = summary[summary["seed"] == self.seed].drop(columns="seed")
         trained = pd.DataFrame(list(self.edits), columns=["method", "edit"])
         table = trained.merge(summary, on=["method", "edit"], how="left").sort_values(["edit", "method"])
+        slots = [c for c in SLOT_METRICS if table[c].notna().any()]  # judges that read slots (digits)
         columns = ["method", "edit", "d", "calibrated", "target_change_rate", "attribute_preservation", "identity",
-                   "latent_target_change_rate", "n_images"]
+                   "latent_target_change_rate", *slots, "n_images"]
         return table[columns].reset_index(drop=True)
 
     @cached_property

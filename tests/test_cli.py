@@ -96,7 +96,8 @@ def make_digits_run(work: Path) -> Path:
         probs = rng.random((3, 4, len(NAMES)))
         df = edit_metric_rows(method=method, edit=EDIT, definition=DEFINITION, attribute_names=NAMES, alphas=alphas,
                               edited_probs=probs, edited_embeddings=rng.random((3, 4, 5)), input_probs=probs[0],
-                              input_embeddings=rng.random((4, 5)), latent_logits=rng.standard_normal(probs.shape))
+                              input_embeddings=rng.random((4, 5)), latent_logits=rng.standard_normal(probs.shape),
+                              edited_slots=rng.integers(0, 11, (3, 4, 4)), empty_slot=10)
         cal_rows = pd.DataFrame([{"method": method, "edit": EDIT, "attribute": "count_2", "alpha": np.nan,
                                   "metric": f"calibration.{k}", "value": float(v)} for k, v in calibration.items()])
         metrics.append(pd.concat([df, cal_rows], ignore_index=True).assign(seed=SEED))  # as the edit_metrics script
@@ -157,6 +158,9 @@ def test_edits_lists_every_trained_edit_with_d_and_the_measured_rates(digits_run
         assert cells[1] == EDIT and float(cells[2]) == pytest.approx(d, abs=1e-3) and cells[3] == "True"
         at_d = table[(table["method"] == method) & (table["alpha"] == d) & (table["metric"] == "target_change_rate")]
         assert float(cells[4]) == pytest.approx(float(at_d["value"].iloc[0]), abs=1e-3)
+        clean = table[(table["method"] == method) & (table["alpha"] == d) & (table["metric"] == "clean_edit_rate")]
+        assert float(cells[9]) == pytest.approx(float(clean["value"].iloc[0]), abs=1e-3)  # digits: slot columns
+    assert lines[0].endswith("| slots_kept | clean_edit_rate | n_images |")
 
 
 # ---------------------------------------------------------------------------------------------------------------
