@@ -15,7 +15,9 @@ attributes before and after the edit, so an edit that turns one image's 3 into a
 nothing — the failure seen on the digits W+ world, where LW adds the digit but rewrites the existing one. ``per_code``
 compares each code with itself, L_pres = Σ_i a_i · ½ Σ_l w_l (F_l(z_i) − F_l(z'_i))²; ``per_code_falls`` counts only
 falls, (F_l(z_i) − F_l(z'_i))₊, so an "add" edit may raise any presence (the new digit, whichever it is) but is
-charged for every attribute a code loses. Neither needs a Sinkhorn solve. README "L_pres per code": the measurement.
+charged for every attribute a code loses. Neither needs a Sinkhorn solve (nor ``pres_blur``: NaN in the history).
+README "L_pres per code": the measurement.
+
 The OT problems are solved on minibatches: every epoch each
 side is shuffled and cut into batches of B = min(n_s, n_t, batch_cap) codes (the smaller side is cycled through
 fresh permutations until the larger one is exhausted). The affine form of H_k is the inductive bias that keeps the
@@ -386,9 +388,10 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         w_pres = preservation_weights(gamma_row, edited_attribute, cfg.pres_absolute_gamma).to(device)
         f_vs = _features(classifier, z_vs)
         f_source = _features(classifier, source)  # F of the unedited sources, constant: once, not every step
-        if cfg.pres_blur is not None:
+        ot_pres = cfg.pres_mode == "distribution"  # per-code L_pres solves no OT problem: no blur (NaN)
+        if ot_pres and cfg.pres_blur is not None:
             pres_blur = cfg.pres_blur
-        elif (w_pres > 0).any():
+        elif ot_pres and (w_pres > 0).any():
             pres_blur = default_blur(f_source * w_pres.sqrt(), fraction=cfg.blur_fraction)
         log.info("preservation weights w = %s", [round(float(v), 4) for v in w_pres])
     elif classifier is not None:
