@@ -78,15 +78,18 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         evaluate: Callable[[], dict[str, float]], *, monitor: str, max_epochs: int, mode: str = "min",
         patience: int | None = None, min_delta: float = 0.0, max_steps: int | None = None,
         evaluate_before: bool = False, train_columns: Sequence[str] = (), name: str = "training",
-        progress: bool = True, patience_steps: int = 0) -> tuple[list[dict], dict | None]:
-    """Train ``module`` epoch by epoch, early-stop on ``monitor`` and restore the state of the best epoch.
+        progress: bool = True, patience_steps: int = 0, eval_every_steps: int = 0) -> tuple[list[dict], dict | None]:
+    """Train ``module`` epoch by epoch, early-stop on ``monitor`` and restore the state of the best evaluation.
 
-    Every epoch runs ``module.train()``, ``train_epoch``, ``module.eval()``, ``evaluate`` and appends the row
-    ``{epoch, steps, **train means, **evaluate(), best, seconds}``; ``best`` marks an improvement of ``monitor`` by
-    more than ``min_delta`` (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied.
-    Training ends after ``max_epochs``, after ``patience`` epochs (and at least ``patience_steps`` optimiser steps)
-    without improvement, once ``max_steps`` steps are taken, or when an epoch takes no step (that epoch gets no row).
-    The module is returned to the best state (the initial one when no row is best) and left in eval mode.
+    Every epoch runs ``module.train()`` and ``train_epoch``; then, once at least ``eval_every_steps`` optimiser steps
+    have passed since the last evaluation (0: after every epoch), ``module.eval()`` and ``evaluate``, and appends the
+    row ``{epoch, steps, **train means, **evaluate(), best, seconds}`` (train means weighted by the steps of each epoch
+    since the last row); ``best`` marks an improvement of ``monitor`` by more than ``min_delta``
+    (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied. Training ends after
+    ``max_epochs``, after ``patience`` evaluations (and at least ``patience_steps`` optimiser steps) without
+    improvement, once ``max_steps`` steps are taken, or when an epoch takes no step (that epoch gets no row); steps not
+    yet evaluated then get a last row. The module is returned to the best state (the initial one when no row is best)
+    and left in eval mode.
 
     Parameters
     ----------
@@ -103,10 +106,14 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
     mode : {"min", "max"}
         Whether a lower or a higher ``monitor`` is better.
     patience : int, optional
-        Epochs without improvement before stopping; None: never stop early.
+        Evaluations (epochs, unless ``eval_every_steps`` groups them) without improvement before stopping; None: never
+        stop early.
     patience_steps : int
         … and at least this many optimiser steps since the best row, so that patience does not shrink to a handful of
-        steps when an epoch is one or two batches (0: epochs only).
+        steps when an epoch is one or two batches (0: evaluations only).
+    eval_every_steps : int
+        Evaluate only once this many steps have passed since the last row (0 or any value up to the steps of one
+        epoch: every epoch). Where an epoch is one batch, evaluating after each would cost as much as the training.
     min_delta : float
         Smallest change of ``monitor`` that counts as an improvement, in its units.
     max_steps : int, optional
@@ -142,28 +149,45 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         log.info("%s before training: %s", name, row)
     # progress=False hides the bar; otherwise tqdm's own default (and TQDM_DISABLE) decides
     pbar = tqdm(range(max_epochs), desc=name, leave=False, **({} if progress else {"disable": True}))
+    pending: list[tuple[int, int, dict]] = []  # (epoch, steps, train means) of each epoch since the last row
+
+    def record() -> None:
+        nonlocal pending, best_state
+        module.eval()
+        epoch, _, means = pending[-1]
+        taken = sum(n for _, n, _ in pending)
+        if len(pending) > 1:  # several epochs: their means weighted by their steps
+            means = {k: sum(m[k] * n for _, n, m in pending) / taken for k in means}
+        row = {"epoch": epoch, "steps": steps, **means, **evaluate()}
+        row["best"] = stopper.step(row[monitor], taken)
+        row["seconds"] = time.time() - t0
+        history.append(row)
+        pending = []
+        if row["best"]:
+            best_state = copy.deepcopy(module.state_dict())
+        log.info("%s epoch %d: %s", name, epoch, row)  # the rule's log shows every evaluation
+        pbar.set_postfix({monitor: f"{row[monitor]:.4g}", "best": f"{stopper.best:.4g}"})
+
     for epoch in pbar:
         module.train()
         means, taken = train_epoch(epoch, None if max_steps is None else max_steps - steps)
         if taken == 0:
             break
         steps += taken
-        module.eval()
-        row = {"epoch": epoch, "steps": steps, **means, **evaluate()}
-        row["best"] = stopper.step(row[monitor], taken)
-        row["seconds"] = time.time() - t0
-        history.append(row)
-        if row["best"]:
-            best_state = copy.deepcopy(module.state_dict())
-        log.info("%s epoch %d: %s", name, epoch, row)  # the rule's log shows every epoch
-        pbar.set_postfix({monitor: f"{row[monitor]:.4g}", "best": f"{stopper.best:.4g}"})
+        pending.append((epoch, taken, means))
+        at_cap = max_steps is not None and steps >= max_steps
+        if sum(n for _, n, _ in pending) < eval_every_steps and not at_cap:
+            continue
+        record()
         if stopper.should_stop:
-            log.info("%s: early stop after epoch %d: %s has not improved by more than %g for %d epochs (%d steps)",
-                     name, epoch, monitor, min_delta, stopper.bad, stopper.steps_since_best)
+            log.info("%s: early stop after epoch %d: %s has not improved by more than %g for %d evaluations (%d "
+                     "steps)", name, epoch, monitor, min_delta, stopper.bad, stopper.steps_since_best)
             break
-        if max_steps is not None and steps >= max_steps:
+        if at_cap:
             log.info("%s: max_steps = %d reached at epoch %d", name, max_steps, epoch)
             break
+    if pending:  # the last epochs' steps, not yet evaluated
+        record()
     pbar.close()
     module.load_state_dict(best_state)
     module.eval()

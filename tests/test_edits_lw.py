@@ -18,7 +18,7 @@ from latentedit.edits.sinkhorn import sinkhorn_divergence, sinkhorn_loss
 
 # A fast configuration for tiny clouds: a learning rate large enough (Adam moves each parameter by about lr per
 # step) for a shift of 3 in ~100 steps; no early stopping unless a test asks for it.
-FAST = LWConfig(lr=0.05, max_epochs=1000, max_steps=150, patience=1000, seed=0)
+FAST = LWConfig(lr=0.05, max_epochs=1000, max_steps=150, patience=1000, eval_every_steps=0, seed=0)  # every epoch
 
 
 def _blobs(n: int, d: int, shift: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,11 +143,16 @@ def test_early_stopping_when_nothing_to_learn():
     source, _ = _blobs(128, 4, 0.0, seed=0)
     val_source, _ = _blobs(128, 4, 0.0, seed=1)
     for patience_steps, epochs in ((0, 2), (4, 4)):
-        cfg = dataclasses.replace(FAST, max_epochs=50, patience=2, patience_steps=patience_steps, min_delta=1e-4)
+        cfg = dataclasses.replace(FAST, max_epochs=50, patience=2, patience_steps=patience_steps, min_delta=1e-4,
+                                  eval_every_steps=0)
         edit, history = train_lw(source, source.clone(), val_source, val_source.clone(), cfg)
         assert len(history) - 1 == epochs < cfg.max_epochs
         assert [r["best"] for r in history] == [True] + [False] * epochs
         assert not edit.weight.detach().any() and not edit.bias.detach().any()  # the identity edit of epoch −1
+    # validating every 3 steps: two evaluations without improvement are 6 one-step epochs
+    cfg = dataclasses.replace(FAST, max_epochs=50, patience=2, patience_steps=0, min_delta=1e-4, eval_every_steps=3)
+    _, history = train_lw(source, source.clone(), val_source, val_source.clone(), cfg)
+    assert [(r["epoch"], r["steps"]) for r in history] == [(-1, 0), (2, 3), (5, 6)]
 
 
 def test_max_steps_caps_training():

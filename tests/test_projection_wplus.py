@@ -290,3 +290,33 @@ def test_max_train_images_is_checked_and_does_not_retrain_the_encoder():
         RefineConfig(max_train_images=0)
     assert set(PROJECTION_ONLY_KEYS) <= {f.name for f in dataclasses.fields(RefineConfig)}
     assert "max_train_images" in PROJECTION_ONLY_KEYS and "space" not in PROJECTION_ONLY_KEYS
+
+
+@pytest.mark.slow  # torch.compile of the tiny generator: ≈ 20 s
+def test_compiled_optimisation_gives_the_eager_codes_and_pads_the_last_batch():
+    g, d, s = tiny_generator(), tiny_discriminator(), scale()
+    images = real_images(7)
+    start = encode_images(d, s, images, "cpu", space="wplus", generator=g)
+    renderer = digits_renderer(g, "wplus")
+    eager = optimize_codes(renderer, start, images, "cpu", steps=5, lr=0.05, batch_size=3)
+    compiled = optimize_codes(renderer, start, images, "cpu", steps=5, lr=0.05, batch_size=3, compile=True)
+    assert compiled.shape == eager.shape  # 7 codes in batches of 3: the last batch of 1 was padded to 3
+    np.testing.assert_allclose(compiled, eager, atol=1e-4, rtol=0)
+    assert not np.allclose(compiled, start, atol=1e-3)  # the codes did move
+
+
+def test_a_failed_compile_falls_back_to_the_eager_renderer(monkeypatch, caplog):
+    def broken(module, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler here")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    g, d, s = tiny_generator(), tiny_discriminator(), scale()
+    images = real_images(4)
+    start = encode_images(d, s, images, "cpu", space="wplus", generator=g)
+    renderer = digits_renderer(g, "wplus")
+    with caplog.at_level("WARNING"):
+        codes = optimize_codes(renderer, start, images, "cpu", steps=3, lr=0.05, batch_size=3, compile=True)
+    assert "torch.compile of the renderer failed (RuntimeError: no C++ compiler here)" in caplog.text
+    np.testing.assert_allclose(codes, optimize_codes(renderer, start, images, "cpu", 3, 0.05, 3), atol=1e-6, rtol=0)

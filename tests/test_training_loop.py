@@ -140,3 +140,33 @@ def test_history_columns_and_module_modes():
     for row in history:
         assert list(row) == ["epoch", "steps", "train_loss", "val_loss", "best", "seconds"]
     assert run.modes == [("evaluate", False), ("train", True), ("evaluate", False)]
+
+
+def test_eval_every_steps_groups_epochs_and_weights_their_train_means():
+    """Evaluated once 7 steps have passed: rows after epochs 2 and 5, and one for the unevaluated tail (epoch 6)."""
+    run = Scripted({e: 10.0 - e for e in range(10)})
+    steps = iter([3, 3, 1, 3, 3, 3, 3])  # epoch 2 takes a single step: the row's mean weighs it 1/7
+    original = run.train_epoch
+    run.train_epoch = lambda epoch, budget: (original(epoch, budget)[0], next(steps))
+    history, best = run.fit(max_epochs=7, eval_every_steps=7)
+    assert [(r["epoch"], r["steps"]) for r in history] == [(2, 7), (5, 16), (6, 19)]
+    assert history[0]["train_loss"] == pytest.approx((3 * 10 + 3 * 11 + 1 * 12) / 7)
+    assert history[1]["train_loss"] == pytest.approx((3 * 13 + 3 * 14 + 3 * 15) / 9)
+    assert history[2]["train_loss"] == 16.0  # the tail's row
+    assert best["epoch"] == 6 and run.weight == 6
+    assert run.modes.count(("evaluate", False)) == 3
+
+
+def test_eval_every_steps_counts_patience_in_evaluations():
+    """Best at the first evaluation (epoch 1, 6 steps); two worse evaluations of 6 steps each end training."""
+    run = Scripted({0: 9.0, 1: 1.0, 2: 9.0, 3: 5.0, 4: 9.0, 5: 5.0, 6: 0.0})
+    history, best = run.fit(patience=2, eval_every_steps=6)
+    assert [r["epoch"] for r in history] == [1, 3, 5] and best["epoch"] == 1 and run.weight == 1
+
+
+def test_eval_every_steps_up_to_an_epoch_changes_nothing():
+    values = {0: 3.0, 1: 2.0, 2: 4.0, 3: 4.5, 4: 5.0}
+    plain, _ = Scripted(values).fit(patience=2)
+    grouped, _ = Scripted(values).fit(patience=2, eval_every_steps=3)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(grouped) == drop(plain)

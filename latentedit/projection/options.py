@@ -13,7 +13,8 @@ from latentedit.io.latent_store import LATENT_SPACES
 
 # Options only the projection step reads (which codes, and their per-image optimisation); the encoder's training
 # (rule refine_encoder) does not depend on them, so changing one reruns the projection, not the training.
-PROJECTION_ONLY_KEYS = ("optimize_steps", "optimize_lr", "optimize_batch_size", "max_train_images")
+PROJECTION_ONLY_KEYS = ("optimize_steps", "optimize_lr", "optimize_batch_size", "optimize_compile",
+                        "max_train_images")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class RefineConfig:
     optimize_steps: int = 0
     optimize_lr: float = 1.0e-2
     optimize_batch_size: int = 256  # images optimised together (the codes do not depend on it: losses are summed)
+    # torch.compile the renderer for the optimisation (≈ 2× faster on CPU after a ≈ 40-s compile; falls back to eager
+    # with a warning where compiling fails). Off by default: a handful of codes do not repay the compile.
+    optimize_compile: bool = False
     # Train images given codes: a seeded subset of this many (None: all). Val and test images always get codes. Per-
     # image optimisation costs K generator passes per image, and only the latent classifiers read every train code.
     max_train_images: int | None = None
@@ -54,4 +58,4 @@ class RefineConfig:
         """The keyword arguments of the per-image optimisation
         (:func:`latentedit.projection.project.project_images`)."""
         return {"optimize_steps": self.optimize_steps, "optimize_lr": self.optimize_lr,
-                "optimize_batch_size": self.optimize_batch_size}
+                "optimize_batch_size": self.optimize_batch_size, "optimize_compile": self.optimize_compile}
