@@ -293,7 +293,10 @@ def test_max_train_images_is_checked_and_does_not_retrain_the_encoder():
 
 
 @pytest.mark.slow  # torch.compile of the tiny generator: ≈ 20 s
-def test_compiled_optimisation_gives_the_eager_codes_and_pads_the_last_batch():
+def test_compiled_optimisation_gives_the_eager_codes_and_pads_the_last_batch(monkeypatch):
+    import latentedit.projection.project as project
+
+    monkeypatch.setattr(project, "COMPILE_MIN_IMAGE_STEPS", 0)  # 7 codes × 5 steps compile too
     g, d, s = tiny_generator(), tiny_discriminator(), scale()
     images = real_images(7)
     start = encode_images(d, s, images, "cpu", space="wplus", generator=g)
@@ -305,13 +308,16 @@ def test_compiled_optimisation_gives_the_eager_codes_and_pads_the_last_batch():
     assert not np.allclose(compiled, start, atol=1e-3)  # the codes did move
 
 
-def test_a_failed_compile_falls_back_to_the_eager_renderer(monkeypatch, caplog):
+def test_a_failed_compile_falls_back_to_the_eager_renderer_and_a_small_run_does_not_compile(monkeypatch, caplog):
+    import latentedit.projection.project as project
+
     def broken(module, **kwargs):
         def call(*args):
             raise RuntimeError("no C++ compiler here")
         return call
 
     monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(project, "COMPILE_MIN_IMAGE_STEPS", 12)  # 4 codes × 3 steps: just enough
     g, d, s = tiny_generator(), tiny_discriminator(), scale()
     images = real_images(4)
     start = encode_images(d, s, images, "cpu", space="wplus", generator=g)
@@ -320,3 +326,7 @@ def test_a_failed_compile_falls_back_to_the_eager_renderer(monkeypatch, caplog):
         codes = optimize_codes(renderer, start, images, "cpu", steps=3, lr=0.05, batch_size=3, compile=True)
     assert "torch.compile of the renderer failed (RuntimeError: no C++ compiler here)" in caplog.text
     np.testing.assert_allclose(codes, optimize_codes(renderer, start, images, "cpu", 3, 0.05, 3), atol=1e-6, rtol=0)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        optimize_codes(renderer, start, images, "cpu", steps=2, lr=0.05, batch_size=3, compile=True)  # 8 < 12
+    assert "too few to repay compiling" in caplog.text and "failed" not in caplog.text

@@ -16,7 +16,9 @@ how well they come back.
   run through ``torch.compile`` of the renderer (inductor fuses the modulation, bias and activation work around the
   convolutions), every batch padded to the full batch size so that one graph serves all of them; where compiling
   fails (no C++ compiler, say) the eager renderer runs, with a warning. Digits W+ generator, batch 256, two threads:
-  1.52 against 2.9–4.0 ms per image and step, after a one-off 42 s compile (README "Measured").
+  1.52 against 2.9–4.0 ms per image and step, after a one-off 17–42 s compile (README "Measured"), so only a run of
+  at least :data:`COMPILE_MIN_IMAGE_STEPS` image-steps compiles (the projection stage's 7,000 × 40 does; the
+  command-line ``latentedit edit`` of a few images does not).
 - :func:`inversion_quality`: on held-out real images, G_c(c(x)) against x — PSNR, SSIM, the oracle's count agreement,
   mean presence agreement and all-presence agreement (:func:`latentedit.dlsgan.evaluate.reconstruction_agreement`).
 - :func:`projection_stages`: that report for every stage of the projection stage (the GAN's encoder head, the
@@ -42,6 +44,9 @@ from latentedit.projection.wplus import encode_codes
 from latentedit.projection.codes import digits_renderer
 
 log = logging.getLogger(__name__)
+# Fewest images × steps worth compiling the renderer for: ≈ 150 s of eager steps on two CPU threads, where the ≈ 45 %
+# saved repays a compile of up to 40 s.
+COMPILE_MIN_IMAGE_STEPS = 50_000
 STAGE_LABELS = {"before_refinement": "GAN encoder", "after_refinement": "refined", "optimized": "optimised"}
 
 
@@ -106,7 +111,8 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
     batch_size : int
         Images optimised together (the result does not depend on it up to floating-point rounding).
     compile : bool
-        Run the steps through :func:`compiled_renderer` (module docstring); the result is the same up to rounding.
+        Run the steps through :func:`compiled_renderer` when there are at least :data:`COMPILE_MIN_IMAGE_STEPS`
+        image-steps (module docstring); the result is the same up to rounding.
 
     Returns
     -------
@@ -121,7 +127,10 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
     out, t0 = [], time.perf_counter()
     try:
         forward, padded = renderer, False
-        if compile:
+        if compile and len(codes) * steps < COMPILE_MIN_IMAGE_STEPS:
+            log.info("%d codes × %d steps: too few to repay compiling the renderer, optimising eagerly", len(codes),
+                     steps)
+        elif compile:
             start = time.perf_counter()
             example = torch.as_tensor(codes[np.arange(batch_size) % len(codes)], device=device)
             forward, padded = compiled_renderer(renderer, example)
