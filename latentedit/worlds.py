@@ -86,7 +86,10 @@ class DigitsJudge:
 
 class FacesJudge:
     """CelebA attribute classifiers (probabilities) and ArcFace (identity embeddings) on the same images, and with
-    ``inception_path`` Inception-v3 pool features for realism (:mod:`latentedit.faces.inception`)."""
+    ``inception_path`` Inception-v3 pool features for realism (:mod:`latentedit.faces.inception`). It reads no slots:
+    ``empty_slot`` is None and ``predict`` returns no ``slots``."""
+
+    empty_slot = None
 
     def __init__(self, classifier_path, arcface_path, device, crop=None, inception_path=None,
                  batch_size: int = 32):
@@ -128,7 +131,8 @@ def load_judge(world: str, inputs: Mapping, device, options: Mapping | None = No
     ``realism`` (N, F) float64: the features the Fréchet distance and KID of :mod:`latentedit.evaluation.realism`
     compare — digits the oracle's penultimate slot features (the embedding itself: no second pass), faces
     Inception-v3 pool features from ``faces.inception_weights`` (F = 2048; ``options["batch_size"]`` images per call,
-    default 32).
+    default 32). A judge that reads slots (digits) also returns ``slots`` (N, S), each slot's class, with
+    ``judge.empty_slot`` the class of an empty slot; a judge without slots (faces) has ``empty_slot`` None.
     """
     if world == "digits":
         return DigitsJudge(inputs["oracle"], device)

@@ -101,7 +101,7 @@ df = edit_metric_rows(method=method, edit=edit, definition=definition, attribute
                       input_probs=pred_in["probs"], input_embeddings=pred_in["embedding"],
                       latent_logits=latent_logits,
                       edited_slots=pred["slots"].reshape(a, n, -1) if "slots" in pred else None,
-                      empty_slot=getattr(judge, "empty_slot", None),
+                      empty_slot=judge.empty_slot,
                       n_boot=metric_opts["n_bootstrap"], seed=metric_opts["seed"])
 t_realism = time.perf_counter()
 realism = realism_rows(method=method, edit=edit, attribute=definition["attribute"], alphas=alphas,
