@@ -134,7 +134,8 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
             start = time.perf_counter()
             example = torch.as_tensor(codes[np.arange(batch_size) % len(codes)], device=device)
             forward, padded = compiled_renderer(renderer, example)
-            log.info("compiled the renderer for batches of %d in %.0f s", batch_size, time.perf_counter() - start)
+            if padded:
+                log.info("compiled the renderer for batches of %d in %.0f s", batch_size, time.perf_counter() - start)
         for i in range(0, len(codes), batch_size):
             n = min(batch_size, len(codes) - i)
             rows = i + np.arange(batch_size if padded else n) % n  # compiled: the last batch padded with its own rows
