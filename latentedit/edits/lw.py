@@ -86,7 +86,7 @@ class LWConfig:
     pres_absolute_gamma: bool = False  # w_l = 1 − |γ_lk| instead of 1 − γ_lk (frees anti-correlated attributes)
     pres_space: str = "probability"  # L_pres on σ(F) ("probability") or on the logits F ("logit"); see module doc
     pres_mode: str = "distribution"  # the paper's S_ε^c of the F-clouds | per_code | per_code_falls (module doc)
-    patience: int = 5  # epochs without an improvement of `monitor` larger than min_delta before stopping …
+    patience: int = 5  # validations without an improvement of `monitor` larger than min_delta …
     patience_steps: int = 50  # … and at least this many steps (W+ with 3,000 codes: an epoch is one batch)
     eval_every_steps: int = 10  # validate once this many steps have passed (digits Z: every epoch; W+: every 10)
     min_delta: float = 1.0e-4  # squared latent units; smaller changes are Sinkhorn solver noise
