@@ -135,6 +135,15 @@ def test_project_images_encodes_then_optimises():
                                optimize_lr=0.05, optimize_batch_size=5)
     np.testing.assert_allclose(optimised, optimize_codes(digits_renderer(g, "wplus"), plain, images, "cpu", 3, 0.05, 2),
                                atol=1e-5, rtol=0)
+    # Adam's β1 reaches the steps: a first step is the same for every β1 (bias-corrected m = g), later ones are not
+    renderer, plain4 = digits_renderer(g, "wplus"), plain[:4]
+    np.testing.assert_allclose(optimize_codes(renderer, plain4, images[:4], "cpu", 1, 0.05, 4, beta1=0.5),
+                               optimize_codes(renderer, plain4, images[:4], "cpu", 1, 0.05, 4), atol=1e-6, rtol=0)
+    low = project_images(d, s, images, "cpu", space="wplus", generator=g, optimize_steps=3, optimize_lr=0.05,
+                         optimize_beta1=0.0, optimize_batch_size=5)
+    np.testing.assert_allclose(low, optimize_codes(renderer, plain, images, "cpu", 3, 0.05, 2, beta1=0.0), atol=1e-5,
+                               rtol=0)
+    assert np.abs(low - optimised).max() > 1e-3
     with pytest.raises(ValueError, match="needs the generator"):
         project_images(d, s, images, "cpu", space="z", optimize_steps=1)
     dcgan = Generator(z_dim=Z_DIM, canvas=CANVAS, width=4, max_channels=8)
@@ -288,6 +297,10 @@ def test_projected_rows_keep_val_and_test_and_a_seeded_train_subset():
 def test_max_train_images_is_checked_and_does_not_retrain_the_encoder():
     with pytest.raises(ValueError, match="max_train_images"):
         RefineConfig(max_train_images=0)
+    with pytest.raises(ValueError, match="optimize_beta1"):
+        RefineConfig(optimize_beta1=1.0)
+    assert RefineConfig(optimize_beta1=0.5).optimization()["optimize_beta1"] == 0.5
+    assert "optimize_beta1" in PROJECTION_ONLY_KEYS
     assert set(PROJECTION_ONLY_KEYS) <= {f.name for f in dataclasses.fields(RefineConfig)}
     assert "max_train_images" in PROJECTION_ONLY_KEYS and "space" not in PROJECTION_ONLY_KEYS
 

@@ -93,7 +93,7 @@ def compiled_renderer(renderer: nn.Module, example: torch.Tensor) -> tuple[nn.Mo
 
 
 def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, device, steps: int, lr: float,
-                   batch_size: int, compile: bool = False) -> np.ndarray:
+                   batch_size: int, compile: bool = False, beta1: float = 0.9) -> np.ndarray:
     """Per-image Adam on the pixel error, keeping each image's best iterate (module docstring).
 
     Parameters
@@ -113,6 +113,8 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
     compile : bool
         Run the steps through :func:`compiled_renderer` when there are at least :data:`COMPILE_MIN_IMAGE_STEPS`
         image-steps (module docstring); the result is the same up to rounding.
+    beta1 : float
+        Adam's β1 (β2 stays 0.999).
 
     Returns
     -------
@@ -141,7 +143,7 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
             rows = i + np.arange(batch_size if padded else n) % n  # compiled: the last batch padded with its own rows
             x = to_model_range(images[rows], device)
             c = torch.as_tensor(codes[rows], device=device).clone().requires_grad_(True)
-            opt = torch.optim.Adam([c], lr=lr)
+            opt = torch.optim.Adam([c], lr=lr, betas=(beta1, 0.999))
             best, best_err = c.detach().clone(), torch.full((len(c),), float("inf"), device=device)
             for step in range(steps + 1):
                 err = (forward(c) - x).pow(2).flatten(1).mean(1)  # (b,) e_i of the current iterate
@@ -166,7 +168,7 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
 
 def project_images(encoder: nn.Module, s: torch.Tensor, images: np.ndarray, device, batch_size: int = 1000, *,
                    space: str = "z", generator: nn.Module | None = None, optimize_steps: int = 0,
-                   optimize_lr: float = 1.0e-2, optimize_batch_size: int = 256,
+                   optimize_lr: float = 1.0e-2, optimize_beta1: float = 0.9, optimize_batch_size: int = 256,
                    optimize_compile: bool = False) -> np.ndarray:
     """uint8 images (N, C, H, W) → float32 codes (N, *S) of ``space``: the encoder's codes
     (:func:`encode_images`), then ``optimize_steps`` of :func:`optimize_codes` through ``generator`` rendering
@@ -177,7 +179,7 @@ def project_images(encoder: nn.Module, s: torch.Tensor, images: np.ndarray, devi
     if generator is None:
         raise ValueError("optimising the codes needs the generator")
     return optimize_codes(digits_renderer(generator, space), codes, images, device, optimize_steps, optimize_lr,
-                          optimize_batch_size, optimize_compile)
+                          optimize_batch_size, optimize_compile, optimize_beta1)
 
 
 @torch.no_grad()
@@ -198,8 +200,8 @@ def inversion_quality(renderer: nn.Module, codes: np.ndarray, images: np.ndarray
 
 def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.Module, s: torch.Tensor,
                       images: np.ndarray, test: np.ndarray, oracle: SlotOracle, device, space: str,
-                      optimize_steps: int = 0, optimize_lr: float = 1.0e-2, optimize_batch_size: int = 256,
-                      optimize_compile: bool = False, batch_size: int = 1000) -> tuple[np.ndarray, dict, dict]:
+                      optimize_steps: int = 0, optimize_lr: float = 1.0e-2, optimize_beta1: float = 0.9,
+                      optimize_batch_size: int = 256, optimize_compile: bool = False, batch_size: int = 1000) -> tuple[np.ndarray, dict, dict]:
     """The codes of every image and the inversion quality of each stage on the test images.
 
     Parameters
@@ -217,7 +219,7 @@ def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.
     oracle : SlotOracle
     space : str
         The latent store's space.
-    optimize_steps, optimize_lr, optimize_batch_size, optimize_compile
+    optimize_steps, optimize_lr, optimize_beta1, optimize_batch_size, optimize_compile
         Per-image optimisation of the refined encoder's codes (:func:`optimize_codes`; 0 steps: none).
 
     Returns
@@ -243,7 +245,7 @@ def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.
     stored = "after_refinement"
     if optimize_steps > 0:
         codes = optimize_codes(renderer, codes, images, device, optimize_steps, optimize_lr, optimize_batch_size,
-                               optimize_compile)
+                               optimize_compile, optimize_beta1)
         quality["optimized"], recs["optimized"] = inversion_quality(renderer, codes[test], test_images, oracle,
                                                                     device)
         stored = "optimized"
