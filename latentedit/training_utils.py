@@ -46,21 +46,34 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 class EarlyStopping:
-    """Stop when ``metric`` has not improved by more than ``min_delta`` for ``patience`` evaluations (None: never)
-    and, with ``patience_steps``, for at least that many optimiser steps (so that patience does not shrink to a
-    handful of steps when an evaluation comes after every one or two batches)."""
+    """Stop when ``metric`` has not improved by more than ``max(min_delta, min_rel_delta·|best|)`` for ``patience``
+    evaluations (None: never) and, with ``patience_steps``, for at least that many optimiser steps (so that patience
+    does not shrink to a handful of steps when an evaluation comes after every one or two batches). The relative part
+    makes the threshold independent of the loss's scale (LW's Sinkhorn loss is ≈ 10 on 64-d codes, ≈ 190 on W+)."""
 
-    def __init__(self, patience: int | None, mode: str = "max", min_delta: float = 0.0, patience_steps: int = 0):
+    def __init__(self, patience: int | None, mode: str = "max", min_delta: float = 0.0, patience_steps: int = 0,
+                 min_rel_delta: float = 0.0):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if min_delta < 0 or min_rel_delta < 0:
+            raise ValueError(f"min_delta and min_rel_delta must be ≥ 0, got {min_delta} and {min_rel_delta}")
         self.patience, self.mode, self.min_delta, self.patience_steps = patience, mode, min_delta, patience_steps
+        self.min_rel_delta = min_rel_delta
         self.best = -math.inf if mode == "max" else math.inf
         self.bad = 0
         self.steps_since_best = 0
 
+    @property
+    def threshold(self) -> float:
+        """The improvement over the best value that counts: max(min_delta, min_rel_delta·|best|)."""
+        if math.isinf(self.best):
+            return self.min_delta
+        return max(self.min_delta, self.min_rel_delta * abs(self.best))
+
     def step(self, metric: float, steps: int = 0) -> bool:
         """Record one evaluation after ``steps`` more optimiser steps; return True when it is the best so far."""
-        better = metric > self.best + self.min_delta if self.mode == "max" else metric < self.best - self.min_delta
+        delta = self.threshold
+        better = metric > self.best + delta if self.mode == "max" else metric < self.best - delta
         if better:
             self.best, self.bad, self.steps_since_best = metric, 0, 0
         else:
@@ -78,14 +91,15 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         evaluate: Callable[[], dict[str, float]], *, monitor: str, max_epochs: int, mode: str = "min",
         patience: int | None = None, min_delta: float = 0.0, max_steps: int | None = None,
         evaluate_before: bool = False, train_columns: Sequence[str] = (), name: str = "training",
-        progress: bool = True, patience_steps: int = 0, eval_every_steps: int = 0) -> tuple[list[dict], dict | None]:
+        progress: bool = True, patience_steps: int = 0, eval_every_steps: int = 0,
+        min_rel_delta: float = 0.0) -> tuple[list[dict], dict | None]:
     """Train ``module`` epoch by epoch, early-stop on ``monitor`` and restore the state of the best evaluation.
 
     Every epoch runs ``module.train()`` and ``train_epoch``; then, once at least ``eval_every_steps`` optimiser steps
     have passed since the last evaluation (0: after every epoch), ``module.eval()`` and ``evaluate``, and appends the
     row ``{epoch, steps, **train means, **evaluate(), best, seconds}`` (train means weighted by the steps of each epoch
-    since the last row); ``best`` marks an improvement of ``monitor`` by more than ``min_delta``
-    (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied. Training ends after
+    since the last row); ``best`` marks an improvement of ``monitor`` by more than ``min_delta`` and
+    ``min_rel_delta`` × |best so far| (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied. Training ends after
     ``max_epochs``, after ``patience`` evaluations (and at least ``patience_steps`` optimiser steps) without
     improvement, once ``max_steps`` steps are taken, or when an epoch takes no step (that epoch gets no row); steps not
     yet evaluated then get a last row. The module is returned to the best state (the initial one when no row is best)
@@ -116,6 +130,8 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         epoch: every epoch). Where an epoch is one batch, evaluating after each would cost as much as the training.
     min_delta : float
         Smallest change of ``monitor`` that counts as an improvement, in its units.
+    min_rel_delta : float
+        … and, relative to the best value so far, the smallest fraction of it that counts (0: none).
     max_steps : int, optional
         Cap on optimiser steps over the whole run (the epoch that reaches it is evaluated and ends training).
     evaluate_before : bool
@@ -136,7 +152,8 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
     best_row : dict or None
         The last row marked best (the restored state), None when none is.
     """
-    stopper = EarlyStopping(patience, mode=mode, min_delta=min_delta, patience_steps=patience_steps)
+    stopper = EarlyStopping(patience, mode=mode, min_delta=min_delta, patience_steps=patience_steps,
+                            min_rel_delta=min_rel_delta)
     best_state, history, steps, t0 = copy.deepcopy(module.state_dict()), [], 0, time.time()
     if evaluate_before:
         module.eval()
@@ -180,8 +197,8 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
             continue
         record()
         if stopper.should_stop:
-            log.info("%s: early stop after epoch %d: %s has not improved by more than %g for %d evaluations (%d "
-                     "steps)", name, epoch, monitor, min_delta, stopper.bad, stopper.steps_since_best)
+            log.info("%s: early stop after epoch %d: %s has not improved by more than %.4g for %d evaluations (%d "
+                     "steps)", name, epoch, monitor, stopper.threshold, stopper.bad, stopper.steps_since_best)
             break
         if at_cap:
             log.info("%s: max_steps = %d reached at epoch %d", name, max_steps, epoch)

@@ -25,6 +25,20 @@ def test_early_stopping_min_with_delta_and_reset():
         EarlyStopping(1, mode="best")
 
 
+def test_early_stopping_relative_delta_scales_with_the_best_value():
+    # at 200 a 1e-3 threshold is 0.2; at 10 it is 0.01 — the same fraction of a W+ and of a Z loss
+    for scale in (200.0, 10.0):
+        stop = EarlyStopping(patience=2, mode="min", min_delta=1e-4, min_rel_delta=1e-3)
+        assert stop.step(scale) and stop.threshold == pytest.approx(1e-3 * scale)
+        assert not stop.step(scale * (1 - 5e-4))  # better by half the threshold: not an improvement
+        assert stop.step(scale * (1 - 2e-3)) and stop.bad == 0
+    stop = EarlyStopping(patience=1, mode="max", min_delta=0.05, min_rel_delta=1e-3)
+    assert stop.threshold == 0.05 and stop.step(1.0)  # before any value: min_delta alone
+    assert stop.threshold == 0.05 and not stop.step(1.04)  # the larger of the two counts
+    with pytest.raises(ValueError, match="min_rel_delta"):
+        EarlyStopping(1, min_rel_delta=-1e-3)
+
+
 def test_early_stopping_also_waits_patience_steps():
     stop = EarlyStopping(patience=2, mode="min", patience_steps=5)
     assert stop.step(1.0, steps=3) and not stop.step(2.0, steps=2) and not stop.step(2.0, steps=2)
