@@ -99,11 +99,11 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
     have passed since the last evaluation (0: after every epoch), ``module.eval()`` and ``evaluate``, and appends the
     row ``{epoch, steps, **train means, **evaluate(), best, seconds}`` (train means weighted by the steps of each epoch
     since the last row); ``best`` marks an improvement of ``monitor`` by more than ``min_delta`` and
-    ``min_rel_delta`` × |best so far| (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is deep-copied. Training ends after
-    ``max_epochs``, after ``patience`` evaluations (and at least ``patience_steps`` optimiser steps) without
-    improvement, once ``max_steps`` steps are taken, or when an epoch takes no step (that epoch gets no row); steps not
-    yet evaluated then get a last row. The module is returned to the best state (the initial one when no row is best)
-    and left in eval mode.
+    ``min_rel_delta`` × |best so far| (:class:`EarlyStopping`), and the best row's ``module.state_dict()`` is
+    deep-copied. Training ends after ``max_epochs``, after ``patience`` evaluations (and at least ``patience_steps``
+    optimiser steps) without improvement, once ``max_steps`` steps are taken, or when an epoch takes no step (that
+    epoch gets no row); steps not yet evaluated then get a last row. The module is returned to the best state (the
+    initial one when no row is best) and left in eval mode.
 
     Parameters
     ----------

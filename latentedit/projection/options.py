@@ -63,4 +63,5 @@ class RefineConfig:
         """The keyword arguments of the per-image optimisation
         (:func:`latentedit.projection.project.project_images`)."""
         return {"optimize_steps": self.optimize_steps, "optimize_lr": self.optimize_lr,
-                "optimize_beta1": self.optimize_beta1, "optimize_batch_size": self.optimize_batch_size, "optimize_compile": self.optimize_compile}
+                "optimize_beta1": self.optimize_beta1, "optimize_batch_size": self.optimize_batch_size,
+                "optimize_compile": self.optimize_compile}

@@ -201,7 +201,8 @@ def inversion_quality(renderer: nn.Module, codes: np.ndarray, images: np.ndarray
 def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.Module, s: torch.Tensor,
                       images: np.ndarray, test: np.ndarray, oracle: SlotOracle, device, space: str,
                       optimize_steps: int = 0, optimize_lr: float = 1.0e-2, optimize_beta1: float = 0.9,
-                      optimize_batch_size: int = 256, optimize_compile: bool = False, batch_size: int = 1000) -> tuple[np.ndarray, dict, dict]:
+                      optimize_batch_size: int = 256, optimize_compile: bool = False,
+                      batch_size: int = 1000) -> tuple[np.ndarray, dict, dict]:
     """The codes of every image and the inversion quality of each stage on the test images.
 
     Parameters
