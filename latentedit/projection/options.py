@@ -37,8 +37,8 @@ class RefineConfig:
     # prototype of issue 13: 20 steps from the broadcast W raised all-presence agreement 0.17 → 0.92 in W+.
     optimize_steps: int = 0
     optimize_lr: float = 1.0e-2
-    # Adam's β1 for those steps. 0.9 is Adam's default; in the digits W+ world 0.5 reaches at 30 steps what 0.9 reaches
-    # at 40 (600 test images: all-presence 0.908 vs 0.915, 29.1 vs 29.3 dB; 20 steps 0.865 vs 0.783; README "W+").
+    # Adam's β1 for those steps. 0.9 is Adam's default; in the digits W+ world 0.7 reaches at 25 steps what 0.9 reaches
+    # at 40 (600 test images: all-presence 0.917 vs 0.915, 29.0 vs 29.3 dB; README "Adam's β1 for those steps").
     optimize_beta1: float = 0.9
     optimize_batch_size: int = 256  # images optimised together (the codes do not depend on it: losses are summed)
     # torch.compile the renderer for the optimisation (≈ 2× faster on CPU after a ≈ 40-s compile; falls back to eager
