@@ -179,7 +179,7 @@ def project_images(encoder: nn.Module, s: torch.Tensor, images: np.ndarray, devi
     if generator is None:
         raise ValueError("optimising the codes needs the generator")
     return optimize_codes(digits_renderer(generator, space), codes, images, device, optimize_steps, optimize_lr,
-                          optimize_batch_size, optimize_compile, optimize_beta1)
+                          optimize_batch_size, optimize_compile, beta1=optimize_beta1)
 
 
 @torch.no_grad()
@@ -246,7 +246,7 @@ def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.
     stored = "after_refinement"
     if optimize_steps > 0:
         codes = optimize_codes(renderer, codes, images, device, optimize_steps, optimize_lr, optimize_batch_size,
-                               optimize_compile, optimize_beta1)
+                               optimize_compile, beta1=optimize_beta1)
         quality["optimized"], recs["optimized"] = inversion_quality(renderer, codes[test], test_images, oracle,
                                                                     device)
         stored = "optimized"
