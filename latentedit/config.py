@@ -1,9 +1,9 @@
 """Checks of a run's configuration that its JSON schema cannot express, run while Snakemake parses the workflow.
 
 ``schemas/config.schema.yaml`` checks keys, types and ranges; :func:`check_config` checks what depends on the
-world and on other keys — the digits layout, the faces files, the projection space against the generator, the
-attributes every edit definition names, the edit methods and their W+ ``layers`` — and fails before any job runs with
-a message that starts ``config error:`` and names the key.
+world and on other keys — the digits layout, the shipped oracle against it, the faces files, the projection space
+against the generator, the attributes every edit definition names, the edit methods and their W+ ``layers`` — and
+fails before any job runs with a message that starts ``config error:`` and names the key.
 
 Only light modules are imported here (no torch): the workflow calls this at parse time. The one exception is a W/W+
 projection (``projection.space`` w or wplus) on the shipped DLSGAN checkpoint, whose architecture only the file
@@ -70,6 +70,7 @@ def check_config(cfg: Mapping, dry_run: bool = False, checkout: str | Path | Non
         except ValueError as e:
             raise ConfigError(str(e)) from None
         check_projection(cfg, checkout)
+        check_oracle(cfg, checkout)
     else:
         if "digits" in cfg:
             raise ConfigError(
@@ -138,6 +139,28 @@ def check_projection(cfg: Mapping, checkout: str | Path | None = None) -> None:
         raise ConfigError(f"projection.space: {space} codes need a StyleGAN2 DLSGAN generator (a mapping network); "
                           f"{source} is {arch}, which reads z codes only: set projection.space: z, or train the "
                           "StyleGAN2 (dlsgan.retrain: true, dlsgan.train.arch: stylegan2)")
+
+
+def check_oracle(cfg: Mapping, checkout: str | Path | None = None) -> None:
+    """Without ``oracle.retrain`` the shipped oracle judges: ``oracle.checkpoint`` and its RECIPE.json exist, and the
+    recipe's digits config has the configured handwriting split and layout (``latentedit.oracles.shipped``)."""
+    if cfg["oracle"]["retrain"]:
+        return
+    from latentedit.oracles.shipped import data_mismatches, read_recipe
+
+    path = Path(checkout or CHECKOUT) / cfg["oracle"]["checkpoint"]
+    if not path.is_file():
+        raise ConfigError(f"oracle.checkpoint: {str(path)!r} does not exist (set oracle.retrain: true to train the "
+                          "oracle here)")
+    try:
+        recipe = read_recipe(path)
+    except ValueError as e:
+        raise ConfigError(f"oracle.checkpoint: {e}") from None
+    mismatches = data_mismatches(recipe, cfg["digits"])
+    if mismatches:
+        raise ConfigError(f"{mismatches[0]}; the shipped oracle ({cfg['oracle']['checkpoint']}) may only judge "
+                          "images with its handwriting split and layout: set oracle.retrain: true to train one on "
+                          "these images")
 
 
 def check_edits(cfg: Mapping) -> None:

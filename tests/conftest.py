@@ -42,8 +42,10 @@ TINY_CONFIG = {
     "device": "cpu",
     "digits": {"canvas": 32, "grid": 2, "digit_size": 12, "max_digits": 4, "n_train": 300, "n_val": 100,
                "n_test": 100, "source_fractions": [0.6, 0.2, 0.2], "seed": 0},
-    "oracle": {"width": 8, "feature_dim": 16, "dropout": 0.3, "lr": 1.0e-3, "batch_size": 64, "max_epochs": 1,
-               "patience": 1, "seed": 0},
+    # trained here: the tiny runs exercise rule train_oracle (the default config uses the shipped oracle)
+    "oracle": {"retrain": True, "checkpoint": "checkpoints/digits_oracle/oracle.pt",
+               "train": {"width": 8, "feature_dim": 16, "dropout": 0.3, "lr": 1.0e-3, "batch_size": 64,
+                         "max_epochs": 1, "patience": 1, "seed": 0}},
     "dlsgan": {
         "retrain": True,
         "checkpoint": "checkpoints/digits/dlsgan.pt",

@@ -78,7 +78,7 @@ def _sections():
         ("edits.lt", cfg["edits"]["lt"], _defaults(LTConfig)),
         ("edits.ifg", {k: v for k, v in cfg["edits"]["ifg"].items() if k != "alpha"}, ifg),
         ("labels.classifier", cfg["labels"]["classifier"], _defaults(ClassifierConfig)),
-        ("oracle", cfg["oracle"], _defaults(OracleConfig)),
+        ("oracle.train", cfg["oracle"]["train"], _defaults(OracleConfig)),
         ("projection", {k: v for k, v in cfg["projection"].items() if k != "refine"}, _defaults(RefineConfig)),
         ("dlsgan.train", cfg["dlsgan"]["train"], _defaults(DLSGANConfig)),
         ("wstar", {k: v for k, v in cfg["wstar"].items() if k != "metrics"}, _defaults(WStarConfig)),

@@ -51,7 +51,7 @@ def test_tiny_config_is_valid(tiny_config, schema_path):
 
 def test_shipped_floats_are_numbers(shipped_config):
     """YAML 1.1 reads ``1e-3`` as a string; the shipped config must write ``1.0e-3``."""
-    assert isinstance(shipped_config["oracle"]["lr"], float)
+    assert isinstance(shipped_config["oracle"]["train"]["lr"], float)
     assert isinstance(shipped_config["dlsgan"]["train"]["lr"], float)
     assert isinstance(shipped_config["projection"]["lr"], float)
     assert isinstance(shipped_config["labels"]["classifier"]["lr"], float)
@@ -60,7 +60,7 @@ def test_shipped_floats_are_numbers(shipped_config):
     assert all(isinstance(d["lambda_pres"], float) for d in shipped_config["edits"]["definitions"].values())
 
 
-@pytest.mark.parametrize("section", [("oracle",), ("dlsgan", "train"), ("projection",), ("labels", "classifier"),
+@pytest.mark.parametrize("section", [("oracle", "train"), ("dlsgan", "train"), ("projection",), ("labels", "classifier"),
                                      ("edits", "lw"), ("edits", "lt")])
 def test_lr_as_string_names_the_key(tiny_config, schema_path, section):
     node = tiny_config
@@ -109,7 +109,7 @@ def test_unknown_key_is_named(tiny_config, schema_path, path):
     assert "'lamda_typo' was unexpected" in msg
 
 
-@pytest.mark.parametrize("path", [("world",), ("digits", "seed"), ("oracle", "patience"),
+@pytest.mark.parametrize("path", [("world",), ("digits", "seed"), ("oracle", "train", "patience"),
                                   ("dlsgan", "train", "variance_window"), ("projection", "refine"),
                                   ("labels", "weight_attributes"), ("edits", "methods"), ("edits", "ifg", "alpha"),
                                   ("edits", "definitions", "add_7", "lambda_pres"),

@@ -23,8 +23,9 @@ TINY = {
     "device": "cpu",
     "digits": {"canvas": 16, "grid": 2, "digit_size": 8, "max_digits": 3, "n_train": 240, "n_val": 60,
                "n_test": 60, "source_fractions": [0.6, 0.2, 0.2], "seed": 3},
-    "oracle": {"width": 4, "feature_dim": 8, "dropout": 0.0, "lr": 1.0e-3, "batch_size": 64, "max_epochs": 1,
-               "patience": 1, "seed": 0},
+    "oracle": {"retrain": True, "checkpoint": "checkpoints/digits_oracle/oracle.pt",
+               "train": {"width": 4, "feature_dim": 8, "dropout": 0.0, "lr": 1.0e-3, "batch_size": 64,
+                         "max_epochs": 1, "patience": 1, "seed": 0}},
     "dlsgan": {
         "retrain": True,
         "checkpoint": "checkpoints/digits/dlsgan.pt",

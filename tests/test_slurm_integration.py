@@ -19,6 +19,7 @@ import copy
 import datetime as dt
 import os
 import re
+import textwrap
 import shutil
 import subprocess
 import sys
@@ -55,9 +56,11 @@ def _rule_resources() -> dict[str, str]:
     """{rule name: the text of its ``resources:`` block ('' without one)} for every rule of the workflow."""
     out = {}
     for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
-        for m in re.finditer(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", path.read_text(), re.MULTILINE | re.DOTALL):
-            res = re.search(r"^    resources:\n((?:        .*\n)+)", m.group(2), re.MULTILINE)
-            out[m.group(1)] = res.group(1) if res else ""
+        # a rule at the top level, or inside an if/else (indented): its block ends where its indentation does
+        for m in re.finditer(r"^( *)rule (\w+):\n(.*?)(?=^\1?\S|\Z)", path.read_text(), re.MULTILINE | re.DOTALL):
+            body = textwrap.dedent(m.group(1) + "x\n" + m.group(3))[2:]
+            res = re.search(r"^    resources:\n((?:        .*\n)+)", body, re.MULTILINE)
+            out[m.group(2)] = res.group(1) if res else ""
     return out
 
 

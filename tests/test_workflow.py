@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-DEFAULT_RULES = {"digits_images", "train_oracle", "dlsgan_quality", "refine_encoder", "project", "all"}
+DEFAULT_RULES = {"digits_images", "shipped_oracle", "dlsgan_quality", "refine_encoder", "project", "all"}
 
 
 def _job_stats(output: str) -> dict[str, int]:
@@ -31,6 +31,7 @@ def test_default_dag_dry_run(repo_root, tmp_path, write_config, run_snakemake):
     jobs = _job_stats(proc.stdout)
     assert DEFAULT_RULES <= set(jobs), jobs
     assert ("train_dlsgan" in jobs) == cfg["dlsgan"]["retrain"]
+    assert "train_oracle" not in jobs  # the shipped judge (latentedit.oracles.shipped)
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
@@ -51,7 +52,7 @@ def _assert_failed_before_jobs(proc, workdir):
 
 
 def test_unknown_config_key_fails_before_any_job(tiny_config, tmp_path, write_config, run_snakemake):
-    tiny_config["oracle"]["learning_rate"] = 1.0e-3  # typo for lr
+    tiny_config["oracle"]["train"]["learning_rate"] = 1.0e-3  # typo for lr
     write_config(tiny_config)
     # not a dry run: were validation to let this through, the (cheap) first job would start and write results/
     proc = run_snakemake(tmp_path, "results/digits/images.h5")
@@ -63,10 +64,10 @@ def test_string_lr_fails_naming_key(tiny_config, tmp_path, write_config, run_sna
     write_config(tiny_config)
     path = tmp_path / "config.yaml"
     path.write_text(path.read_text().replace("lr: 0.001", "lr: 1e-3", 1))  # YAML reads 1e-3 as a string
-    assert yaml.safe_load(path.read_text())["oracle"]["lr"] == "1e-3"
+    assert yaml.safe_load(path.read_text())["oracle"]["train"]["lr"] == "1e-3"
     proc = run_snakemake(tmp_path, "-n")
     _assert_failed_before_jobs(proc, tmp_path)
-    assert "['oracle']['lr']" in proc.stdout, proc.stdout[-4000:]
+    assert "['oracle']['train']['lr']" in proc.stdout, proc.stdout[-4000:]
 
 
 @pytest.mark.parametrize("section, key, value, message", [

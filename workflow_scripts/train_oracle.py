@@ -1,4 +1,4 @@
-"""Train the digits image oracle (rule train_oracle)."""
+"""Train the digits image oracle (rule train_oracle, oracle.retrain: true)."""
 import torch
 
 from latentedit.io.atomic import write_json
@@ -12,4 +12,5 @@ store = read_image_store(snakemake.input.images)
 model, metrics = train_oracle(store, OracleConfig(**snakemake.params.oracle), pick_device(snakemake.params.device))
 log.info("test: %s", {k: round(v, 4) for k, v in metrics["test"].items()})
 save_oracle(snakemake.output.model, model, metrics)
-write_json(snakemake.output.metrics, metrics)
+# the digits config these images were made with: a recipe shipping this oracle (latentedit.oracles.shipped) records it
+write_json(snakemake.output.metrics, {**metrics, "digits": snakemake.params.digits})

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -25,14 +24,7 @@ import yaml
 from latentedit import __version__
 from latentedit.io.atomic import write_json
 from latentedit.io.checkpoints import load_checkpoint
-from latentedit.io.provenance import file_hash
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from latentedit.io.provenance import file_hash, git_commit
 
 
 def ship(results: Path, dest: Path, command: str, configfile: Path) -> dict:
@@ -52,7 +44,7 @@ def ship(results: Path, dest: Path, command: str, configfile: Path) -> dict:
         "arch": spec["generator"].get("arch", "dcgan"),
         "command": command,
         "config": yaml.safe_load(configfile.read_text()),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "library_version": __version__,
         "shipped": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "checkpoint_sha256_16": file_hash(dest / "dlsgan.pt"),

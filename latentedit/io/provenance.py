@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,3 +40,12 @@ def creation_time() -> str:
         return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat(timespec="seconds")
     except (ValueError, OverflowError, OSError):
         raise ValueError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds since 1970") from None
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """The checked-out commit of the git repository at ``cwd`` (default: the working directory), or "unknown"."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=cwd).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

@@ -136,7 +136,7 @@ def train_oracle(store: ImageStore, cfg: OracleConfig, device: torch.device) -> 
     model = SlotOracle(store.images.shape[1], canvas, grid, max_digits, cfg.width, cfg.feature_dim,
                        cfg.dropout).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    train, val, test = (store.select(s) for s in ("train", "val", "test"))
+    train, val = store.select("train"), store.select("val")
     x_train = to_model_range(train.images)
     y_train = torch.from_numpy(train.extra["slot_labels"].astype(np.int64))
     y_train[y_train < 0] = EMPTY
@@ -162,13 +162,18 @@ def train_oracle(store: ImageStore, cfg: OracleConfig, device: torch.device) -> 
 
     history, _ = fit(model, train_epoch, evaluate, monitor="val_score", max_epochs=cfg.max_epochs, mode="max",
                      patience=cfg.patience, name="oracle")
-    metrics = {
-        "val": attribute_accuracy(predict_images(model, val.images, device)["probs"], val.attributes, max_digits),
-        "test": attribute_accuracy(predict_images(model, test.images, device)["probs"], test.attributes, max_digits),
-        "history": history,
-        "options": asdict(cfg),
-    }
-    return model, metrics
+    return model, {**evaluate_oracle(model, store, device), "history": history, "options": asdict(cfg)}
+
+
+def evaluate_oracle(model: SlotOracle, store: ImageStore, device) -> dict[str, dict[str, float]]:
+    """The oracle's :func:`attribute_accuracy` on the store's val and test splits."""
+    max_digits = sum(n.startswith("count_") for n in store.attribute_names)
+    out = {}
+    for split in ("val", "test"):
+        part = store.select(split)
+        out[split] = attribute_accuracy(predict_images(model, part.images, device)["probs"], part.attributes,
+                                        max_digits)
+    return out
 
 
 def save_oracle(path, model: SlotOracle, metrics: dict) -> None:

@@ -35,6 +35,18 @@ def generator_inputs(wildcards):
     return {"checkpoint": faces_file(key)}
 
 
+def shipped_oracle_checkpoint():
+    """The shipped digits oracle (oracle.checkpoint, relative to the checkout); config checks made sure it exists."""
+    return str(Path(workflow.basedir) / config["oracle"]["checkpoint"])
+
+
+def shipped_oracle_recipe():
+    """The RECIPE.json beside the shipped digits oracle."""
+    from latentedit.oracles.shipped import recipe_path
+
+    return str(recipe_path(shipped_oracle_checkpoint()))
+
+
 def judge_inputs(wildcards):
     """What scores rendered images: digits the image oracle; faces the attribute classifiers and ArcFace."""
     if wildcards.world == "digits":

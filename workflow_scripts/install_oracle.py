@@ -1,0 +1,30 @@
+"""Take the shipped digits oracle into this run and score it on this run's val and test images (rule
+shipped_oracle, oracle.retrain: false; latentedit.oracles.shipped)."""
+import shutil
+
+import torch
+
+from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.image_store import read_image_store
+from latentedit.oracles.digits_oracle import evaluate_oracle, load_oracle
+from latentedit.oracles.shipped import read_recipe, verify_checkpoint
+from latentedit.training_utils import pick_device, setup_logging
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+recipe = read_recipe(snakemake.input.checkpoint)
+verify_checkpoint(snakemake.input.checkpoint, recipe)
+device = pick_device(snakemake.params.device)
+metrics = evaluate_oracle(load_oracle(snakemake.input.checkpoint, device), read_image_store(snakemake.input.images),
+                          device)
+log.info("shipped oracle %s (%s, commit %s) on this run's test images: %s", snakemake.input.checkpoint,
+         recipe["checkpoint_sha256_16"], recipe.get("git_commit", "?")[:7],
+         {k: round(v, 4) for k, v in metrics["test"].items() if not k.startswith("presence_accuracy_has")})
+with atomic_path(snakemake.output.model) as tmp:
+    shutil.copyfile(snakemake.input.checkpoint, tmp)
+write_json(snakemake.output.metrics, {
+    **metrics, "history": recipe.get("history", []), "options": recipe["config"].get("oracle", {}).get("train", {}),
+    "shipped": {"checkpoint": str(snakemake.input.checkpoint), "sha256_16": recipe["checkpoint_sha256_16"],
+                "git_commit": recipe.get("git_commit"), "command": recipe.get("command"),
+                "recipe_test": recipe.get("test")},
+})
