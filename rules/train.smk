@@ -20,6 +20,9 @@ rule train_edit:
         "logs/{world}/edits/{method}/{edit}/seed{seed}.log",
     benchmark:
         "benchmarks/{world}/edits/{method}/{edit}/seed{seed}.tsv"
+    # Every training job before any evaluation job: trainings run 4-45 s and unevenly, evaluations ~10-16 s each, so
+    # a long training that starts last (and its evaluation after it) no longer ends a two-core run alone.
+    priority: 1
     conda:
         "../envs/latentedit.yaml"
     threads: 1

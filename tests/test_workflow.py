@@ -32,6 +32,11 @@ def test_default_dag_dry_run(repo_root, tmp_path, write_config, run_snakemake):
     assert DEFAULT_RULES <= set(jobs), jobs
     assert ("train_dlsgan" in jobs) == cfg["dlsgan"]["retrain"]
     assert "train_oracle" not in jobs  # the shipped judge (latentedit.oracles.shipped)
+    # every edit training is scheduled before any evaluation (rules/train.smk: priority)
+    blocks = {rule: [b for b in re.split(r"(?m)^(?=rule \w+:)", proc.stdout) if b.startswith(f"rule {rule}:")]
+              for rule in ("train_edit", "evaluate_edit")}
+    assert blocks["train_edit"] and all("    priority: 1\n" in b for b in blocks["train_edit"])
+    assert blocks["evaluate_edit"] and not any("    priority:" in b for b in blocks["evaluate_edit"])
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
