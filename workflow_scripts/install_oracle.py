@@ -25,6 +25,5 @@ with atomic_path(snakemake.output.model) as tmp:
 write_json(snakemake.output.metrics, {
     **metrics, "history": recipe.get("history", []), "options": recipe["config"].get("oracle", {}).get("train", {}),
     "shipped": {"checkpoint": str(snakemake.input.checkpoint), "sha256_16": recipe["checkpoint_sha256_16"],
-                "git_commit": recipe.get("git_commit"), "command": recipe.get("command"),
-                "recipe_test": recipe.get("test")},
+                "git_commit": recipe.get("git_commit"), "command": recipe.get("command")},
 })
