@@ -67,7 +67,8 @@ def test_every_digits_rule_lists_every_library_file_its_script_reaches(tiny_conf
     tiny_config["oracle"]["retrain"] = False  # the shipped oracle's rule instead of train_oracle
     write_config(tiny_config)
     seen |= _check_jobs(_dry_run_jobs(tmp_path, "results/digits/oracle/metrics.json"))
-    digits_rules = {"digits_images", "train_oracle", "shipped_oracle", "train_dlsgan", "dlsgan_quality", "dlsgan_ablation",
+    digits_rules = {"digits_images", "train_oracle", "shipped_oracle", "train_dlsgan", "dlsgan_quality",
+                    "dlsgan_ablation",
                     "refine_encoder", "project", "train_latent_classifiers", "train_wstar", "wstar_metrics",
                     "train_edit", "edits_latent_summary", "evaluate_edit", "edit_grid", "aggregate_metrics",
                     "metrics_figures"}

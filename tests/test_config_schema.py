@@ -60,7 +60,8 @@ def test_shipped_floats_are_numbers(shipped_config):
     assert all(isinstance(d["lambda_pres"], float) for d in shipped_config["edits"]["definitions"].values())
 
 
-@pytest.mark.parametrize("section", [("oracle", "train"), ("dlsgan", "train"), ("projection",), ("labels", "classifier"),
+@pytest.mark.parametrize("section", [("oracle", "train"), ("dlsgan", "train"), ("projection",),
+                                     ("labels", "classifier"),
                                      ("edits", "lw"), ("edits", "lt")])
 def test_lr_as_string_names_the_key(tiny_config, schema_path, section):
     node = tiny_config

@@ -39,7 +39,8 @@ def test_the_shipped_oracle_is_the_one_its_recipe_describes(repo_root, default_c
     assert recipe["test"]["count_accuracy"] >= 0.99 and recipe["test"]["presence_all_right"] >= 0.95
 
 
-@pytest.mark.parametrize("key, change", [("seed", {"seed": 3}), ("source_fractions", {"source_fractions": [0.5, 0.25, 0.25]}),
+@pytest.mark.parametrize("key, change", [("seed", {"seed": 3}),
+                                         ("source_fractions", {"source_fractions": [0.5, 0.25, 0.25]}),
                                          ("canvas", {"canvas": 64}), ("grid", {"grid": 4, "digit_size": 8}),
                                          ("digit_size", {"digit_size": 8}), ("max_digits", {"max_digits": 3})])
 def test_another_split_or_layout_fails_before_any_job_naming_the_key(repo_root, default_config, key, change):
