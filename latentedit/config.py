@@ -71,6 +71,7 @@ def check_config(cfg: Mapping, dry_run: bool = False, checkout: str | Path | Non
             raise ConfigError(str(e)) from None
         check_projection(cfg, checkout)
         check_oracle(cfg, checkout)
+        check_projection_encoder(cfg, checkout)
     else:
         if "digits" in cfg:
             raise ConfigError(
@@ -143,10 +144,10 @@ def check_projection(cfg: Mapping, checkout: str | Path | None = None) -> None:
 
 def check_oracle(cfg: Mapping, checkout: str | Path | None = None) -> None:
     """Without ``oracle.retrain`` the shipped oracle judges: ``oracle.checkpoint`` and its RECIPE.json exist, and the
-    recipe's digits config has the configured handwriting split and layout (``latentedit.oracles.shipped``)."""
+    recipe's digits config has the configured handwriting split and layout (``latentedit.shipped``)."""
     if cfg["oracle"]["retrain"]:
         return
-    from latentedit.oracles.shipped import data_mismatches, read_recipe
+    from latentedit.shipped import data_mismatches, read_recipe
 
     path = Path(checkout or CHECKOUT) / cfg["oracle"]["checkpoint"]
     if not path.is_file():
@@ -161,6 +162,42 @@ def check_oracle(cfg: Mapping, checkout: str | Path | None = None) -> None:
         raise ConfigError(f"{mismatches[0]}; the shipped oracle ({cfg['oracle']['checkpoint']}) may only judge "
                           "images with its handwriting split and layout: set oracle.retrain: true to train one on "
                           "these images")
+
+
+def check_projection_encoder(cfg: Mapping, checkout: str | Path | None = None) -> None:
+    """Without ``projection.retrain`` the shipped refined encoder projects: ``projection.checkpoint`` and its recipe
+    (the ``encoder`` entry of the RECIPE.json beside it) exist, it was refined against the configured shipped
+    generator (SHA-256 of ``dlsgan.checkpoint``), on the configured handwriting split and layout, with the
+    configured refinement options (``latentedit.shipped``)."""
+    from latentedit.io.provenance import file_hash
+    from latentedit.projection.options import RefineConfig
+    from latentedit.shipped import data_mismatches, option_mismatches, read_recipe
+
+    refine = RefineConfig(**cfg["projection"])  # schema-valid; projection_space already checked the values
+    if refine.retrain:
+        return
+    retrain = "set projection.retrain: true to refine one here"
+    if cfg["dlsgan"]["retrain"]:
+        raise ConfigError("projection.retrain: the shipped encoder was refined against a shipped generator, and this "
+                          f"run trains its own (dlsgan.retrain: true): {retrain}")
+    path = Path(checkout or CHECKOUT) / refine.checkpoint
+    if not path.is_file():
+        raise ConfigError(f"projection.checkpoint: {str(path)!r} does not exist ({retrain})")
+    try:
+        recipe = read_recipe(path, "encoder")
+    except ValueError as e:
+        raise ConfigError(f"projection.checkpoint: {e}") from None
+    generator = Path(checkout or CHECKOUT) / cfg["dlsgan"]["checkpoint"]
+    refined_on = recipe.get("generator", {}).get("sha256_16")
+    if generator.is_file() and file_hash(generator) != refined_on:
+        raise ConfigError(f"dlsgan.checkpoint: {cfg['dlsgan']['checkpoint']} (SHA-256 {file_hash(generator)}) is not "
+                          f"the generator the shipped encoder {refine.checkpoint} was refined against ({refined_on}): "
+                          f"point projection.checkpoint at that generator's encoder, or {retrain}")
+    mismatches = (data_mismatches(recipe, cfg["digits"], "encoder")
+                  + option_mismatches(recipe["config"]["projection"], refine.encoder_options(), "projection"))
+    if mismatches:
+        raise ConfigError(f"{mismatches[0]}; the shipped encoder ({refine.checkpoint}) is that training's result: "
+                          f"{retrain}")
 
 
 def check_edits(cfg: Mapping) -> None:

@@ -1,6 +1,6 @@
 # The digits image oracle, the world's judge: the shipped one (oracle.checkpoint, its RECIPE.json; checked against
 # the digits config at parse time, scored here on this run's val/test images), or, with oracle.retrain: true, one
-# trained here on the train split (latentedit.oracles.shipped says when the shipped one may judge a config's images).
+# trained here on the train split (latentedit.shipped says when the shipped one may judge a config's images).
 
 if config["oracle"]["retrain"]:
 

@@ -1,31 +1,59 @@
-# Projection: refine the projection encoder on real images (generator frozen) — the DLSGAN encoder for z codes, a
-# pSp-style W/W+ head on top of it for w / wplus (projection.space) — then encode every image into codes of that
-# space (optionally optimised per image) and write the latent store, which records the space.
+# Projection: the projection encoder — the shipped refined one (projection.checkpoint, its recipe checked against the
+# config at parse time: latentedit.shipped), or, with projection.retrain: true, refined here on real images with the
+# generator frozen (the DLSGAN encoder for z codes, a pSp-style W/W+ head on top of it for w / wplus) — then every
+# image encoded into codes of projection.space (optionally optimised per image) in the latent store, which records
+# the space.
 
+if projection_options().retrain:
 
-rule refine_encoder:
-    input:
-        checkpoint=generator_checkpoint,
-        images="results/digits/images.h5",
-        code=script_code("refine_encoder.py"),
-    output:
-        encoder="results/digits/projection/encoder.pt",
-        history="results/digits/projection/refine_history.csv",
-        curves="results/digits/projection/refine_curves.png",
-    log:
-        "logs/digits/refine_encoder.log",
-    benchmark:
-        "benchmarks/digits/refine_encoder.tsv"
-    conda:
-        "../envs/latentedit.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-    params:
-        projection=projection_encoder_config(),
-        device=config["device"],
-    script:
-        "../workflow_scripts/refine_encoder.py"
+    rule refine_encoder:
+        input:
+            checkpoint=generator_checkpoint,
+            images="results/digits/images.h5",
+            code=script_code("refine_encoder.py"),
+        output:
+            encoder="results/digits/projection/encoder.pt",
+            record="results/digits/projection/refine.json",
+            history="results/digits/projection/refine_history.csv",
+            curves="results/digits/projection/refine_curves.png",
+        log:
+            "logs/digits/refine_encoder.log",
+        benchmark:
+            "benchmarks/digits/refine_encoder.tsv"
+        conda:
+            "../envs/latentedit.yaml"
+        threads: 2
+        resources:
+            gpu=1,
+        params:
+            projection=projection_encoder_config(),
+            digits=sorted_config("digits"),
+            device=config["device"],
+        script:
+            "../workflow_scripts/refine_encoder.py"
+
+else:
+
+    rule shipped_encoder:
+        input:
+            encoder=shipped_encoder_checkpoint(),
+            recipe=shipped_encoder_recipe(),
+            checkpoint=generator_checkpoint,
+            code=script_code("install_encoder.py"),
+        output:
+            encoder="results/digits/projection/encoder.pt",
+            record="results/digits/projection/refine.json",
+            history="results/digits/projection/refine_history.csv",
+            curves="results/digits/projection/refine_curves.png",
+        log:
+            "logs/digits/refine_encoder.log",
+        benchmark:
+            "benchmarks/digits/refine_encoder.tsv"
+        conda:
+            "../envs/latentedit.yaml"
+        threads: 1
+        script:
+            "../workflow_scripts/install_encoder.py"
 
 
 rule project:

@@ -1,4 +1,4 @@
-"""The shipped digits oracle (latentedit.oracles.shipped, rule shipped_oracle): the file is the one its recipe
+"""The shipped digits oracle (latentedit.shipped, rule shipped_oracle): the file is the one its recipe
 describes, it may judge only images with its handwriting split and layout (checked before any job), a run takes it
 in and scores it on its own images, and shipping writes a recipe that the checks accept."""
 
@@ -14,8 +14,7 @@ import yaml
 from latentedit.config import ConfigError, check_config
 from latentedit.io.provenance import file_hash
 from latentedit.oracles.digits_oracle import SlotOracle, load_oracle, save_oracle
-from latentedit.oracles.shipped import (ORACLE_DATA_KEYS, data_mismatches, read_recipe, recipe_path, ship,
-                                        verify_checkpoint)
+from latentedit.shipped import DATA_KEYS, data_mismatches, read_recipe, recipe_path, ship, verify_checkpoint
 
 SHIPPED = "checkpoints/digits_oracle/oracle.pt"
 
@@ -56,7 +55,7 @@ def test_another_split_or_layout_fails_before_any_job_naming_the_key(repo_root, 
 
 def test_other_image_counts_keep_the_shipped_oracle(repo_root, default_config):
     """n_train/n_val/n_test change how many images are composed, not which handwriting each split holds."""
-    assert set(ORACLE_DATA_KEYS).isdisjoint({"n_train", "n_val", "n_test"})
+    assert set(DATA_KEYS).isdisjoint({"n_train", "n_val", "n_test"})
     default_config["digits"].update(n_train=300, n_val=100, n_test=100)
     check_config(default_config, checkout=repo_root)
 
@@ -86,15 +85,15 @@ def test_ship_writes_a_recipe_the_checks_accept(tmp_path, repo_root, default_con
     metrics = {"val": {"count_accuracy": 1.0}, "test": {"count_accuracy": 0.5}, "history": [{"epoch": 0}],
                "options": default_config["oracle"]["train"], "digits": default_config["digits"]}
     (results / "metrics.json").write_text(json.dumps(metrics))
-    recipe = ship(results, dest, command="snakemake results/digits/oracle/model.pt")
+    recipe = ship("oracle", results, dest, command="snakemake results/digits/oracle/model.pt")
     assert recipe_path(dest / "oracle.pt") == dest / "RECIPE.json"
     assert read_recipe(dest / "oracle.pt") == recipe and recipe["checkpoint_sha256_16"] == file_hash(dest / "oracle.pt")
     verify_checkpoint(dest / "oracle.pt", recipe)
     assert data_mismatches(recipe, default_config["digits"]) == []
     # a run's metrics.json from the shipped oracle is not a training run to ship
     (results / "metrics.json").write_text(json.dumps({**metrics, "shipped": {}}))
-    with pytest.raises(ValueError, match="not written by rule train_oracle"):
-        ship(results, tmp_path / "again", command="x")
+    with pytest.raises(ValueError, match="not written by the rule that trains"):
+        ship("oracle", results, tmp_path / "again", command="x")
 
 
 def test_a_run_takes_the_shipped_oracle_and_scores_it_on_its_images(tiny_config, tmp_path, write_config,

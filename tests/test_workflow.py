@@ -31,7 +31,7 @@ def test_default_dag_dry_run(repo_root, tmp_path, write_config, run_snakemake):
     jobs = _job_stats(proc.stdout)
     assert DEFAULT_RULES <= set(jobs), jobs
     assert ("train_dlsgan" in jobs) == cfg["dlsgan"]["retrain"]
-    assert "train_oracle" not in jobs  # the shipped judge (latentedit.oracles.shipped)
+    assert "train_oracle" not in jobs  # the shipped judge (latentedit.shipped)
     # every edit training is scheduled before any evaluation (rules/train.smk: priority)
     blocks = {rule: [b for b in re.split(r"(?m)^(?=rule \w+:)", proc.stdout) if b.startswith(f"rule {rule}:")]
               for rule in ("train_edit", "evaluate_edit")}

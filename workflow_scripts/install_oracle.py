@@ -1,5 +1,5 @@
 """Take the shipped digits oracle into this run and score it on this run's val and test images (rule
-shipped_oracle, oracle.retrain: false; latentedit.oracles.shipped)."""
+shipped_oracle, oracle.retrain: false; latentedit.shipped)."""
 import shutil
 
 import torch
@@ -7,7 +7,7 @@ import torch
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.oracles.digits_oracle import evaluate_oracle, load_oracle
-from latentedit.oracles.shipped import read_recipe, verify_checkpoint
+from latentedit.shipped import read_recipe, verify_checkpoint
 from latentedit.training_utils import pick_device, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -12,5 +12,5 @@ store = read_image_store(snakemake.input.images)
 model, metrics = train_oracle(store, OracleConfig(**snakemake.params.oracle), pick_device(snakemake.params.device))
 log.info("test: %s", {k: round(v, 4) for k, v in metrics["test"].items()})
 save_oracle(snakemake.output.model, model, metrics)
-# the digits config these images were made with: a recipe shipping this oracle (latentedit.oracles.shipped) records it
+# the digits config these images were made with: a recipe shipping this oracle (latentedit.shipped) records it
 write_json(snakemake.output.metrics, {**metrics, "digits": snakemake.params.digits})

@@ -6,7 +6,7 @@ Torch is not imported here: :mod:`latentedit.config` reads this module while Sna
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from latentedit.io.latent_store import LATENT_SPACES
 
@@ -15,6 +15,8 @@ from latentedit.io.latent_store import LATENT_SPACES
 # (rule refine_encoder) does not depend on them, so changing one reruns the projection, not the training.
 PROJECTION_ONLY_KEYS = ("optimize_steps", "optimize_lr", "optimize_beta1", "optimize_batch_size", "optimize_compile",
                         "max_train_images")
+# Where the encoder comes from (trained here, or the shipped one: latentedit.shipped); not how it is trained.
+SHIPPING_KEYS = ("retrain", "checkpoint")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class RefineConfig:
     """How real images become codes: encoder refinement (pSp-style, generator frozen), the space of the stored codes,
     and an optional per-image optimisation of each code."""
 
+    # False: the shipped refined encoder (``checkpoint``, refined by rule refine_encoder with the options below
+    # against the shipped generator; latentedit.shipped checks they match); True: refine one here (rule
+    # refine_encoder, ≈ 2 min of two cores on the critical path).
+    retrain: bool = False
+    checkpoint: str = "checkpoints/digits/encoder.pt"
     refine: bool = True  # False: use the GAN's encoder head as it is (w/wplus: broadcast(mapping(E(x)∘s)))
     epochs: int = 2  # the first epoch gives most of the gain (val PSNR 21.2 → 22.6; 5 epochs: 22.9)
     batch_size: int = 64
@@ -40,7 +47,9 @@ class RefineConfig:
     # Adam's β1 for those steps. 0.9 is Adam's default; in the digits W+ world 0.7 reaches at 25 steps what 0.9 reaches
     # at 40 (600 test images: all-presence 0.917 vs 0.915, 29.0 vs 29.3 dB; README "Adam's β1 for those steps").
     optimize_beta1: float = 0.9
-    optimize_batch_size: int = 256  # images optimised together (the codes do not depend on it: losses are summed)
+    # Images optimised together (the codes do not depend on it, up to rounding: losses are summed). 128 rather than
+    # 256: the activations of a batch stay in cache (bench/batch_size.py: 1.3× per image-step on two threads).
+    optimize_batch_size: int = 128
     # torch.compile the renderer for the optimisation (≈ 2× faster on CPU after a ≈ 40-s compile; falls back to eager
     # with a warning where compiling fails). Off by default: a handful of codes do not repay the compile.
     optimize_compile: bool = False
@@ -58,6 +67,11 @@ class RefineConfig:
                              f"{self.optimize_steps}, {self.optimize_batch_size}, {self.optimize_lr}")
         if not 0 <= self.optimize_beta1 < 1:
             raise ValueError(f"projection.optimize_beta1 must be in [0, 1), got {self.optimize_beta1}")
+
+    def encoder_options(self) -> dict:
+        """The options the encoder's refinement reads (all but :data:`PROJECTION_ONLY_KEYS` and
+        :data:`SHIPPING_KEYS`): what a shipped encoder's recipe records and a config must match."""
+        return {k: v for k, v in asdict(self).items() if k not in PROJECTION_ONLY_KEYS + SHIPPING_KEYS}
 
     def optimization(self) -> dict:
         """The keyword arguments of the per-image optimisation

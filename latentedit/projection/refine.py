@@ -24,6 +24,7 @@ from latentedit.dlsgan.evaluate import reconstruct
 from latentedit.dlsgan.models import Discriminator, Generator
 from latentedit.dlsgan.scale import encoder_loss, sample_latent
 from latentedit.imaging import to_model_range
+from latentedit.io.provenance import TIMING_KEYS
 from latentedit.metrics import psnr, ssim
 from latentedit.projection.options import RefineConfig
 from latentedit.training_utils import fit
@@ -95,3 +96,21 @@ def refine_projection_encoder(g: torch.nn.Module, d: Discriminator, s: torch.Ten
 
     check_generator_space(g, cfg.space)
     return refine_wplus(g, d, s, z_distribution, train_images, val_images, cfg, device)
+
+
+def write_refine_history(history: list[dict], space: str, csv_path, png_path) -> list[dict]:
+    """The refinement's history as a CSV and its curves (train losses, val PSNR/SSIM per epoch; epoch −1 is the GAN
+    encoder head); returns the rows JSON-ready (no wall-clock or options columns, NaN as None)."""
+    import pandas as pd
+
+    from latentedit.io.atomic import atomic_path
+    from latentedit.plotting import plot_curves
+
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k != "options"} for row in history])
+    with atomic_path(csv_path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    columns = [c for c in ("train_pixel", "train_latent", "train_w_latent", "val_psnr", "val_ssim") if c in frame]
+    plot_curves({"refine": frame}, columns, png_path,
+                title=f"Encoder refinement, {space} codes (epoch -1 = GAN encoder head)")
+    rows = frame.drop(columns=[c for c in TIMING_KEYS if c in frame]).astype(object)
+    return rows.where(rows.notna(), None).to_dict("records")

@@ -42,9 +42,29 @@ def shipped_oracle_checkpoint():
 
 def shipped_oracle_recipe():
     """The RECIPE.json beside the shipped digits oracle."""
-    from latentedit.oracles.shipped import recipe_path
+    from latentedit.shipped import recipe_path
 
     return str(recipe_path(shipped_oracle_checkpoint()))
+
+
+def projection_options():
+    """The digits projection options (latentedit.projection.options.RefineConfig: the config's, defaults filled)."""
+    from latentedit.projection.options import RefineConfig
+
+    return RefineConfig(**config["projection"])
+
+
+def shipped_encoder_checkpoint():
+    """The shipped refined projection encoder (projection.checkpoint, relative to the checkout); config checks made
+    sure it exists and fits the config."""
+    return str(Path(workflow.basedir) / projection_options().checkpoint)
+
+
+def shipped_encoder_recipe():
+    """The RECIPE.json beside the shipped encoder (its ``encoder`` entry describes it)."""
+    from latentedit.shipped import recipe_path
+
+    return str(recipe_path(shipped_encoder_checkpoint()))
 
 
 def judge_inputs(wildcards):

@@ -18,12 +18,17 @@ def sorted_config(dpath):
 
 
 def projection_encoder_config():
-    """projection.* without the options only the projection step reads (optimisation, subset), keys sorted: the
-    encoder's training does not rerun when they change."""
-    from latentedit.projection.options import PROJECTION_ONLY_KEYS
+    """projection.* without the options only the projection step reads (optimisation, subset) and where the encoder
+    comes from (retrain, checkpoint), keys sorted: the encoder's training does not rerun when they change.
+    """
+    from latentedit.projection.options import PROJECTION_ONLY_KEYS, SHIPPING_KEYS
 
     return sorted_keys(
-        {k: v for k, v in config["projection"].items() if k not in PROJECTION_ONLY_KEYS}
+        {
+            k: v
+            for k, v in config["projection"].items()
+            if k not in PROJECTION_ONLY_KEYS + SHIPPING_KEYS
+        }
     )
 
 
