@@ -35,7 +35,7 @@ def render_codes(store, source: Mapping[str, int], max_images: int, seed: int,
 
 @torch.no_grad()
 def render_edit(model: Mapping, generator: torch.nn.Module, codes: np.ndarray, alphas: Sequence[float],
-                classifier: torch.nn.Module, device, batch_size: int = 500,
+                classifier: torch.nn.Module, device, batch_size: int = 128,
                 desc: str = "render") -> tuple[np.ndarray, np.ndarray]:
     """Images and latent-classifier logits of the edited codes at every α.
 
