@@ -21,7 +21,7 @@ from latentedit.edits.methods import get_method
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the workflow's base directory: dlsgan.checkpoint is relative to it
 # DLSGANConfig.arch's default (latentedit.dlsgan.train imports torch, so it is repeated here; a test checks both agree)
-DLSGAN_DEFAULT_ARCH = "dcgan"
+DLSGAN_DEFAULT_ARCH = "stylegan2"
 
 # The faces world's user-supplied files: config key → what it must be.
 FACES_FILES = {"celebahq_images": "dir", "celebahq_attributes": "file", "ffhq_images": "dir",

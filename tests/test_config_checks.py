@@ -145,12 +145,11 @@ def _save_generator(path, arch: str) -> None:
 def test_a_style_space_on_a_dcgan_fails_naming_projection_space(tiny_config, space, tmp_path):
     tiny_config["projection"]["space"] = space
     tiny_config["dlsgan"]["train"].pop("arch", None)
-    with pytest.raises(ConfigError, match=f"^config error: projection.space: {space} codes need a StyleGAN2") as e:
-        check_config(tiny_config)  # retrain with dlsgan.train.arch unset: the DCGAN
-    assert "dlsgan.train.arch is dcgan" in str(e.value)
+    check_config(tiny_config)  # retrain with dlsgan.train.arch unset: the default StyleGAN2
     tiny_config["dlsgan"]["train"]["arch"] = "dcgan"
-    with pytest.raises(ConfigError, match="dlsgan.train.arch is dcgan"):
+    with pytest.raises(ConfigError, match=f"^config error: projection.space: {space} codes need a StyleGAN2") as e:
         check_config(tiny_config)
+    assert "dlsgan.train.arch is dcgan" in str(e.value)
     tiny_config["dlsgan"]["retrain"] = False  # a given checkpoint: its spec says which generator it holds
     tiny_config["dlsgan"]["checkpoint"] = "dcgan.pt"
     _save_generator(tmp_path / "dcgan.pt", "dcgan")
@@ -181,7 +180,7 @@ def test_the_parse_time_defaults_agree_with_the_library():
 
     assert DLSGAN_DEFAULT_ARCH == DLSGANConfig().arch
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    assert projection_space(cfg) == cfg["projection"]["space"] == RefineConfig().space == "z"
+    assert projection_space(cfg) == cfg["projection"]["space"] == RefineConfig().space == "wplus"
     old = {k: v for k, v in cfg["projection"].items() if k in ("refine", "epochs", "batch_size", "lr",
                                                                  "lambda_latent", "seed")}
-    assert projection_space({**cfg, "projection": old}) == "z"  # a config written before the key: z, as before
+    assert projection_space({**cfg, "projection": old}) == "wplus"  # a config without the key: the default world

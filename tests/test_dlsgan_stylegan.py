@@ -114,7 +114,11 @@ def test_constructor_checks():
 
 # -------------------------------------------------------------------------------------------------- training
 def test_config_arch_and_channels():
-    assert DLSGANConfig().arch == "dcgan"  # the shipped world until a StyleGAN2 checkpoint ships
+    assert DLSGANConfig().arch == "stylegan2"  # the default world's generator (checkpoints/digits_stylegan2)
+    # a checkpoint written before arch, g_lr and g_beta1 existed (the shipped DCGAN's) trained a DCGAN on D's Adam
+    old = DLSGANConfig.from_options({"z_dim": 64, "variance_mode": "ema"})
+    assert (old.arch, old.g_lr, old.g_beta1, old.z_dim) == ("dcgan", None, None, 64)
+    assert DLSGANConfig.from_options({"arch": "stylegan2", "g_lr": 2.0e-3}).g_lr == 2.0e-3
     assert DLSGANConfig(g_channels=[4, 4]).g_channels == (4, 4)  # YAML lists become the dataclass's tuple
     with pytest.raises(ValueError, match="arch"):
         DLSGANConfig(arch="stylegan3")

@@ -1,5 +1,6 @@
 """The shipped digits generators: each file is the one its RECIPE.json describes, loads with ``weights_only`` through
-the loaders the pipeline uses, and the W+ world's config overlay plans a valid run on it."""
+the loaders the pipeline uses, and each world's config (the default W+, the Z overlay) plans a valid run on its
+generator, with the recipe's train options as ``dlsgan.train`` (so ``dlsgan.retrain: true`` retrains that file)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from conftest import config_with_overlay
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
@@ -42,8 +44,15 @@ def test_the_stylegan2_checkpoint_reads_as_rosinality_and_draws_digits(repo_root
     assert images.std() > 0.2  # not a blank canvas
 
 
-def test_the_wplus_overlay_plans_a_wplus_run_on_the_shipped_stylegan2(tmp_path, write_config, run_snakemake):
-    write_config(config_with_overlay("configs/digits_wplus.yaml"))
+@pytest.mark.parametrize("overlay, folder, space", [(None, "checkpoints/digits_stylegan2", "wplus"),
+                                                    ("configs/digits_z.yaml", "checkpoints/digits", "z")])
+def test_each_world_plans_a_run_on_its_shipped_generator(repo_root, tmp_path, write_config, run_snakemake, overlay,
+                                                         folder, space):
+    cfg = config_with_overlay(overlay) if overlay else yaml.safe_load((repo_root / "config.yaml").read_text())
+    assert cfg["dlsgan"]["checkpoint"] == f"{folder}/dlsgan.pt" and cfg["projection"]["space"] == space
+    trained = json.loads((repo_root / folder / "RECIPE.json").read_text())["config"]["dlsgan"]["train"]
+    assert {k: cfg["dlsgan"]["train"][k] for k in trained} == trained
+    write_config(cfg)
     proc = run_snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "rule project:" in proc.stdout and "rule train_dlsgan:" not in proc.stdout

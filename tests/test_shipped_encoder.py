@@ -19,9 +19,10 @@ from latentedit.shipped import data_mismatches, read_recipe, ship, verify_checkp
 
 from conftest import REPO_ROOT, config_with_overlay
 
+Z = "configs/digits_z.yaml"
 WORLDS = {  # overlay → (shipped encoder, the generator it refines)
-    None: ("checkpoints/digits/encoder.pt", "checkpoints/digits/dlsgan.pt"),
-    "configs/digits_wplus.yaml": ("checkpoints/digits_stylegan2/encoder.pt", "checkpoints/digits_stylegan2/dlsgan.pt"),
+    None: ("checkpoints/digits_stylegan2/encoder.pt", "checkpoints/digits_stylegan2/dlsgan.pt"),
+    Z: ("checkpoints/digits/encoder.pt", "checkpoints/digits/dlsgan.pt"),
 }
 
 
@@ -60,7 +61,7 @@ def test_another_refinement_fails_before_any_job_naming_the_key(repo_root, key, 
 
 def test_projection_only_options_keep_the_shipped_encoder(repo_root):
     """The per-image optimisation and the train subset do not change the encoder's training."""
-    cfg = world_config("configs/digits_wplus.yaml")
+    cfg = world_config(None)
     cfg["projection"].update(optimize_steps=3, optimize_batch_size=7, max_train_images=100)
     cfg["digits"].update(n_train=300, n_val=100, n_test=100)  # counts, not the handwriting split
     check_config(cfg, checkout=repo_root)
@@ -79,7 +80,7 @@ def test_another_generator_fails_naming_it(repo_root):
     cfg["dlsgan"]["retrain"] = True
     with pytest.raises(ConfigError, match=r"projection\.retrain: .*dlsgan\.retrain: true"):
         check_config(cfg, checkout=repo_root)
-    cfg["dlsgan"]["retrain"] = False
+    cfg = world_config(Z)  # z codes, which the StyleGAN2 has too: only the encoder check objects
     cfg["dlsgan"]["checkpoint"] = "checkpoints/digits_stylegan2/dlsgan.pt"  # the Z world's encoder stays
     with pytest.raises(ConfigError, match=r"dlsgan\.checkpoint: .* is not the generator the shipped encoder "
                                           r"checkpoints/digits/encoder\.pt was refined against"):
@@ -113,8 +114,8 @@ def test_ship_adds_the_encoder_to_its_generators_recipe(tmp_path, repo_root):
     dest.mkdir()
     shutil.copyfile(repo_root / "checkpoints/digits/RECIPE.json", dest / "RECIPE.json")
     generator_recipe = json.loads((dest / "RECIPE.json").read_text())
-    shutil.copyfile(repo_root / WORLDS[None][0], results / "encoder.pt")
-    cfg = world_config(None)
+    shutil.copyfile(repo_root / WORLDS[Z][0], results / "encoder.pt")
+    cfg = world_config(Z)
     record = {"options": RefineConfig(**cfg["projection"]).encoder_options(), "digits": cfg["digits"],
               "history": [{"epoch": 0}], "val": {"psnr": 22.0},
               "generator": {"sha256_16": generator_recipe["checkpoint_sha256_16"]}}
@@ -136,9 +137,9 @@ def test_ship_adds_the_encoder_to_its_generators_recipe(tmp_path, repo_root):
 
 def test_a_run_takes_the_shipped_encoder_and_projects_with_it(tiny_config, tmp_path, write_config, run_snakemake,
                                                              repo_root):
-    """The tiny config on the shipped generator, oracle and encoder (the default's refinement options)."""
-    cfg = world_config(None)
-    tiny_config["dlsgan"].update(retrain=False, checkpoint=WORLDS[None][1])
+    """The tiny config on the Z world's shipped generator, oracle and encoder (its refinement options)."""
+    cfg = world_config(Z)
+    tiny_config["dlsgan"].update(retrain=False, checkpoint=WORLDS[Z][1])
     tiny_config["oracle"].update(retrain=False)
     tiny_config["projection"] = cfg["projection"]
     write_config(tiny_config)
@@ -146,9 +147,9 @@ def test_a_run_takes_the_shipped_encoder_and_projects_with_it(tiny_config, tmp_p
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "rule shipped_encoder:" in proc.stdout and "rule refine_encoder:" not in proc.stdout
     out = tmp_path / "results/digits/projection"
-    assert file_hash(out / "encoder.pt") == file_hash(repo_root / WORLDS[None][0])
+    assert file_hash(out / "encoder.pt") == file_hash(repo_root / WORLDS[Z][0])
     record = json.loads((out / "refine.json").read_text())
-    recipe = read_recipe(repo_root / WORLDS[None][0], "encoder")
+    recipe = read_recipe(repo_root / WORLDS[Z][0], "encoder")
     assert record["shipped"]["sha256_16"] == recipe["checkpoint_sha256_16"] and record["options"] == \
         recipe["config"]["projection"]
     assert (out / "refine_curves.png").stat().st_size > 0 and (out / "refine_history.csv").read_text().count("\n") >= 2

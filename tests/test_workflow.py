@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-DEFAULT_RULES = {"digits_images", "shipped_oracle", "dlsgan_quality", "refine_encoder", "project", "all"}
+DEFAULT_RULES = {"digits_images", "shipped_oracle", "dlsgan_quality", "shipped_encoder", "project", "all"}
 
 
 def _job_stats(output: str) -> dict[str, int]:
@@ -23,8 +23,8 @@ def _job_stats(output: str) -> dict[str, int]:
 def test_default_dag_dry_run(repo_root, tmp_path, write_config, run_snakemake):
     cfg = yaml.safe_load((repo_root / "config.yaml").read_text())
     shipped = repo_root / cfg["dlsgan"]["checkpoint"]
-    if not shipped.exists():  # no shipped generator in this checkout: the DAG trains it
-        cfg["dlsgan"]["retrain"] = True
+    if not shipped.exists():  # no shipped generator in this checkout: the DAG trains it, and refines its encoder
+        cfg["dlsgan"]["retrain"] = cfg["projection"]["retrain"] = True
     write_config(cfg)
     proc = run_snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -32,6 +32,7 @@ def test_default_dag_dry_run(repo_root, tmp_path, write_config, run_snakemake):
     assert DEFAULT_RULES <= set(jobs), jobs
     assert ("train_dlsgan" in jobs) == cfg["dlsgan"]["retrain"]
     assert "train_oracle" not in jobs  # the shipped judge (latentedit.shipped)
+    assert "refine_encoder" not in jobs  # the shipped encoder of the shipped generator
     # every edit training is scheduled before any evaluation (rules/train.smk: priority)
     blocks = {rule: [b for b in re.split(r"(?m)^(?=rule \w+:)", proc.stdout) if b.startswith(f"rule {rule}:")]
               for rule in ("train_edit", "evaluate_edit")}

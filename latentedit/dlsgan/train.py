@@ -47,16 +47,18 @@ HISTORY_PLOT_COLUMNS = ["l_enc", "eval_l_enc", "entropy", "psnr_generated", "psn
 
 @dataclass(frozen=True)
 class DLSGANConfig:
-    arch: str = "dcgan"  # generator: "dcgan" (models.Generator) or "stylegan2" (stylegan.DLSStyleGenerator)
-    z_dim: int = 64  # d_z; for stylegan2 also the style dimension D
+    # The defaults train the shipped StyleGAN2 (checkpoints/digits_stylegan2/RECIPE.json); configs/digits_z.yaml
+    # holds the shipped 64-d DCGAN's (checkpoints/digits/RECIPE.json).
+    arch: str = "stylegan2"  # generator: "dcgan" (models.Generator) or "stylegan2" (stylegan.DLSStyleGenerator)
+    z_dim: int = 128  # d_z; for stylegan2 also the style dimension D
     distribution: str = "normal"  # or "uniform": U(−√3, √3)
     dls: bool = True  # False → the paper's "No DLS" baseline (s ≡ 1); set from the rule's {variant}
     lambda_enc: float = 1.0
     enc_in_g: bool = True  # add λ_enc·L_enc to the generator loss too
     lambda_r1: float = 5.0
     r1_every: int = 4  # lazy R1: every k D steps, scaled by k
-    variance_mode: str = "ema"  # or "moving_average"
-    variance_window: int = 10000  # samples, for moving_average
+    variance_mode: str = "moving_average"  # or "ema"
+    variance_window: int = 16384  # samples, for moving_average (512 batches of 32: the seed's window)
     variance_beta: float = 0.999  # for ema
     # D's channels at full resolution (×2 per octave down, capped at max_channels), and the dcgan G's; 16 keeps a
     # dcgan CPU step ~0.2 s
@@ -71,19 +73,28 @@ class DLSGANConfig:
     beta2: float = 0.99
     # G's own Adam lr and β1 (None: lr, beta1). StyleGAN2's equalised-lr weights want 2e-3 and β1 = 0 (StyleGAN2's
     # values; at 2e-4 the 0.01× mapping network of the prototype barely moved), the plain-conv D keeps lr and beta1.
-    g_lr: float | None = None
-    g_beta1: float | None = None
+    g_lr: float | None = 2.0e-3
+    g_beta1: float | None = 0.0
     ema_decay: float = 0.999  # generator weight EMA
-    epochs: int = 16
-    steps_per_epoch: int = 500
+    epochs: int = 15
+    steps_per_epoch: int = 800
     eval_samples: int = 1000
     seed: int = 0
+
+    @classmethod
+    def from_options(cls, options: dict) -> "DLSGANConfig":
+        """The config a checkpoint's ``options`` record. Checkpoints written before ``arch``, ``g_lr`` and
+        ``g_beta1`` existed (the shipped DCGAN's) trained a DCGAN with G on D's Adam: those keys read so."""
+        return cls(**{**PRE_ARCH_OPTIONS, **options})
 
     def __post_init__(self):
         object.__setattr__(self, "g_channels", tuple(int(c) for c in self.g_channels))  # YAML gives a list
         if self.arch not in GENERATORS:
             raise ValueError(f"dlsgan arch must be one of {sorted(GENERATORS)}, got {self.arch!r}")
 
+
+# what a checkpoint's options lacking these keys trained with (DLSGANConfig.from_options)
+PRE_ARCH_OPTIONS = {"arch": "dcgan", "g_lr": None, "g_beta1": None}
 
 GENERATORS = {  # arch → G built from (config, canvas, image channels)
     "dcgan": lambda cfg, canvas, channels: Generator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels),

@@ -28,34 +28,36 @@ class RefineConfig:
     # against the shipped generator; latentedit.shipped checks they match); True: refine one here (rule
     # refine_encoder, ≈ 2 min of two cores on the critical path).
     retrain: bool = False
-    checkpoint: str = "checkpoints/digits/encoder.pt"
+    checkpoint: str = "checkpoints/digits_stylegan2/encoder.pt"
     refine: bool = True  # False: use the GAN's encoder head as it is (w/wplus: broadcast(mapping(E(x)∘s)))
-    epochs: int = 2  # the first epoch gives most of the gain (val PSNR 21.2 → 22.6; 5 epochs: 22.9)
+    # W+ head: val PSNR 14.7 → 16.9 in one epoch (the per-image steps do the rest); the Z world's encoder: 2 epochs
+    # (val PSNR 21.2 → 22.6; 5 epochs: 22.9)
+    epochs: int = 1
     batch_size: int = 64
     lr: float = 1.0e-4
     lambda_latent: float = 1.0  # weight of L_enc(z, E(G(z∘s)), s) on generated images
     seed: int = 0
     # The space of the latent store: z (the DLSGAN input z∘s; the only one a DCGAN generator has), w
-    # (mapping(z∘s)), wplus (per-layer W+, L × D). z while the default digits generator is the DCGAN.
-    space: str = "z"
+    # (mapping(z∘s)), wplus (per-layer W+, L × D; the default digits world, issue 13).
+    space: str = "wplus"
     # w/wplus: weight of the latent loss ‖codes(G(z∘s)) − code of z∘s‖² on generated images (pSp's latent loss)
     lambda_w_latent: float = 1.0
     # Per-image Adam steps on each code's pixel error after encoding (0: the encoder's codes are stored). The 28-min
     # prototype of issue 13: 20 steps from the broadcast W raised all-presence agreement 0.17 → 0.92 in W+.
-    optimize_steps: int = 0
-    optimize_lr: float = 1.0e-2
+    optimize_steps: int = 25
+    optimize_lr: float = 0.1
     # Adam's β1 for those steps. 0.9 is Adam's default; in the digits W+ world 0.7 reaches at 25 steps what 0.9 reaches
     # at 40 (600 test images: all-presence 0.917 vs 0.915, 29.0 vs 29.3 dB; README "Adam's β1 for those steps").
-    optimize_beta1: float = 0.9
+    optimize_beta1: float = 0.7
     # Images optimised together (the codes do not depend on it, up to rounding: losses are summed). 128 rather than
     # 256: the activations of a batch stay in cache (bench/batch_size.py: 1.3× per image-step on two threads).
     optimize_batch_size: int = 128
     # torch.compile the renderer for the optimisation (≈ 2× faster on CPU after a ≈ 40-s compile; falls back to eager
-    # with a warning where compiling fails). Off by default: a handful of codes do not repay the compile.
-    optimize_compile: bool = False
+    # with a warning where compiling fails; runs of fewer than COMPILE_MIN_IMAGE_STEPS image-steps stay eager).
+    optimize_compile: bool = True
     # Train images given codes: a seeded subset of this many (None: all). Val and test images always get codes. Per-
     # image optimisation costs K generator passes per image, and only the latent classifiers read every train code.
-    max_train_images: int | None = None
+    max_train_images: int | None = 3000
 
     def __post_init__(self):
         if self.space not in LATENT_SPACES:
