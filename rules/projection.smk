@@ -75,6 +75,8 @@ rule project:
         "logs/digits/project.log",
     benchmark:
         "benchmarks/digits/project.tsv"
+    # first of the jobs ready after the oracle (dlsgan_quality's priority would otherwise put it before)
+    priority: 2
     conda:
         "../envs/latentedit.yaml"
     threads: 2

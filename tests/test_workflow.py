@@ -34,10 +34,14 @@ def test_default_dag_dry_run(repo_root, tmp_path, write_config, run_snakemake):
     assert "train_oracle" not in jobs  # the shipped judge (latentedit.shipped)
     assert "refine_encoder" not in jobs  # the shipped encoder of the shipped generator
     # every edit training is scheduled before any evaluation (rules/train.smk: priority)
-    blocks = {rule: [b for b in re.split(r"(?m)^(?=rule \w+:)", proc.stdout) if b.startswith(f"rule {rule}:")]
-              for rule in ("train_edit", "evaluate_edit")}
+    blocks = {rule: [b for b in re.split(r"(?m)^(?=(?:local)?rule \w+:)", proc.stdout)
+                     if re.match(rf"(local)?rule {rule}:", b)]
+              for rule in ("train_edit", "evaluate_edit", "project", "dlsgan_quality")}
     assert blocks["train_edit"] and all("    priority: 1\n" in b for b in blocks["train_edit"])
     assert blocks["evaluate_edit"] and not any("    priority:" in b for b in blocks["evaluate_edit"])
+    # the projection first, then the generator's report beside the latent classifiers (rules/dlsgan.smk)
+    assert blocks["project"] and all("    priority: 2\n" in b for b in blocks["project"])
+    assert blocks["dlsgan_quality"] and all("    priority: 1\n" in b for b in blocks["dlsgan_quality"])
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
