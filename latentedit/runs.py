@@ -26,7 +26,8 @@ Checkpoints from outside the run directory are looked up among candidates and ta
 the run recorded: a path given explicitly (``generator=``, ``encoder=``), the paths in the run's config (``config=``,
 by default ``W/config.yaml`` when it is a config of this world; relative paths count from W, ``dlsgan.checkpoint``
 from the checkout, as in the workflow), the run's own trained DLSGAN (``dlsgan/dls/checkpoint.pt``) and the shipped
-``checkpoints/digits/dlsgan.pt``. ArcFace (faces judge only) has no recorded hash: the explicit or configured file.
+generators (``checkpoints/digits_stylegan2/dlsgan.pt``, the default W+ world's, and ``checkpoints/digits/dlsgan.pt``,
+the Z world's). ArcFace (faces judge only) has no recorded hash: the explicit or configured file.
 A missing output of the run fails naming the Snakemake target that makes it.
 
 α is in units of the calibrated step d by default (α = 1 is where the latent classifier reads the edit as done on
@@ -54,7 +55,7 @@ from latentedit.io.user_images import MIN_SIDE, ImageInputError, digits_canvas, 
 from latentedit.training_utils import pick_device
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout of an editable install: config.yaml's relative paths
-SHIPPED_GENERATOR = "checkpoints/digits/dlsgan.pt"
+SHIPPED_GENERATORS = ("checkpoints/digits_stylegan2/dlsgan.pt", "checkpoints/digits/dlsgan.pt")  # W+, Z world
 
 
 class RunError(ValueError):
@@ -239,7 +240,8 @@ class Run:
         explicit = _path_or_none(self._explicit["generator"])
         if self.world == "digits":
             candidates = [explicit, self.path / "dlsgan" / "dls" / "checkpoint.pt",
-                          self._config_path("dlsgan", "checkpoint", base=CHECKOUT), CHECKOUT / SHIPPED_GENERATOR]
+                          self._config_path("dlsgan", "checkpoint", base=CHECKOUT),
+                          *(CHECKOUT / path for path in SHIPPED_GENERATORS)]
         else:
             candidates = [explicit, self._config_path("faces", "generator_checkpoint"),
                           self._config_path("faces", "psp_checkpoint"), _path_or_none(self._explicit["encoder"])]
