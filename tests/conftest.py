@@ -58,8 +58,8 @@ TINY_CONFIG = {
                   "eval_samples": 50, "seed": 0},
     },
     # refined here (rule refine_encoder): the shipped encoder refines the shipped generator, not this tiny one
-    "projection": {"retrain": True, "refine": True, "epochs": 1, "batch_size": 32, "lr": 1.0e-4, "lambda_latent": 1.0, "seed": 0,
-                   "space": "z", "optimize_steps": 0},
+    "projection": {"retrain": True, "refine": True, "epochs": 1, "batch_size": 32, "lr": 1.0e-4, "lambda_latent": 1.0,
+                   "seed": 0, "space": "z", "optimize_steps": 0},
     "labels": {
         "classifier": {"hidden": [16], "dropout": 0.0, "negative_slope": 0.2, "lr": 1.0e-2, "weight_decay": 0.0,
                        "batch_size": 64, "max_epochs": 2, "patience": 1, "min_delta": 1.0e-4, "monitor": "val_loss",

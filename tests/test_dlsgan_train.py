@@ -17,8 +17,9 @@ from latentedit.io.checkpoints import CheckpointError, save_checkpoint
 
 CANVAS = 16
 # Tiny: 2 epochs × 3 steps of batch 4 on 16×16 images; window 10 < 24 samples, so the ring buffer wraps.
-TINY = DLSGANConfig(arch="dcgan", g_lr=None, g_beta1=None, z_dim=4, width=4, max_channels=8, batch_size=4, epochs=2, steps_per_epoch=3, eval_samples=8,
-                    variance_mode="moving_average", variance_window=10, r1_every=2, seed=0)
+TINY = DLSGANConfig(arch="dcgan", g_lr=None, g_beta1=None, z_dim=4, width=4, max_channels=8, batch_size=4, epochs=2,
+                    steps_per_epoch=3, eval_samples=8, variance_mode="moving_average", variance_window=10, r1_every=2,
+                    seed=0)
 
 
 def _images(n: int, seed: int) -> np.ndarray:

@@ -34,8 +34,8 @@ TINY = {
                   "max_channels": 8, "batch_size": 8, "lr": 1.0e-3, "beta1": 0.5, "beta2": 0.99,
                   "ema_decay": 0.9, "epochs": 2, "steps_per_epoch": 3, "eval_samples": 20, "seed": 0},
     },
-    "projection": {"retrain": True, "refine": True, "epochs": 1, "batch_size": 64, "lr": 1.0e-3, "lambda_latent": 1.0, "seed": 0,
-                   "space": "z", "optimize_steps": 0},
+    "projection": {"retrain": True, "refine": True, "epochs": 1, "batch_size": 64, "lr": 1.0e-3, "lambda_latent": 1.0,
+                   "seed": 0, "space": "z", "optimize_steps": 0},
     "labels": {
         "classifier": {"hidden": [16], "dropout": 0.0, "negative_slope": 0.2, "lr": 1.0e-2, "weight_decay": 0.0,
                        "batch_size": 64, "max_epochs": 3, "patience": 2, "min_delta": 1.0e-4, "monitor": "val_loss",

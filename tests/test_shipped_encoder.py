@@ -122,7 +122,8 @@ def test_ship_adds_the_encoder_to_its_generators_recipe(tmp_path, repo_root):
     (results / "refine.json").write_text(json.dumps(record))
     entry = ship("encoder", results, dest, command="snakemake results/digits/projection/encoder.pt")
     written = json.loads((dest / "RECIPE.json").read_text())
-    assert written["encoder"] == entry and written["last_epoch"] == generator_recipe["last_epoch"]  # the generator's kept
+    assert written["encoder"] == entry
+    assert written["last_epoch"] == generator_recipe["last_epoch"]  # the generator's own entries are kept
     assert read_recipe(dest / "encoder.pt", "encoder") == entry
     assert entry["checkpoint_sha256_16"] == file_hash(dest / "encoder.pt")
     # refined against another generator: refused
