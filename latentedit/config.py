@@ -142,21 +142,30 @@ def check_projection(cfg: Mapping, checkout: str | Path | None = None) -> None:
                           "StyleGAN2 (dlsgan.retrain: true, dlsgan.train.arch: stylegan2)")
 
 
+def shipped_recipe(key: str, checkpoint: str, kind: str, retrain: str,
+                   checkout: str | Path | None = None) -> dict:
+    """The recipe of the shipped ``kind`` (``latentedit.shipped``) at ``checkpoint`` (relative to the checkout);
+    a missing file or recipe fails naming the config ``key`` and saying what ``retrain`` would do instead."""
+    from latentedit.shipped import read_recipe
+
+    path = Path(checkout or CHECKOUT) / checkpoint
+    if not path.is_file():
+        raise ConfigError(f"{key}: {str(path)!r} does not exist ({retrain})")
+    try:
+        return read_recipe(path, kind)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
+
+
 def check_oracle(cfg: Mapping, checkout: str | Path | None = None) -> None:
     """Without ``oracle.retrain`` the shipped oracle judges: ``oracle.checkpoint`` and its RECIPE.json exist, and the
     recipe's digits config has the configured handwriting split and layout (``latentedit.shipped``)."""
     if cfg["oracle"]["retrain"]:
         return
-    from latentedit.shipped import data_mismatches, read_recipe
+    from latentedit.shipped import data_mismatches
 
-    path = Path(checkout or CHECKOUT) / cfg["oracle"]["checkpoint"]
-    if not path.is_file():
-        raise ConfigError(f"oracle.checkpoint: {str(path)!r} does not exist (set oracle.retrain: true to train the "
-                          "oracle here)")
-    try:
-        recipe = read_recipe(path)
-    except ValueError as e:
-        raise ConfigError(f"oracle.checkpoint: {e}") from None
+    recipe = shipped_recipe("oracle.checkpoint", cfg["oracle"]["checkpoint"], "oracle",
+                            "set oracle.retrain: true to train the oracle here", checkout)
     mismatches = data_mismatches(recipe, cfg["digits"])
     if mismatches:
         raise ConfigError(f"{mismatches[0]}; the shipped oracle ({cfg['oracle']['checkpoint']}) may only judge "
@@ -171,7 +180,7 @@ def check_projection_encoder(cfg: Mapping, checkout: str | Path | None = None) -
     configured refinement options (``latentedit.shipped``)."""
     from latentedit.io.provenance import file_hash
     from latentedit.projection.options import RefineConfig
-    from latentedit.shipped import data_mismatches, option_mismatches, read_recipe
+    from latentedit.shipped import data_mismatches, option_mismatches
 
     refine = RefineConfig(**cfg["projection"])  # schema-valid; projection_space already checked the values
     if refine.retrain:
@@ -180,17 +189,12 @@ def check_projection_encoder(cfg: Mapping, checkout: str | Path | None = None) -
     if cfg["dlsgan"]["retrain"]:
         raise ConfigError("projection.retrain: the shipped encoder was refined against a shipped generator, and this "
                           f"run trains its own (dlsgan.retrain: true): {retrain}")
-    path = Path(checkout or CHECKOUT) / refine.checkpoint
-    if not path.is_file():
-        raise ConfigError(f"projection.checkpoint: {str(path)!r} does not exist ({retrain})")
-    try:
-        recipe = read_recipe(path, "encoder")
-    except ValueError as e:
-        raise ConfigError(f"projection.checkpoint: {e}") from None
+    recipe = shipped_recipe("projection.checkpoint", refine.checkpoint, "encoder", retrain, checkout)
     generator = Path(checkout or CHECKOUT) / cfg["dlsgan"]["checkpoint"]
+    found = file_hash(generator) if generator.is_file() else None  # missing: the rule's input names it
     refined_on = recipe.get("generator", {}).get("sha256_16")
-    if generator.is_file() and file_hash(generator) != refined_on:
-        raise ConfigError(f"dlsgan.checkpoint: {cfg['dlsgan']['checkpoint']} (SHA-256 {file_hash(generator)}) is not "
+    if found is not None and found != refined_on:
+        raise ConfigError(f"dlsgan.checkpoint: {cfg['dlsgan']['checkpoint']} (SHA-256 {found}) is not "
                           f"the generator the shipped encoder {refine.checkpoint} was refined against ({refined_on}): "
                           f"point projection.checkpoint at that generator's encoder, or {retrain}")
     mismatches = (data_mismatches(recipe, cfg["digits"], "encoder")

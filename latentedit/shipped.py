@@ -102,7 +102,7 @@ def data_mismatches(recipe: Mapping, digits: Mapping, kind: str = "oracle") -> l
 
 def option_mismatches(trained: Mapping, configured: Mapping, section: str) -> list[str]:
     """``<section>.<key>`` whose configured value differs from the one the shipped checkpoint was trained with, as
-    "projection.epochs: the encoder was trained with 1, the config has 2" (keys of ``trained`` only)."""
+    "projection.epochs: the shipped checkpoint was trained with 1, the config has 2" (keys of ``trained`` only)."""
     return [f"{section}.{key}: the shipped checkpoint was trained with {trained[key]!r}, the config has "
             f"{configured.get(key)!r}" for key in sorted(trained) if configured.get(key) != trained[key]]
 

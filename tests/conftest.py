@@ -27,13 +27,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def config_with_overlay(name: str) -> dict:
-    """config.yaml with the overlay ``name`` (e.g. ``configs/digits_z.yaml``) merged onto it recursively, as
-    ``snakemake --configfile <name>`` merges it (``snakemake.utils.update_config``)."""
+def config_with_overlay(name: str | None) -> dict:
+    """config.yaml with the overlay ``name`` (e.g. ``configs/digits_z.yaml``; None: none) merged onto it recursively,
+    as ``snakemake --configfile <name>`` merges it (``snakemake.utils.update_config``)."""
     from snakemake.utils import update_config
 
     cfg = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
-    update_config(cfg, yaml.safe_load((REPO_ROOT / name).read_text()))
+    if name is not None:
+        update_config(cfg, yaml.safe_load((REPO_ROOT / name).read_text()))
     return cfg
 
 # A complete, schema-valid configuration whose whole DAG runs in well under a minute on a CPU

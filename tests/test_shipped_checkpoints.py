@@ -8,7 +8,6 @@ import json
 
 import pytest
 import torch
-import yaml
 from conftest import config_with_overlay
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
@@ -48,7 +47,7 @@ def test_the_stylegan2_checkpoint_reads_as_rosinality_and_draws_digits(repo_root
                                                     ("configs/digits_z.yaml", "checkpoints/digits", "z")])
 def test_each_world_plans_a_run_on_its_shipped_generator(repo_root, tmp_path, write_config, run_snakemake, overlay,
                                                          folder, space):
-    cfg = config_with_overlay(overlay) if overlay else yaml.safe_load((repo_root / "config.yaml").read_text())
+    cfg = config_with_overlay(overlay)
     assert cfg["dlsgan"]["checkpoint"] == f"{folder}/dlsgan.pt" and cfg["projection"]["space"] == space
     trained = json.loads((repo_root / folder / "RECIPE.json").read_text())["config"]["dlsgan"]["train"]
     assert {k: cfg["dlsgan"]["train"][k] for k in trained} == trained

@@ -10,14 +10,13 @@ import shutil
 
 import pytest
 import torch
-import yaml
 
 from latentedit.config import ConfigError, check_config
 from latentedit.io.provenance import file_hash
 from latentedit.projection.options import RefineConfig
 from latentedit.shipped import data_mismatches, read_recipe, ship, verify_checkpoint
 
-from conftest import REPO_ROOT, config_with_overlay
+from conftest import config_with_overlay
 
 Z = "configs/digits_z.yaml"
 WORLDS = {  # overlay → (shipped encoder, the generator it refines)
@@ -26,14 +25,10 @@ WORLDS = {  # overlay → (shipped encoder, the generator it refines)
 }
 
 
-def world_config(overlay):
-    return config_with_overlay(overlay) if overlay else yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
-
-
 @pytest.mark.parametrize("overlay", list(WORLDS))
 def test_each_world_uses_the_encoder_its_recipe_describes(repo_root, overlay):
     encoder, generator = WORLDS[overlay]
-    cfg = world_config(overlay)
+    cfg = config_with_overlay(overlay)
     refine = RefineConfig(**cfg["projection"])
     assert not refine.retrain and refine.checkpoint == encoder and cfg["dlsgan"]["checkpoint"] == generator
     recipe = read_recipe(repo_root / encoder, "encoder")
@@ -50,7 +45,7 @@ def test_each_world_uses_the_encoder_its_recipe_describes(repo_root, overlay):
 @pytest.mark.parametrize("key, value", [("epochs", 5), ("lr", 1.0e-3), ("seed", 1), ("lambda_latent", 0.5),
                                         ("batch_size", 32), ("refine", False)])
 def test_another_refinement_fails_before_any_job_naming_the_key(repo_root, key, value):
-    cfg = world_config(None)
+    cfg = config_with_overlay(None)
     cfg["projection"][key] = value
     with pytest.raises(ConfigError, match=rf"projection\.{key}: the shipped checkpoint was trained with .*"
                                           r"projection\.retrain: true"):
@@ -61,14 +56,14 @@ def test_another_refinement_fails_before_any_job_naming_the_key(repo_root, key, 
 
 def test_projection_only_options_keep_the_shipped_encoder(repo_root):
     """The per-image optimisation and the train subset do not change the encoder's training."""
-    cfg = world_config(None)
+    cfg = config_with_overlay(None)
     cfg["projection"].update(optimize_steps=3, optimize_batch_size=7, max_train_images=100)
     cfg["digits"].update(n_train=300, n_val=100, n_test=100)  # counts, not the handwriting split
     check_config(cfg, checkout=repo_root)
 
 
 def test_a_split_change_fails_naming_the_key(repo_root):
-    cfg = world_config(None)
+    cfg = config_with_overlay(None)
     cfg["digits"]["seed"] = 5
     cfg["oracle"]["retrain"] = True  # the oracle would object first
     with pytest.raises(ConfigError, match=r"digits\.seed: the encoder was trained on 0, the config has 5"):
@@ -76,11 +71,11 @@ def test_a_split_change_fails_naming_the_key(repo_root):
 
 
 def test_another_generator_fails_naming_it(repo_root):
-    cfg = world_config(None)
+    cfg = config_with_overlay(None)
     cfg["dlsgan"]["retrain"] = True
     with pytest.raises(ConfigError, match=r"projection\.retrain: .*dlsgan\.retrain: true"):
         check_config(cfg, checkout=repo_root)
-    cfg = world_config(Z)  # z codes, which the StyleGAN2 has too: only the encoder check objects
+    cfg = config_with_overlay(Z)  # z codes, which the StyleGAN2 has too: only the encoder check objects
     cfg["dlsgan"]["checkpoint"] = "checkpoints/digits_stylegan2/dlsgan.pt"  # the Z world's encoder stays
     with pytest.raises(ConfigError, match=r"dlsgan\.checkpoint: .* is not the generator the shipped encoder "
                                           r"checkpoints/digits/encoder\.pt was refined against"):
@@ -88,7 +83,7 @@ def test_another_generator_fails_naming_it(repo_root):
 
 
 def test_a_missing_file_or_recipe_names_the_key(repo_root, tmp_path):
-    cfg = world_config(None)
+    cfg = config_with_overlay(None)
     cfg["projection"]["checkpoint"] = str(tmp_path / "none.pt")
     with pytest.raises(ConfigError, match=r"projection\.checkpoint: .*none\.pt.*does not exist.*projection\.retrain"):
         check_config(cfg, checkout=repo_root)
@@ -115,7 +110,7 @@ def test_ship_adds_the_encoder_to_its_generators_recipe(tmp_path, repo_root):
     shutil.copyfile(repo_root / "checkpoints/digits/RECIPE.json", dest / "RECIPE.json")
     generator_recipe = json.loads((dest / "RECIPE.json").read_text())
     shutil.copyfile(repo_root / WORLDS[Z][0], results / "encoder.pt")
-    cfg = world_config(Z)
+    cfg = config_with_overlay(Z)
     record = {"options": RefineConfig(**cfg["projection"]).encoder_options(), "digits": cfg["digits"],
               "history": [{"epoch": 0}], "val": {"psnr": 22.0},
               "generator": {"sha256_16": generator_recipe["checkpoint_sha256_16"]}}
@@ -139,7 +134,7 @@ def test_ship_adds_the_encoder_to_its_generators_recipe(tmp_path, repo_root):
 def test_a_run_takes_the_shipped_encoder_and_projects_with_it(tiny_config, tmp_path, write_config, run_snakemake,
                                                              repo_root):
     """The tiny config on the Z world's shipped generator, oracle and encoder (its refinement options)."""
-    cfg = world_config(Z)
+    cfg = config_with_overlay(Z)
     tiny_config["dlsgan"].update(retrain=False, checkpoint=WORLDS[Z][1])
     tiny_config["oracle"].update(retrain=False)
     tiny_config["projection"] = cfg["projection"]
