@@ -16,7 +16,10 @@ from latentedit.faces.stylegan2 import (
     default_channels,
     infer_generator_config,
     load_generator,
+    make_kernel,
+    memory_layout,
     precision_context,
+    upfirdn2d,
 )
 from latentedit.io.checkpoints import CheckpointError
 from tests.compat import COMPAT, require_compat
@@ -329,3 +332,29 @@ def test_load_refuses_code_executing_pickle(tmp_path, small_random):
     with pytest.raises(CheckpointError, match="weights_only"):
         load_generator(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("up", [1, 2])
+@pytest.mark.parametrize("pad", [(0, 0), (1, 1), (2, 1), (1, 2), (0, 3)])
+def test_upfirdn2d_equals_zero_insertion_padding_and_filtering(up, pad):
+    """upfirdn2d pads inside the convolution: bit for bit the explicit zeros, padded copy and unpadded filter."""
+    torch.manual_seed(0)
+    x, kernel = torch.randn(3, 5, 7, 7), make_kernel((1, 3, 3, 1)) * up**2
+    z = torch.zeros(3, 5, 7 * up, 7 * up)
+    z[:, :, ::up, ::up] = x
+    z = F.pad(z, [pad[0], pad[1], pad[0], pad[1]])
+    reference = F.conv2d(z, torch.flip(kernel, [0, 1]).view(1, 1, 4, 4).expand(5, 1, 4, 4), groups=5)
+    out = upfirdn2d(x, kernel, up=up, pad=pad)
+    assert out.shape == reference.shape
+    assert torch.equal(out, reference)
+
+
+def test_synthesis_runs_channels_last_on_cpu_and_returns_a_contiguous_image():
+    g = Generator(16, 32, 2, channel_multiplier=1).eval()
+    seen = []
+    handle = g.conv1.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    image = g.synthesis(torch.randn(2, g.n_latent, 32))
+    handle.remove()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    assert image.is_contiguous() and image.shape == (2, 3, 16, 16)
+    assert memory_layout(torch.randn(2, 4, 3, 3)).is_contiguous(memory_format=torch.channels_last)
