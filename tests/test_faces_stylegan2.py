@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from latentedit.faces.recipe import fill_module
 from latentedit.faces.stylegan2 import (
     Generator,
+    ModulatedConv2d,
     default_channels,
     infer_generator_config,
     load_generator,
@@ -349,12 +350,17 @@ def test_upfirdn2d_equals_zero_insertion_padding_and_filtering(up, pad):
     assert torch.equal(out, reference)
 
 
-def test_synthesis_runs_channels_last_on_cpu_and_returns_a_contiguous_image():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_synthesis_runs_channels_last_on_cpu_and_returns_a_contiguous_image(precision):
+    """Every modulated convolution reads channels-last activations on CPU (bf16's oneDNN kernels need them)."""
     g = Generator(16, 32, 2, channel_multiplier=1).eval()
     seen = []
-    handle = g.conv1.register_forward_hook(lambda module, args, out: seen.append(args[0]))
-    image = g.synthesis(torch.randn(2, g.n_latent, 32))
-    handle.remove()
-    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    handles = [m.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+               for m in g.modules() if isinstance(m, ModulatedConv2d)]
+    with torch.no_grad():
+        image = g.synthesis(torch.randn(2, g.n_latent, 32), precision=precision)
+    for handle in handles:
+        handle.remove()
+    assert len(seen) == len(handles) == 8 and all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
     assert image.is_contiguous() and image.shape == (2, 3, 16, 16)
     assert memory_layout(torch.randn(2, 4, 3, 3)).is_contiguous(memory_format=torch.channels_last)

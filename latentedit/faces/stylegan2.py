@@ -96,8 +96,10 @@ def memory_layout(x: torch.Tensor) -> torch.Tensor:
     Every later layer keeps the layout. ``bench/synthesis_cpu.py``, digits W+ generator, one thread, alone: the eager
     forward 1.26× (batch 32 and 128) and forward + backward 1.14× (32) to 1.63× (128) faster than contiguous
     (N, C, H, W) with the padded copies, to float rounding (≤ 5e-6 of the image); an upstream-width 256-px generator
-    1.04×. The compiled per-image inversion chooses its own layouts (no change measured). CUDA keeps the contiguous
-    layout (not measured on a GPU).
+    1.04×. Under bf16 autocast the layout is needed too: on CPUs without native bf16, oneDNN runs bf16 convolutions
+    only in channels-last order and falls back to a reference kernel ~30× slower on contiguous tensors. The compiled
+    per-image inversion chooses its own layouts (no change measured). CUDA keeps the contiguous layout (not measured
+    on a GPU).
     """
     return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
 
@@ -230,11 +232,7 @@ class ModulatedConv2d(nn.Module):
         batch = x.shape[0]
         s = self.modulation(style)  # (B, in)
         weight = self.scale * self.weight[0]  # (out, in, k, k), shared by the batch
-        x = x * s.view(batch, self.in_channel, 1, 1)
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # oneDNN takes bf16 convolutions only in channels_last on CPUs without native bf16; the contiguous
-            # layout falls back to a reference kernel ~30x slower. Same numbers up to bf16 accumulation order.
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x * s.view(batch, self.in_channel, 1, 1)  # channels-last on CPU in the synthesis network: memory_layout
         if self.upsample:
             out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
         else:
