@@ -13,7 +13,9 @@ and thread count, with no potentials to combine and no edit or optimiser:
 
 Three steps are timed: **cold** (``warm=None``: the whole ε-annealing, what every step did before warm starts),
 **warm** (``LWConfig.warm_start``: every code starts from its potentials of the last solve it took part in, kept in
-:class:`latentedit.edits.lw.PotentialTable`, then updates at the final ε until the value settles) and **first
+:class:`latentedit.edits.lw.PotentialTable`, then updates at the final ε until the value settles; the targets'
+costs C(y, y) gathered from those computed once, :class:`latentedit.edits.lw.TargetCosts`, as training does — and,
+for the speed-up ``warm computing C(y, y) / warm``, once more with the matmul every step, as before) and **first
 epoch** (no code solved yet: the previous step's potentials extended to the batch by one c-transform each, four more
 cost matrices; ``auto`` does this up to 1024-d codes and solves larger ones cold). The steps cycle through a pool of
 8 source and 8 target batches of the same clouds, pairing each source batch with the next target batch on every
@@ -44,7 +46,7 @@ import torch
 from _timing import timed  # bench/ is on sys.path when run as a script
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.edits.lw import Preservation, WarmStarts, lw_step
+from latentedit.edits.lw import Preservation, TargetCosts, WarmStarts, lw_step
 from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, annealing_steps,
                                        bounding_diameter, default_blur, flatten_codes, half_squared_distances)
 from latentedit.labels.classifiers import LatentClassifier
@@ -109,18 +111,24 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
     row["cold_step_s"] = timed(lambda: lw_step(edit, opt, x, y, None, None, blur, DEFAULT_SCALING), device, repeats)
     warm, turn = WarmStarts(pool * n, pool * n), iter(range(10 ** 9))
     index = [torch.arange(k * n, (k + 1) * n, device=device) for k in range(pool)]  # the codes' rows in the tables
+    # training gathers each batch's target-to-target costs from those of all its targets (TargetCosts); here each
+    # target batch's own, gathered the same way
+    target_costs, rows = [TargetCosts.of(y) for y in ys], torch.arange(n, device=device)
 
-    def warm_step(first_epoch: bool = False):
+    def warm_step(first_epoch: bool = False, gather: bool = True):
         t = next(turn)
         k, j = t % pool, (t % pool + t // pool) % pool  # source batch k meets a different target batch every pass
         if first_epoch:  # no code seen yet: the last solve's potentials, extended to the batch
             warm.tables.clear()
+        costs = target_costs[j].batch(rows) if gather and target_costs[j] is not None else None
         lw_step(edit, opt, xs[k], ys[j], None, None, blur, DEFAULT_SCALING, warm=warm, idx_src=index[k],
-                idx_tgt=index[j])
+                idx_tgt=index[j], target_costs=costs)
 
     for _ in range(pool):  # one epoch: the first step is cold, then every code has potentials in the tables
         warm_step()
     row["warm_step_s"] = timed(warm_step, device, repeats)
+    row["warm_own_costs_step_s"] = timed(lambda: warm_step(gather=False), device, repeats)
+    row["target_costs_speedup"] = row["warm_own_costs_step_s"] / row["warm_step_s"]
     row["first_epoch_step_s"] = timed(lambda: warm_step(first_epoch=True), device, repeats)
     lse, matmuls, row["eps_steps"] = floor_work(x, y, blur, DEFAULT_SCALING)
     row["floor_lse_s"] = timed(lse, device, repeats)
@@ -178,7 +186,8 @@ def main(argv=None) -> int:
                   f"(lse {row['floor_lse_s'] * 1e3:.1f} over {row['eps_steps']} ε + matmuls "
                   f"{row['floor_matmul_s'] * 1e3:.1f})  cold/floor "
                   f"{row['cold_ratio']:5.2f}  warm/floor {row['warm_ratio']:5.2f}  first epoch/floor "
-                  f"{row['first_epoch_ratio']:5.2f}{extra}", flush=True)
+                  f"{row['first_epoch_ratio']:5.2f}  warm computing C(y, y) {row['warm_own_costs_step_s'] * 1e3:8.1f} "
+                  f"ms (target costs: {row['target_costs_speedup']:4.2f}×){extra}", flush=True)
     if args.csv:
         import pandas as pd
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.edits.lw import (LWConfig, PotentialTable, WarmStarts, epoch_batches, per_code_preservation,
-                                 train_lw)
-from latentedit.edits.sinkhorn import sinkhorn_divergence, sinkhorn_loss
+from latentedit.edits.lw import (LWConfig, PotentialTable, TargetCosts, WarmStarts, epoch_batches,
+                                 per_code_preservation, train_lw)
+from latentedit.edits.sinkhorn import half_squared_distances, sinkhorn_divergence, sinkhorn_loss
 
 # A fast configuration for tiny clouds: a learning rate large enough (Adam moves each parameter by about lr per
 # step) for a shift of 3 in ~100 steps; no early stopping unless a test asks for it.
@@ -300,6 +300,34 @@ def test_warm_started_training_learns_the_same_edit_as_cold():
     assert shifts["always"] == pytest.approx(3.0, abs=0.4) and shifts["always"] == pytest.approx(shifts["never"],
                                                                                               abs=0.15), shifts
     assert losses["always"] == pytest.approx(losses["never"], rel=0.2, abs=0.02), losses
+
+
+def test_target_costs_are_gathered_batch_costs():
+    y = torch.randn(20, 3, 4, generator=torch.Generator().manual_seed(0))
+    costs = TargetCosts.of(y)
+    idx = torch.tensor([3, 7, 7, 0, 19])  # a batch straddling two permutations may repeat a code
+    flat = y.reshape(20, -1)[idx]
+    torch.testing.assert_close(costs.batch(idx), half_squared_distances(flat, flat), rtol=1e-5, atol=1e-4)
+
+
+def test_training_with_target_costs_is_training_without(monkeypatch):
+    """LW reads each batch's target-to-target costs from the costs of all targets, computed once (up to
+    TARGET_COSTS_MAX_CODES targets): the same losses, to float rounding, as computing them every step."""
+    import latentedit.edits.lw as lw
+
+    x, y = _blobs(300, 8, 3.0, 0)
+    vx, vy = _blobs(200, 8, 3.0, 1)
+    cfg = dataclasses.replace(FAST, batch_cap=64, max_steps=40)
+    calls = []
+    monkeypatch.setattr(lw.TargetCosts, "batch", lambda self, idx: calls.append(len(idx)) or
+                        self.costs[idx.unsqueeze(1), idx.unsqueeze(0)])
+    _, gathered = train_lw(x, y, vx, vy, cfg)
+    assert len(calls) == 40  # every training step read its costs from the table
+    monkeypatch.setattr(lw, "TARGET_COSTS_MAX_CODES", 100)  # 300 targets: each batch computes its own
+    _, computed = train_lw(x, y, vx, vy, cfg)
+    assert len(calls) == 40
+    for key in ("train_wasserstein", "val_wasserstein"):
+        np.testing.assert_allclose([r[key] for r in gathered[1:]], [r[key] for r in computed[1:]], rtol=1e-4)
 
 
 def test_warm_start_auto_follows_the_code_size(monkeypatch):

@@ -290,6 +290,25 @@ def test_start_potentials_are_checked():
         float(sinkhorn_divergence(x, y, warm=state, **converged)[0]), rel=1e-9)  # same points: same solution
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_given_target_costs_are_the_computed_ones(warm):
+    """``cost_yy`` (LW gathers it from its targets' costs, computed once) gives the value and gradient of a solve that
+    computes C(y, y) itself, cold and warm; it must fit y and y must be a constant."""
+    x, y = _cloud(0, 12, 3).requires_grad_(True), _cloud(1, 10, 3, shift=1.0)
+    _, state = sinkhorn_divergence(x.detach() - 0.05, y, blur=0.3)
+    start = {"start": state.potentials} if warm else {}
+    results = []
+    for cost_yy in (None, half_squared_distances(y, y)):
+        loss, _ = sinkhorn_divergence(x, y, blur=0.3, cost_yy=cost_yy, **start)
+        results.append((float(loss), torch.autograd.grad(loss, x)[0]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="cost_yy"):
+        sinkhorn_divergence(x, y, blur=0.3, cost_yy=half_squared_distances(y[:9], y[:9]))
+    with pytest.raises(ValueError, match="gradient"):
+        sinkhorn_divergence(x, y.clone().requires_grad_(True), blur=0.3, cost_yy=half_squared_distances(y, y))
+
+
 @pytest.mark.parametrize("offset", [0.0, 1.0e4])
 def test_warm_updates_in_the_kernel_domain_are_the_log_domain_updates(offset):
     """The gemv updates of a warm solve (potentials absorbed into stabilised kernels) are the log-sum-exp updates, to

@@ -282,9 +282,10 @@ def _kernel_final_step(kernels: _Kernels, potentials, a, b, eps, x, y):
 
 
 def bounding_diameter(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The diagonal of the bounding box of both clouds (GeomLoss's default diameter)."""
-    (x_lo, x_hi), (y_lo, y_hi) = torch.aminmax(x, dim=0), torch.aminmax(y, dim=0)
-    return float((torch.maximum(x_hi, y_hi) - torch.minimum(x_lo, y_lo)).norm())
+    """The diagonal of the bounding box of both clouds (GeomLoss's default diameter). ``amin`` and ``amax`` rather than
+    ``aminmax``: the same values, ≈ 10× faster over dim 0 of a (512, 1024) batch on CPU (0.18 vs 1.85 ms, one thread),
+    where ``aminmax`` cost LW's warm W+ step 5 %."""
+    return float((torch.maximum(x.amax(0), y.amax(0)) - torch.minimum(x.amin(0), y.amin(0))).norm())
 
 
 def epsilon_schedule(diameter: float, blur: float, scaling: float) -> list[float]:
@@ -342,7 +343,8 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
                         b: torch.Tensor | None = None, blur: float | None = None, scaling: float = DEFAULT_SCALING,
                         diameter: float | None = None, warm: SinkhornState | None = None,
                         tolerance: float = WARM_TOLERANCE, max_iterations: int | None = None,
-                        start: Potentials | None = None) -> tuple[torch.Tensor, SinkhornState]:
+                        start: Potentials | None = None, cost_yy: torch.Tensor | None = None,
+                        ) -> tuple[torch.Tensor, SinkhornState]:
     """S_ε(Σ a_i δ_{x_i}, Σ b_j δ_{y_j}) and the state that warm-starts the next call (module docstring).
 
     Parameters
@@ -358,6 +360,9 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     tolerance : float
         A warm solve updates at the final ε until one update moves the value by less than ``tolerance`` (relative;
         at least :data:`MIN_WARM_ITERATIONS` updates).
+    cost_yy : Tensor, shape (M, M), optional
+        C(y, y) = ½‖y_i − y_j‖², when the caller has it (LW's targets never move: it gathers them from the costs of
+        all its targets, computed once); y must then be a constant (no gradient). None: computed here.
     max_iterations : int, optional
         Cap on a warm solve's updates; None: the length of the cold annealing, so a warm solve never runs more
         updates than a cold one.
@@ -400,7 +405,11 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
         # C(x, y)ᵀ: a transpose instead of a fourth N×M×D matmul, unless y needs its own gradient
         return half_squared_distances(y, xd, y2, x2d) if y.requires_grad else C_xy.detach().T.contiguous()
 
-    C_xx, C_yy = half_squared_distances(costs_x, xd, x2, x2d), half_squared_distances(y, yd, y2, y2d)
+    if cost_yy is not None and (y.requires_grad or cost_yy.shape != (len(y), len(y))):
+        raise ValueError(f"cost_yy must be the ({len(y)}, {len(y)}) costs of a constant y, got shape "
+                         f"{tuple(cost_yy.shape)}{' and y with a gradient' if y.requires_grad else ''}")
+    C_xx = half_squared_distances(costs_x, xd, x2, x2d)
+    C_yy = half_squared_distances(y, yd, y2, y2d) if cost_yy is None else cost_yy
     C_yx = cost_yx() if start is None else None
     kernels = None
     with torch.no_grad():
