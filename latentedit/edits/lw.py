@@ -333,11 +333,12 @@ def lw_step(edit: AffineEdit, opt: torch.optim.Optimizer, z_src: torch.Tensor, z
             a: torch.Tensor | None, b: torch.Tensor | None, blur: float, scaling: float,
             pres: Preservation | None = None, f_src: torch.Tensor | None = None,
             warm: WarmStarts | None = None, idx_src: torch.Tensor | None = None,
-            idx_tgt: torch.Tensor | None = None, target_costs: torch.Tensor | None = None) -> tuple[float, float, float]:
+            idx_tgt: torch.Tensor | None = None,
+            target_costs: torch.Tensor | None = None) -> tuple[float, float, float]:
     """One optimiser step on L = S_ε + λ·L_pres; returns (S_ε, L_pres, L) before the step.
 
-    ``warm``, ``idx_src``, ``idx_tgt``, ``target_costs``: see :func:`lw_losses`. Raises FloatingPointError on a non-finite loss (before
-    touching the parameters).
+    ``warm``, ``idx_src``, ``idx_tgt``, ``target_costs``: see :func:`lw_losses`. Raises FloatingPointError on a
+    non-finite loss (before touching the parameters).
     """
     l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src, warm, idx_src, idx_tgt, target_costs)
     loss = l_w + (pres.weight * l_p if pres is not None else 0.0)
