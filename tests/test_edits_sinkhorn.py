@@ -303,6 +303,9 @@ def test_given_target_costs_are_the_computed_ones(warm):
         results.append((float(loss), torch.autograd.grad(loss, x)[0]))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
+    # and they are the costs the solve uses: 1 more on every C(y, y) raises OT_ε(β, β) by 1, so S_ε falls by ½
+    shifted, _ = sinkhorn_divergence(x, y, blur=0.3, cost_yy=half_squared_distances(y, y) + 1.0, **start)
+    assert float(shifted) == pytest.approx(results[0][0] - 0.5, abs=1e-3)
     with pytest.raises(ValueError, match="cost_yy"):
         sinkhorn_divergence(x, y, blur=0.3, cost_yy=half_squared_distances(y[:9], y[:9]))
     with pytest.raises(ValueError, match="gradient"):
