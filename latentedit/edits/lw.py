@@ -222,8 +222,8 @@ class PotentialTable:
 class TargetCosts:
     """C(y, y) = ½‖y_i − y_j‖² of all target codes, computed once: the targets never move, so every batch's
     target-to-target costs are a gather from it instead of an N×N×D matmul (one of the three cost matrices a step
-    computes; a warm W+ step 1.10–1.15× faster, ``bench/lw_step.py``). Up to :data:`TARGET_COSTS_MAX_CODES` targets (64 MiB
-    in float32); more (the faces world's 15,000) compute each batch's own."""
+    computes; a warm W+ step 1.10–1.15× faster, ``bench/lw_step.py``). Up to :data:`TARGET_COSTS_MAX_CODES` targets
+    (64 MiB in float32); more (the faces world's 15,000) compute each batch's own."""
     costs: torch.Tensor  # (M, M)
 
     @classmethod
