@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from latentedit.edits.model import apply_edit
-from latentedit.edits.sinkhorn import default_blur, sinkhorn_divergence
+from latentedit.edits.sinkhorn import default_blur, flatten_codes, half_squared_distances, sinkhorn_divergence
 
 
 TARGET_BLUR_FRACTION = 0.5  # blur of the distance to the target codes: the smallest with a small noise floor
@@ -41,7 +41,9 @@ def sinkhorn_to_target(model: Mapping, source: torch.Tensor, target: torch.Tenso
     source = torch.as_tensor(source, dtype=torch.float32)
     target = torch.as_tensor(target, dtype=torch.float32)
     blur = default_blur(source, target, fraction=blur_fraction)
+    flat = flatten_codes(target)
+    cost_yy = half_squared_distances(flat, flat)  # the target codes are the same at every α: their costs once
     values = [float(sinkhorn_divergence(source if float(a) == 0 else apply_edit(model, source, float(a)), target,
-                                        blur=blur)[0]) for a in alphas]
+                                        blur=blur, cost_yy=cost_yy)[0]) for a in alphas]
     return {"alphas": [float(a) for a in alphas], "values": values, "blur": blur, "n_source": int(len(source)),
             "n_target": int(len(target))}
