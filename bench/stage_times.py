@@ -36,7 +36,8 @@ def fit_seconds(log: Path) -> float:
     return sum(float(m.group(1)) for m in FIT_DONE.finditer(log.read_text(errors="replace")))
 
 
-def load(root: Path) -> pd.DataFrame:
+def load(root: Path, fit: bool = False) -> pd.DataFrame:
+    """One row per job; with ``fit``, ``fit_s`` from its log (:func:`fit_seconds`)."""
     logs = root.parent.parent / "logs" / root.name  # benchmarks/<world> → logs/<world>
     rows = []
     for path in sorted(root.rglob("*.tsv")):
@@ -49,7 +50,7 @@ def load(root: Path) -> pd.DataFrame:
         # per-(method, edit, seed) stages: <stage>/<method>/<edit>/seed<s>
         rows.append({"stage": parts[0], "method": parts[1] if len(parts) >= 3 else "", "job": str(rel),
                      "seconds": float(last["s"]), "max_rss_mb": float(last.get("max_rss", float("nan"))),
-                     "fit_s": fit_seconds((logs / rel).with_suffix(".log"))})
+                     **({"fit_s": fit_seconds((logs / rel).with_suffix(".log"))} if fit else {})})
     return pd.DataFrame(rows)
 
 
@@ -60,17 +61,16 @@ def main(argv=None) -> int:
     parser.add_argument("--fit", action="store_true",
                         help="split job seconds into training loops (from the jobs' logs) and everything else")
     args = parser.parse_args(argv)
-    df = load(args.root)
+    df = load(args.root, fit=args.fit)
     if df.empty:
         print(f"no benchmark files under {args.root}")
         return 1
     keys = ["stage", "method"] if args.by_method else ["stage"]
-    table = df.groupby(keys).agg(jobs=("job", "count"), total_s=("seconds", "sum"), longest_s=("seconds", "max"),
-                                 peak_rss_mb=("max_rss_mb", "max"), fit_s=("fit_s", "sum"))
+    columns = {"jobs": ("job", "count"), "total_s": ("seconds", "sum"), "longest_s": ("seconds", "max"),
+               "peak_rss_mb": ("max_rss_mb", "max"), **({"fit_s": ("fit_s", "sum")} if args.fit else {})}
+    table = df.groupby(keys).agg(**columns)
     if args.fit:
         table["other_per_job_s"] = (table["total_s"] - table["fit_s"]) / table["jobs"]
-    else:
-        table = table.drop(columns="fit_s")
     table = table.sort_values("total_s", ascending=False)
     print(table.to_string(float_format=lambda v: f"{v:.1f}"))
     print(f"\nall jobs: {len(df)}, summed job time {df['seconds'].sum():.0f} s, largest peak RSS "
