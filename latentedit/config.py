@@ -206,8 +206,8 @@ def check_projection_encoder(cfg: Mapping, checkout: str | Path | None = None) -
 
 def check_edits(cfg: Mapping) -> None:
     """The methods are registered (with their sections), every attribute ``labels`` and ``edits`` name exists in the
-    world, and a method's W+ ``layers`` (GANSpace, SeFa, LW, LT) are set only for W+ codes — faces, or digits with
-    ``projection.space: wplus`` — and are layer indices of the digits generator (L = 2·log2(canvas) − 2)."""
+    world, and a method's W+ ``layers`` (GANSpace, SeFa, LW, LT) and LW's ``couple_layers`` are set only for W+
+    codes — faces, or digits with ``projection.space: wplus`` — and the layers are layer indices of the digits generator (L = 2·log2(canvas) − 2)."""
     space = projection_space(cfg)
     for method in cfg["edits"]["methods"]:
         try:
@@ -216,6 +216,10 @@ def check_edits(cfg: Mapping) -> None:
             raise ConfigError(f"edits.methods: {e}") from None
         if entry.options not in cfg["edits"]:
             raise ConfigError(f"edits.{entry.options}: missing, and method {method} reads it")
+        if cfg["edits"][entry.options].get("couple_layers") and space != "wplus":
+            raise ConfigError(f"edits.{entry.options}.couple_layers: the digits codes are {space} codes "
+                              "(projection.space), flat, and their affine map is already one full map; set it to "
+                              "false, or projection.space: wplus")
         layers = cfg["edits"][entry.options].get("layers")
         if layers is None:
             continue

@@ -350,6 +350,23 @@ def test_export_npz_of_a_wplus_edit_holds_one_map_per_layer():
     np.testing.assert_allclose(z.numpy() + 1.5 * (np.einsum("lij,nlj->nli", A, z.numpy()) + b), expected, atol=1e-5)
 
 
+def test_export_npz_of_a_coupled_wplus_edit_holds_one_map_on_the_flattened_layers():
+    from latentedit.edits.export import edit_arrays
+
+    edit = AffineEdit(4, n_layers=3, layers=[0, 2], couple_layers=True)
+    with torch.no_grad():
+        edit.weight.normal_()
+        edit.bias.normal_()
+    model = _model("lw", **affine_parameters(edit))
+    arrays = edit_arrays(model)
+    A, b, layers = arrays["A"], arrays["b"], list(arrays["layers"])
+    assert A.shape == (8, 8) and b.shape == (8,) and layers == [0, 2]
+    z = torch.randn(6, 3, 4).numpy()
+    expected = z.copy()
+    expected[:, layers] += 1.5 * (z[:, layers].reshape(6, -1) @ A.T + b).reshape(6, 2, 4)
+    np.testing.assert_allclose(expected, apply_edit(model, torch.as_tensor(z), 1.5).numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("raw, alphas", [(True, "0.5,-1,3"), (False, "0.5,1,2")])
 def test_interfacegans_formula_on_the_exported_boundary_gives_the_commands_codes(digits_run, pngs, tmp_path, raw,
                                                                                  alphas):

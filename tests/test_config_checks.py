@@ -129,6 +129,23 @@ def test_wplus_layers_are_allowed_on_digits_iff_the_codes_are_wplus(tiny_config,
     assert message in str(e.value)
 
 
+@pytest.mark.parametrize("space, message", [("z", "edits.lw.couple_layers: the digits codes are z codes"),
+                                            ("w", "edits.lw.couple_layers: the digits codes are w codes"),
+                                            ("wplus", None)])
+def test_coupled_lw_layers_need_wplus_codes(tiny_config, space, message):
+    cfg = _stylegan2(tiny_config)
+    cfg["projection"]["space"] = space
+    cfg["edits"]["lw"]["couple_layers"] = True
+    if message is None:
+        check_config(cfg)
+        return
+    with pytest.raises(ConfigError, match="^config error: ") as e:
+        check_config(cfg)
+    assert message in str(e.value)
+    cfg["edits"]["lw"]["couple_layers"] = False
+    check_config(cfg)
+
+
 def _save_generator(path, arch: str) -> None:
     import torch
 

@@ -81,6 +81,39 @@ def test_block_diagonal_is_per_layer():
     assert float(diff[:, 1:].abs().max()) == 0.0
 
 
+def test_coupled_layers_are_one_map_on_the_flattened_edited_layers():
+    torch.manual_seed(0)
+    edit = AffineEdit(4, n_layers=4, layers=[3, 1], couple_layers=True)
+    assert edit.weight.shape == (8, 8) and edit.bias.shape == (8,)
+    z = torch.randn(6, 4, 4)
+    assert torch.equal(edit(z), z)  # zero-initialised: the identity
+    with torch.no_grad():
+        edit.weight.normal_()
+        edit.bias.normal_()
+        out = edit(z, alpha=0.5)
+    for layer in (0, 2):
+        assert torch.equal(out[:, layer], z[:, layer])
+    z_e = z[:, [1, 3]].reshape(6, 8)  # the edited layers in sorted order, layer-major
+    torch.testing.assert_close(out[:, [1, 3]].reshape(6, 8), z_e + 0.5 * (z_e @ edit.weight.T + edit.bias))
+    z2 = z.clone()
+    z2[:, 1] += 1.0  # unlike the block-diagonal map, a change in layer 1 moves layer 3's step too
+    with torch.no_grad():
+        assert float((edit(z2)[:, 3] - edit(z)[:, 3]).abs().max()) > 0
+
+
+def test_coupled_layers_with_a_block_diagonal_weight_is_the_per_layer_map():
+    torch.manual_seed(0)
+    per_layer = AffineEdit(4, n_layers=3, layers=[0, 2])
+    coupled = AffineEdit(4, n_layers=3, layers=[0, 2], couple_layers=True)
+    with torch.no_grad():
+        per_layer.weight.normal_()
+        per_layer.bias.normal_()
+        coupled.weight.copy_(torch.block_diag(*per_layer.weight))
+        coupled.bias.copy_(per_layer.bias.flatten())
+        z = torch.randn(5, 3, 4)
+        torch.testing.assert_close(coupled(z), per_layer(z))
+
+
 def test_affine_edit_validation_and_spec():
     with pytest.raises(ValueError, match="W\\+"):
         AffineEdit(4, layers=[0])
@@ -92,6 +125,12 @@ def test_affine_edit_validation_and_spec():
     clone = AffineEdit.from_spec(edit.spec())
     assert clone.spec() == {"dim": 4, "n_layers": 3, "layers": [0, 2], "alpha": 1.5}
     clone.load_state_dict(edit.state_dict())
+    with pytest.raises(ValueError, match="W\\+"):
+        AffineEdit(4, couple_layers=True)
+    coupled = AffineEdit(4, n_layers=3, layers=[2, 0], couple_layers=True)
+    clone = AffineEdit.from_spec(coupled.spec())
+    assert clone.spec() == {**edit.spec(), "alpha": 1.0, "couple_layers": True}
+    clone.load_state_dict(coupled.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,6 +226,24 @@ def test_wplus_training_leaves_unedited_layers_unchanged():
         out = edit(source)
     assert torch.equal(out[:, 0], source[:, 0]) and torch.equal(out[:, 2], source[:, 2])
     assert float((out[:, 1] - source[:, 1]).abs().max()) > 0
+
+
+def test_wplus_training_with_coupled_layers_learns_a_cross_layer_edit():
+    """The target's layer 1 is shifted by twice the code's layer 0, a correlation between layers that only a map
+    coupling them can create: per layer, LW matches each layer's spread but not the correlation; coupled, the clouds
+    meet (4.05 → 1.69 against → 0.001)."""
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(128, 2, 3, generator=g)
+    target = source.clone()
+    target[:, 1] += 2.0 * source[:, 0]
+    distance = {}
+    for couple in (False, True):
+        edit, _ = train_lw(source, target, source, target, dataclasses.replace(FAST, couple_layers=couple))
+        assert edit.couple_layers == couple
+        with torch.no_grad():
+            distance[couple] = float(sinkhorn_loss(edit(source).flatten(1), target.flatten(1)))
+    start = float(sinkhorn_loss(source.flatten(1), target.flatten(1)))
+    assert distance[True] < 0.05 * distance[False] and distance[False] > 0.25 * start, (start, distance)
 
 
 def test_weights_select_what_is_transported():

@@ -11,7 +11,10 @@ key            dtype, shape          meaning
 ``type``       str                   ``affine`` or ``direction``
 ``A``, ``b``   float32               affine: z' = z + α·(A z + b). Flat codes (digits): A (D, D), b (D,).
                                      W+ codes (faces): one map per layer, A (L, D, D), b (L, D), z'_l = z_l +
-                                     α·(A_l z_l + b_l); layers the edit leaves alone hold A_l = 0, b_l = 0
+                                     α·(A_l z_l + b_l); layers the edit leaves alone hold A_l = 0, b_l = 0.
+                                     W+ with ``couple_layers`` (LW): one map on the edited layers flattened
+                                     together (layer-major), A (L_e·D, L_e·D), b (L_e·D,): z'_E = z_E +
+                                     α·(A vec(z_E) + b) reshaped to (L_e, D), E = ``layers``
 ``layers``     int64 (L_e,)          W+ only: the edited layers
 ``n``          float32, code shape   direction: the unit normal, z' = z + α·n
 ``intercept``  float64 ()            direction: ⟨n, z⟩ + intercept is the signed distance to the boundary
@@ -71,6 +74,12 @@ def edit_arrays(model: Mapping, d: float | None = None) -> dict[str, np.ndarray]
     if edit.n_layers is None:
         out["A"], out["b"] = weight.astype(np.float32), bias.astype(np.float32)
         out["formula"] = np.array("z' = z + alpha * (A @ z + b)")
+        return out
+    if edit.couple_layers:
+        out.update(A=weight.astype(np.float32), b=bias.astype(np.float32),
+                   layers=np.asarray(edit.layers, dtype=np.int64),
+                   formula=np.array("z'[layers] = z[layers] + alpha * (A @ z[layers].reshape(-1) + b)"
+                                    ".reshape(len(layers), D)"))
         return out
     A = np.zeros((edit.n_layers, edit.dim, edit.dim), np.float32)  # (L, D, D): zero for the layers left alone
     b = np.zeros((edit.n_layers, edit.dim), np.float32)  # (L, D)
