@@ -129,7 +129,7 @@ def test_results_table_and_summary(edits_run):
     for (method, edit), g in m[m["metric"] == "target_change_rate"].groupby(["method", "edit"]):
         assert len(g) in (1, n_alpha) and g["alpha"].min() == 0.0, (method, edit)
     # re-scoring, realism and the latent distance to the target: rows for every method and edit
-    for metric in ("rescoring", "realism_fd", "realism_kid", "latent_sinkhorn_to_target"):
+    for metric in ("rescoring", "realism_fd", "realism_kid", "latent_sinkhorn_to_target", "latent_sinkhorn_floor"):
         rows = m[m["metric"] == metric]
         assert set(zip(rows["method"], rows["edit"])) == {(a, e) for a in METHODS for e in EDITS}, metric
         assert np.isfinite(rows["value"]).all(), metric

@@ -275,7 +275,11 @@ def test_flatten_and_history_rows():
 
 
 def test_collect_and_summary_table():
-    metrics = _metrics()
+    from latentedit.evaluation.edit_metrics import latent_distance_rows
+
+    metrics = pd.concat([_metrics(), latent_distance_rows(
+        method="lw", edit="add", attribute="count_2", alphas=[0.0, 1.0],
+        latent_sinkhorn={"alphas": [0.0, 1.0], "values": [9.0, 2.0], "floor": [1.5, 2.5], "n_floor": 4})])
     cal = pd.DataFrame([{"method": "lw", "edit": "add", "attribute": "count_2", "alpha": np.nan,
                          "metric": "calibration.d", "value": 1.0}])
     df = collect([pd.concat([metrics, cal]).assign(seed=0)],
@@ -293,6 +297,8 @@ def test_collect_and_summary_table():
     assert row["target_change_rate"] == 0.5 and row["latent_target_change_rate"] == 1.0
     assert row["target_change_rate_ci_low"] < 0.5 < row["target_change_rate_ci_high"]
     assert row["calibrated"] and row["n_images"] == 4 and row["seed"] == 0
+    assert row["latent_sinkhorn_to_target"] == 2.0  # at α = d
+    assert row["latent_sinkhorn_floor"] == 2.0 and row["latent_sinkhorn_floor_ci_low"] < 2.0  # one per edit, no α
 
 
 def test_seed_summary_reports_mean_and_std_across_seeds():
@@ -331,3 +337,9 @@ def test_latent_distance_rows_sit_on_the_render_grid():
     with pytest.raises(ValueError, match="render"):
         latent_distance_rows(method="lw", edit="add", attribute="count_2", alphas=grid[:2],
                              latent_sinkhorn={"alphas": list(grid), "values": [3.0, 1.0, 2.0]})
+    rows = latent_distance_rows(method="lw", edit="add", attribute="count_2", alphas=grid,
+                                latent_sinkhorn={"alphas": list(grid), "values": [3.0, 1.0, 2.0],
+                                                 "floor": [1.0, 1.2, 1.4], "n_floor": 100})
+    floor = rows[rows["metric"] == "latent_sinkhorn_floor"].iloc[0]
+    assert len(rows) == 4 and np.isnan(floor["alpha"]) and floor["value"] == pytest.approx(1.2)
+    assert (floor["ci_low"], floor["ci_high"]) == pytest.approx((1.2 - 1.96 * 0.2, 1.2 + 1.96 * 0.2))

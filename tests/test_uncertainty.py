@@ -133,3 +133,24 @@ def test_sinkhorn_to_target_falls_when_the_edit_lands_on_the_target():
     v = out["values"]
     assert v[0] > v[1] > v[2] and v[3] > v[2]  # closest when the shift matches the target's
     assert v[2] < 0.1 * v[0] and out["n_source"] == out["n_target"] == 200 and out["blur"] > 0
+    assert "floor" not in out  # no reference codes, no floor
+
+
+def test_the_floor_is_where_real_target_codes_sit():
+    """The floor: real codes of the target law (another split) against the test targets. The edit that lands on the
+    target scores like them; a reference from another law would not be a floor at all."""
+    g = torch.Generator().manual_seed(0)
+    shift = torch.tensor([3.0, 0, 0, 0])
+    source, target = torch.randn(150, 4, generator=g), torch.randn(200, 4, generator=g) + shift
+    reference = torch.randn(400, 4, generator=g) + shift  # the "validation" targets: more codes than the source
+    model = {"method": "ifg", "edit": "e", "attribute": "a", "attribute_index": 0, "target_value": 1,
+             "definition": {}, "attribute_names": ["a"], **direction_parameters(np.array([1.0, 0, 0, 0]), 0.0)}
+    out = sinkhorn_to_target(model, source, target, [0.0, 3.0], reference=reference, n_draws=4)
+    floor = np.array(out["floor"])
+    assert out["n_floor"] == 150 and floor.shape == (4,) and len(set(floor.tolist())) == 4  # four different draws
+    assert 0 < floor.mean() < 0.1 * out["values"][0]
+    assert out["values"][1] < floor.max() + 3 * floor.std()  # the shift that matches the target is at the floor
+    again = sinkhorn_to_target(model, source, target, [0.0, 3.0], reference=reference, n_draws=4)
+    assert again["floor"] == out["floor"]  # seeded draws: every method's job measures the same floor
+    elsewhere = sinkhorn_to_target(model, source, target, [0.0], reference=reference - shift, n_draws=2)
+    assert min(elsewhere["floor"]) > 10 * floor.max()

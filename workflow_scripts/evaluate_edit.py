@@ -73,9 +73,11 @@ del g
 log.info("rendered %d test codes at %d strengths %s", len(codes), len(alphas), [round(a, 4) for a in alphas])
 test_target = torch.as_tensor(select_codes(store, definition["target"], "test")[0])
 t0 = time.perf_counter()
-latent_sinkhorn = sinkhorn_to_target(model, codes, test_target, alphas)
-log.info("Sinkhorn divergence to the %d test target codes (blur %.4g, %.1f s): %s", len(test_target),
-         latent_sinkhorn["blur"], time.perf_counter() - t0, [round(v, 4) for v in latent_sinkhorn["values"]])
+latent_sinkhorn = sinkhorn_to_target(model, codes, test_target, alphas, reference=val_target)
+log.info("Sinkhorn divergence to the %d test target codes (blur %.4g, %.1f s): %s; floor (%d val target codes per "
+         "draw) %s", len(test_target), latent_sinkhorn["blur"], time.perf_counter() - t0,
+         [round(v, 4) for v in latent_sinkhorn["values"]], latent_sinkhorn["n_floor"],
+         [round(v, 4) for v in latent_sinkhorn["floor"]])
 calibration = {**cal.to_dict(), "n_images": int(len(codes))}
 write_render_store(snakemake.output.renders, RenderStore(
     images=rendered, alphas=alphas, ids=ids, latent_logits=latent_logits, attribute_names=names,

@@ -39,12 +39,14 @@ COLUMNS = ["world", "source", "method", "edit", "seed", "attribute", "alpha", "s
 # realism (digits: oracle features; faces: Inception) and the latent distance to the target codes
 TABLE2_METRICS = ["latent_target_change_rate", "target_change_rate", "attribute_preservation", "identity",
                   "attribute_preservation_input"]
-REALISM_METRICS = ["realism_fd", "realism_kid", "realism_fd_source", "latent_sinkhorn_to_target"]
+REALISM_METRICS = ["realism_fd", "realism_kid", "realism_fd_source", "latent_sinkhorn_to_target",
+                   "latent_sinkhorn_floor"]
 # Judges that read image parts (digits: the slot oracle): the existing digits kept, and the target reached with them
 # kept (NaN in worlds whose judge has no parts)
 SLOT_METRICS = ["slots_kept", "clean_edit_rate"]
 SUMMARY_METRICS = TABLE2_METRICS + SLOT_METRICS + REALISM_METRICS
-PER_EDIT_METRICS = ("realism_fd_source",)  # one value per (method, edit, seed), no α: real source vs real target
+# One value per (method, edit, seed), no α: real source vs real target images, real target codes vs test targets
+PER_EDIT_METRICS = ("realism_fd_source", "latent_sinkhorn_floor")
 SUMMARY_COLUMNS = ["edit", "method", "seed", "d", "calibrated", "n_images",
                    *[f"{m}{suffix}" for m in SUMMARY_METRICS for suffix in ("", "_ci_low", "_ci_high")]]
 SEED_SUMMARY_COLUMNS = ["edit", "method", "n_seeds", "d", "calibrated", "n_images",

@@ -27,7 +27,9 @@ metric                              value at one α
 ==================================  ==========================================================================
 
 Beside them, ``latent_sinkhorn_to_target`` (per α: the Sinkhorn divergence of the edited test codes to the test
-target codes, measured at rendering) and the realism rows of :mod:`latentedit.evaluation.realism`.
+target codes, measured at rendering), ``latent_sinkhorn_floor`` (α NaN: the same divergence for real target codes of
+the validation split, mean over draws with the normal interval of the draws — the edit's floor,
+:mod:`latentedit.evaluation.latent_distance`) and the realism rows of :mod:`latentedit.evaluation.realism`.
 
 Each of the metrics in the table is a mean over the N images of a per-image value, so each row carries its 95 %
 percentile-bootstrap interval over images (``ci_low``, ``ci_high``; :mod:`latentedit.evaluation.uncertainty`).
@@ -158,11 +160,17 @@ def latent_distance_rows(*, method: str, edit: str, attribute: str, alphas: Sequ
     """``latent_sinkhorn_to_target`` rows, one per α of the render store's grid ``alphas``: the Sinkhorn divergence
     between the edited test source codes and the test target codes that rendering measured
     (:func:`latentedit.evaluation.latent_distance.sinkhorn_to_target`; the render store's ``latent_sinkhorn`` attr).
-    No interval: it compares two whole clouds."""
+    No interval: it compares two whole clouds. With a measured floor (``latent_sinkhorn["floor"]``), one more row,
+    ``latent_sinkhorn_floor`` at α NaN: the mean of the draws, interval mean ± 1.96·std of the draws (where a real
+    sample of this size lands)."""
     measured = np.asarray(latent_sinkhorn["alphas"], dtype=np.float64)
     if measured.shape != (len(alphas),) or not np.allclose(measured, np.asarray(alphas, dtype=np.float64)):
         raise ValueError(f"{method}/{edit}: the latent distance was measured at α {measured.tolist()}, the render "
                          f"grid is {list(alphas)}")
     rows = [(method, edit, attribute, float(a), "latent_sinkhorn_to_target", float(v), float("nan"), float("nan"))
             for a, v in zip(alphas, latent_sinkhorn["values"])]
+    floor = np.asarray(latent_sinkhorn.get("floor", []), dtype=np.float64)
+    if len(floor):
+        mean, half = float(floor.mean()), 1.96 * float(floor.std(ddof=1)) if len(floor) > 1 else float("nan")
+        rows.append((method, edit, attribute, float("nan"), "latent_sinkhorn_floor", mean, mean - half, mean + half))
     return pd.DataFrame(rows, columns=ROW_COLUMNS).astype({c: "float64" for c in ("value", "ci_low", "ci_high")})
