@@ -207,7 +207,8 @@ def check_projection_encoder(cfg: Mapping, checkout: str | Path | None = None) -
 def check_edits(cfg: Mapping) -> None:
     """The methods are registered (with their sections), every attribute ``labels`` and ``edits`` name exists in the
     world, and a method's W+ ``layers`` (GANSpace, SeFa, LW, LT) and LW's ``couple_layers`` are set only for W+
-    codes — faces, or digits with ``projection.space: wplus`` — and the layers are layer indices of the digits generator (L = 2·log2(canvas) − 2)."""
+    codes — faces, or digits with ``projection.space: wplus`` — and the layers are layer indices of the digits
+    generator (L = 2·log2(canvas) − 2)."""
     space = projection_space(cfg)
     for method in cfg["edits"]["methods"]:
         try:

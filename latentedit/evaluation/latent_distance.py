@@ -10,7 +10,10 @@ S_ε is the debiased Sinkhorn divergence of LW's own loss (:mod:`latentedit.edit
 edited codes do. So beside the curve the measurement reports the *floor* of the edit: S_ε between ``n_draws`` seeded
 draws of real target codes from another split (the validation split; as many as there are edited codes) and the
 test target codes, at the same blur. An edit at or below its floor lands in the target distribution as closely as
-this distance can tell; what it still gets wrong (digits redrawn, the count missed), the distance does not see.
+this distance can tell; what it still gets wrong (digits redrawn, the count missed), the distance does not see. The
+draws share codes (300 of ≈ 500), so their spread is narrower than that of independent samples. In the faces world
+the validation codes are CelebA-HQ's and the test codes FFHQ's (``faces.ffhq_images``): there the floor also holds
+the shift between the two datasets.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from latentedit.edits.sinkhorn import default_blur, flatten_codes, half_squared_
 
 
 TARGET_BLUR_FRACTION = 0.5  # blur of the distance to the target codes: the smallest with a small noise floor
-
-
 FLOOR_DRAWS = 5  # draws of real target codes for the floor (its spread is their std)
 
 
