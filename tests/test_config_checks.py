@@ -104,46 +104,33 @@ def _stylegan2(cfg) -> dict:
     return cfg
 
 
-@pytest.mark.parametrize("space, section, layers, message", [
-    ("z", "ganspace", [0], "edits.ganspace.layers: the digits codes are z codes (projection.space), flat"),
-    ("w", "sefa", [0, 1], "edits.sefa.layers: the digits codes are w codes (projection.space), flat"),
-    ("z", "lw", [0], "edits.lw.layers: the digits codes are z codes"),
-    ("w", "lt", [2], "edits.lt.layers: the digits codes are w codes"),
-    ("wplus", "ganspace", [0, 8], "edits.ganspace.layers: [8] are not W+ layers of the digits generator (0 … 7 at a "
-                                  "32-pixel canvas)"),
-    ("wplus", "ganspace", [0, 7], None),
-    ("wplus", "sefa", [3], None),
-    ("wplus", "lw", [1, 2], None),
-    ("z", "ganspace", None, None),
+@pytest.mark.parametrize("space, section, key, value, message", [
+    ("z", "ganspace", "layers", [0], "edits.ganspace.layers: the digits codes are z codes (projection.space), flat"),
+    ("w", "sefa", "layers", [0, 1], "edits.sefa.layers: the digits codes are w codes (projection.space), flat"),
+    ("z", "lw", "layers", [0], "edits.lw.layers: the digits codes are z codes"),
+    ("w", "lt", "layers", [2], "edits.lt.layers: the digits codes are w codes"),
+    ("wplus", "ganspace", "layers", [0, 8], "edits.ganspace.layers: [8] are not W+ layers of the digits generator "
+                                            "(0 … 7 at a 32-pixel canvas)"),
+    ("wplus", "ganspace", "layers", [0, 7], None),
+    ("wplus", "sefa", "layers", [3], None),
+    ("wplus", "lw", "layers", [1, 2], None),
+    ("z", "ganspace", "layers", None, None),
+    ("z", "lw", "couple_layers", True, "edits.lw.couple_layers: the digits codes are z codes"),
+    ("w", "lw", "couple_layers", True, "edits.lw.couple_layers: the digits codes are w codes"),
+    ("wplus", "lw", "couple_layers", True, None),
+    ("z", "lw", "couple_layers", False, None),
 ])
-def test_wplus_layers_are_allowed_on_digits_iff_the_codes_are_wplus(tiny_config, space, section, layers, message):
+def test_wplus_options_are_allowed_on_digits_iff_the_codes_are_wplus(tiny_config, space, section, key, value, message):
     cfg = _stylegan2(tiny_config)
     cfg["edits"]["methods"] = ["lw", "lt", "ganspace", "sefa"]
     cfg["projection"]["space"] = space
-    cfg["edits"][section]["layers"] = layers
+    cfg["edits"][section][key] = value
     if message is None:
         check_config(cfg)
         return
     with pytest.raises(ConfigError, match="^config error: ") as e:
         check_config(cfg)
     assert message in str(e.value)
-
-
-@pytest.mark.parametrize("space, message", [("z", "edits.lw.couple_layers: the digits codes are z codes"),
-                                            ("w", "edits.lw.couple_layers: the digits codes are w codes"),
-                                            ("wplus", None)])
-def test_coupled_lw_layers_need_wplus_codes(tiny_config, space, message):
-    cfg = _stylegan2(tiny_config)
-    cfg["projection"]["space"] = space
-    cfg["edits"]["lw"]["couple_layers"] = True
-    if message is None:
-        check_config(cfg)
-        return
-    with pytest.raises(ConfigError, match="^config error: ") as e:
-        check_config(cfg)
-    assert message in str(e.value)
-    cfg["edits"]["lw"]["couple_layers"] = False
-    check_config(cfg)
 
 
 def _save_generator(path, arch: str) -> None:
