@@ -7,7 +7,6 @@ import pandas as pd
 
 from latentedit.evaluation.aggregate import (REALISM_METRICS, SLOT_METRICS, TABLE2_METRICS, calibration_from_table,
                                              collect, seed_summary, summary_markdown, summary_table)
-from latentedit.evaluation.latent_distance import FLOOR_DRAWS
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.io.tables import to_markdown
@@ -52,8 +51,8 @@ text = (f"# Edits at the calibrated step (world {snakemake.params.world})\n\n"
         "the oracle's, faces Inception-v3), `realism_fd_source` the same for the real source images (how far the "
         "edit must travel); `latent_sinkhorn_to_target`: Sinkhorn divergence of the edited codes to the test target "
         "codes, and `latent_sinkhorn_floor` the same for as many real target codes of the validation split (mean of "
-        f"{FLOOR_DRAWS} draws, brackets ± 1.96 std): an edit at or below it is as close to the targets as real codes "
-        "are. Brackets: 95 % bootstrap interval over the test images"
+        "seeded draws, brackets ± 1.96 std over them): an edit at or below it is as close to the targets as real "
+        "codes are. Other brackets: 95 % bootstrap interval over the test images"
         + (f"; mean ± std over {int(summary['n_seeds'].max())} training seeds (brackets: the mean of the seeds' "
            "intervals)" if len(summary) and summary["n_seeds"].max() > 1 else "")
         + ".\n\n## Target change, preservation and identity\n\n"
