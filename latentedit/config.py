@@ -204,6 +204,10 @@ def check_projection_encoder(cfg: Mapping, checkout: str | Path | None = None) -
                           f"{retrain}")
 
 
+# Edit options that only W+ codes have (the value that turns each off): the edited layers, and LW's one map over them
+WPLUS_ONLY_OPTIONS = {"layers": "null", "couple_layers": "false"}
+
+
 def check_edits(cfg: Mapping) -> None:
     """The methods are registered (with their sections), every attribute ``labels`` and ``edits`` name exists in the
     world, and a method's W+ ``layers`` (GANSpace, SeFa, LW, LT) and LW's ``couple_layers`` are set only for W+
@@ -217,17 +221,14 @@ def check_edits(cfg: Mapping) -> None:
             raise ConfigError(f"edits.methods: {e}") from None
         if entry.options not in cfg["edits"]:
             raise ConfigError(f"edits.{entry.options}: missing, and method {method} reads it")
-        if cfg["edits"][entry.options].get("couple_layers") and space != "wplus":
-            raise ConfigError(f"edits.{entry.options}.couple_layers: the digits codes are {space} codes "
-                              "(projection.space), flat, and their affine map is already one full map; set it to "
-                              "false, or projection.space: wplus")
-        layers = cfg["edits"][entry.options].get("layers")
-        if layers is None:
-            continue
-        if space != "wplus":
-            raise ConfigError(f"edits.{entry.options}.layers: the digits codes are {space} codes (projection.space), "
-                              "flat, with no W+ layers; set it to null, or projection.space: wplus")
-        if cfg["world"] == "digits":
+        options = cfg["edits"][entry.options]
+        for key, off in WPLUS_ONLY_OPTIONS.items():
+            if options.get(key) and space != "wplus":
+                raise ConfigError(f"edits.{entry.options}.{key}: the digits codes are {space} codes "
+                                  f"(projection.space), flat, with no W+ layers; set it to {off}, or "
+                                  "projection.space: wplus")
+        layers = options.get("layers")
+        if layers is not None and cfg["world"] == "digits":
             n_latent = 2 * int(math.log2(cfg["digits"]["canvas"])) - 2
             bad = [i for i in layers if not 0 <= int(i) < n_latent]
             if bad:
