@@ -1,5 +1,5 @@
 """The one training loop of the library, :func:`fit` (epochs, step cap, early stopping with the best state kept),
-and the helpers every trainer shares: seeding, device choice, logging setup."""
+and the helpers every trainer shares: seeding, device choice, a workflow job's setup (logging, allocator, threads)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from latentedit.allocator import keep_freed_memory
 from latentedit.devices import claim_cuda_index
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,17 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         log.info("%s done: best %s = %.6g at epoch %d (%d steps, %.1f s)", name, monitor, best_row[monitor],
                  best_row["epoch"], steps, time.time() - t0)
     return history, best_row
+
+
+def setup_job(log_path: str | None, threads: int | None = None) -> logging.Logger:
+    """What every workflow script does first: log to the rule's log (:func:`setup_logging`), keep the memory a step
+    frees for the next (:func:`latentedit.allocator.keep_freed_memory`) and, with ``threads``, give torch the
+    rule's thread count. Returns the ``latentedit`` logger."""
+    logger = setup_logging(log_path)
+    keep_freed_memory()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return logger
 
 
 def setup_logging(log_path: str | None = None) -> logging.Logger:

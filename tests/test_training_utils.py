@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentedit.training_utils import EarlyStopping, pick_device, seed_everything, setup_logging
+from latentedit.training_utils import EarlyStopping, pick_device, seed_everything, setup_job, setup_logging
 
 
 def test_early_stopping_max():
@@ -75,3 +75,14 @@ def test_setup_logging_writes_log_file(tmp_path):
             if isinstance(h, logging.FileHandler):
                 h.close()
                 logging.getLogger().removeHandler(h)
+
+
+def test_setup_job_sets_the_rules_threads():
+    before = torch.get_num_threads()
+    try:
+        setup_job(None, 1)
+        assert torch.get_num_threads() == 1
+        setup_job(None, 2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

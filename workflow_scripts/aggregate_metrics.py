@@ -10,10 +10,10 @@ from latentedit.evaluation.aggregate import (REALISM_METRICS, SLOT_METRICS, TABL
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.io.tables import to_markdown
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 from latentedit.wstar.metrics import table1
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 metrics = [pd.read_parquet(p) for p in snakemake.input.edit_metrics]
 wstar = pd.read_parquet(snakemake.input.wstar_metrics) if snakemake.input.get("wstar_metrics") else None
 # results/<world>/edits/<method>/<edit>/seed<seed>/history.csv

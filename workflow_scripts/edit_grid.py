@@ -6,9 +6,9 @@ from latentedit.edits.methods import method_label
 from latentedit.io.image_store import read_image_store
 from latentedit.io.render_store import read_render_store
 from latentedit.plotting import method_grid
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 opts = snakemake.params.plots
 images = read_image_store(snakemake.input.images)
 columns, labels, ids = [], [], None

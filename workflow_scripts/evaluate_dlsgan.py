@@ -12,10 +12,9 @@ from latentedit.io.provenance import file_hash
 from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.imaging import to_model_range, to_uint8
 from latentedit.plotting import image_grid, plot_curves
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 g, d, s, ck = load_dlsgan(snakemake.input.checkpoint, device)
 cfg = DLSGANConfig.from_options(ck["options"])

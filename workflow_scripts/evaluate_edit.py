@@ -25,11 +25,10 @@ from latentedit.io.render_store import RenderStore, write_render_store
 from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
 from latentedit.render.render import render_codes, render_edit
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 from latentedit.worlds import load_judge, load_renderer
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 opts, definition = snakemake.params.render, snakemake.params.definition
 method, edit, seed = snakemake.wildcards.method, snakemake.wildcards.edit, int(snakemake.wildcards.seed)

@@ -7,9 +7,9 @@ from latentedit.io.checkpoints import load_checkpoint
 from latentedit.io.provenance import file_hash
 from latentedit.projection.refine import write_refine_history
 from latentedit.shipped import read_recipe, verify_checkpoint
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 checkpoint = snakemake.input.encoder
 recipe = read_recipe(checkpoint, "encoder")
 verify_checkpoint(checkpoint, recipe, "encoder")

@@ -2,16 +2,13 @@
 shipped_oracle, oracle.retrain: false; latentedit.shipped)."""
 import shutil
 
-import torch
-
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.oracles.digits_oracle import evaluate_oracle, load_oracle
 from latentedit.shipped import read_recipe, verify_checkpoint
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 recipe = read_recipe(snakemake.input.checkpoint)
 verify_checkpoint(snakemake.input.checkpoint, recipe)
 device = pick_device(snakemake.params.device)

@@ -2,9 +2,9 @@
 from latentedit.data.celebahq import match_rows, parse_attribute_file, write_celebahq_store
 from latentedit.io.provenance import config_hash
 from latentedit.plotting import image_grid
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 opts = dict(snakemake.params.faces)
 folder = opts["celebahq_images"]
 files, names, labels = parse_attribute_file(opts["celebahq_attributes"])

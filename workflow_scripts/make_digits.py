@@ -3,9 +3,9 @@ from latentedit.data.digits import DigitsConfig, build_digits
 from latentedit.io.image_store import write_image_store
 from latentedit.io.provenance import config_hash
 from latentedit.plotting import image_grid
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 cfg = dict(snakemake.params.digits)
 store = build_digits(DigitsConfig(**{**cfg, "source_fractions": tuple(cfg["source_fractions"])}))
 store.attrs["config_hash"] = config_hash(cfg)

@@ -7,9 +7,9 @@ from latentedit.data.celebahq import list_images, write_faces_eval_store
 from latentedit.faces.attributes import load_attribute_classifier
 from latentedit.io.image_store import open_image_store
 from latentedit.io.provenance import config_hash, file_hash
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 device = pick_device(snakemake.params.device)
 opts = dict(snakemake.params.faces)
 with open_image_store(snakemake.input.celebahq) as celebahq:

@@ -6,9 +6,9 @@ import pandas as pd
 from latentedit.edits.methods import method_label
 from latentedit.evaluation.aggregate import rescoring_matrices
 from latentedit.plotting import plot_latent_vs_image, plot_preservation_vs_change, plot_realism, plot_rescoring
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 
-log = setup_logging(snakemake.log[0])
+log = setup_job(snakemake.log[0])
 opts = snakemake.params.plots
 table = pd.read_parquet(snakemake.input.table)
 df = table[table["source"] == "edit_metrics"]

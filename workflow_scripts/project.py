@@ -5,7 +5,6 @@ import json
 from dataclasses import asdict
 
 import numpy as np
-import torch
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.imaging import to_uint8
@@ -18,10 +17,9 @@ from latentedit.plotting import image_grid
 from latentedit.projection.project import STAGE_LABELS, projected_rows, projection_stages
 from latentedit.projection.refine import RefineConfig
 from latentedit.projection.wplus import load_code_encoder
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 cfg = RefineConfig(**snakemake.params.projection)
 g, d, s, _ = load_dlsgan(snakemake.input.checkpoint, device)

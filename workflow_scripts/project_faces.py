@@ -1,7 +1,6 @@
 """Invert every faces evaluation image with pSp into W+ and write the latent store; report inversion quality on
 test images (rule project_faces). Images are read, and codes written, batch by batch."""
 import numpy as np
-import torch
 
 from latentedit.faces.project import encode_images, inversion_quality
 from latentedit.faces.psp import load_psp
@@ -10,11 +9,10 @@ from latentedit.io.image_store import open_image_store
 from latentedit.io.latent_store import create_latent_store
 from latentedit.io.provenance import config_hash, file_hash
 from latentedit.plotting import image_grid
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 from latentedit.worlds import FacesJudge
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 opts = snakemake.params.faces
 psp = load_psp(snakemake.input.psp, device)

@@ -1,6 +1,5 @@
 """Refine the projection encoder on real training images: the DLSGAN encoder (projection.space z) or the pSp-style
 W/W+ head on top of it (w, wplus) (rule refine_encoder, projection.retrain: true)."""
-import torch
 
 from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.io.atomic import write_json
@@ -8,10 +7,9 @@ from latentedit.io.image_store import read_image_store
 from latentedit.io.provenance import file_hash
 from latentedit.projection.refine import RefineConfig, refine_projection_encoder, write_refine_history
 from latentedit.projection.wplus import save_code_encoder
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 cfg = RefineConfig(**snakemake.params.projection)
 g, d, s, ck = load_dlsgan(snakemake.input.checkpoint, device)

@@ -1,6 +1,5 @@
 """Target-change rate and preservation of every edit model on the test split, in latent space (rule
 edits_latent_summary)."""
-import torch
 
 from latentedit.edits.evaluate import summarize_edits
 from latentedit.edits.model import load_edit
@@ -8,10 +7,9 @@ from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.tables import to_markdown
 from latentedit.labels.classifiers import load_latent_classifiers
-from latentedit.training_utils import setup_logging
+from latentedit.training_utils import setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 store = read_latent_store(snakemake.input.latents)
 classifier = load_latent_classifiers(snakemake.input.classifiers)  # CPU: a few thousand codes at most
 summary = summarize_edits([load_edit(p) for p in snakemake.input.models], store, classifier,

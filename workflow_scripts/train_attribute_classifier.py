@@ -2,16 +2,14 @@
 (rule train_attribute_classifier). Images are read from the store batch by batch."""
 import numpy as np
 import pandas as pd
-import torch
 
 from latentedit.faces.attributes import (AttributeClassifierConfig, evaluate_attribute_classifier,
                                          save_attribute_classifier, train_attribute_classifier)
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.image_store import open_image_store
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 cfg = AttributeClassifierConfig(**snakemake.params.classifier)
 with open_image_store(snakemake.input.images) as store:

@@ -5,7 +5,6 @@ finished epoch when rerun with the same config; it is removed once the outputs a
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from latentedit.dlsgan.checkpoint import save_dlsgan
 from latentedit.dlsgan.train import HISTORY_PLOT_COLUMNS, DLSGANConfig, train_dlsgan
@@ -13,10 +12,9 @@ from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.plotting import plot_curves
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 cfg = DLSGANConfig(**snakemake.params.train, dls=snakemake.wildcards.variant == "dls")
 store = read_image_store(snakemake.input.images)

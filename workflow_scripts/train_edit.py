@@ -1,6 +1,5 @@
 """Train one edit model, for the (method, edit) of the job's wildcards (rule train_edit)."""
 import pandas as pd
-import torch
 
 from latentedit.edits.components import load_generator_network
 from latentedit.edits.methods import get_method
@@ -11,11 +10,10 @@ from latentedit.io.latent_store import read_latent_store
 from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.labels.correlations import read_correlations
 from latentedit.plotting import plot_curves
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 from latentedit.wstar.realnvp import load_wstar
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
 store = read_latent_store(snakemake.input.latents)

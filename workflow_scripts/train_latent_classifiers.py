@@ -1,16 +1,14 @@
 """Train the latent classifiers F on the latent store and measure attribute correlations γ (rule
 train_latent_classifiers)."""
-import torch
 
 from latentedit.io.atomic import write_json
 from latentedit.io.latent_store import read_latent_store
 from latentedit.labels.classifiers import ClassifierConfig, save_latent_classifiers, train_latent_classifiers
 from latentedit.labels.correlations import correlation_matrix, write_correlations
 from latentedit.plotting import plot_heatmap
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 store = read_latent_store(snakemake.input.latents)
 train, val, test = (store.select(s) for s in ("train", "val", "test"))
 model, history, metrics = train_latent_classifiers(

@@ -1,13 +1,11 @@
 """Train the digits image oracle (rule train_oracle, oracle.retrain: true)."""
-import torch
 
 from latentedit.io.atomic import write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.oracles.digits_oracle import OracleConfig, save_oracle, train_oracle
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 store = read_image_store(snakemake.input.images)
 model, metrics = train_oracle(store, OracleConfig(**snakemake.params.oracle), pick_device(snakemake.params.device))
 log.info("test: %s", {k: round(v, 4) for k, v in metrics["test"].items()})

@@ -4,19 +4,17 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-import torch
 
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.checkpoints import save_checkpoint
 from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.plotting import plot_curves
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 from latentedit.worlds import load_renderer
 from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
 from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, train_wstar
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 world = snakemake.wildcards.world
 cfg = WStarConfig.from_options(snakemake.params.options)

@@ -6,14 +6,13 @@ import torch
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.io.tables import to_markdown
-from latentedit.training_utils import pick_device, setup_logging
+from latentedit.training_utils import pick_device, setup_job
 from latentedit.worlds import load_renderer
 from latentedit.wstar.metrics import WStarMetricsConfig, metrics_rows, space_metrics, table1
 from latentedit.wstar.realnvp import load_wstar, map_codes, wstar_from_checkpoint
 from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
 
-log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
 opts = WStarMetricsConfig.from_options(snakemake.params.options).to_dict()  # defaults for what wstar.metrics omits
 world = snakemake.wildcards.world
