@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from latentedit.io.image_store import SPLITS, ImageStore
 
@@ -96,6 +95,9 @@ def _resized_sources(images8: np.ndarray, size: int) -> np.ndarray:
 
 def build_digits(cfg: DigitsConfig) -> ImageStore:
     """Compose the whole digits world deterministically from ``cfg.seed``."""
+    from sklearn.datasets import load_digits  # not at the top: the workflow imports this module while it parses
+    # (attribute_names), and scikit-learn with SciPy takes ≈ 1.9 s to import
+
     rng = np.random.default_rng(cfg.seed)
     src = load_digits()
     sources = split_sources(src.target, cfg.source_fractions, rng)
