@@ -40,7 +40,7 @@ import os
 log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
-MMAP_THRESHOLD = 512 * 2**20  # blocks below this come from the heap and are reused (glibc accepts up to 2^31 − 1)
+MMAP_THRESHOLD = 512 * 2**20  # blocks below this come from the heap and are reused (tests/test_allocator.py)
 TRIM_THRESHOLD = 1024 * 2**20  # free memory kept at the heap's top
 USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 SWITCH = "LATENTEDIT_MALLOC"
@@ -65,6 +65,5 @@ def keep_freed_memory() -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     if not ok:
         log.warning("glibc %s refused mallopt thresholds %d / %d: the allocator keeps its defaults",
-                    version().decode(errors="replace"), MMAP_THRESHOLD,
-                    TRIM_THRESHOLD)
+                    version().decode(errors="replace"), MMAP_THRESHOLD, TRIM_THRESHOLD)
     return ok
