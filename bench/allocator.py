@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from latentedit.allocator import SWITCH, keep_freed_memory
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "checkpoints" / "digits_stylegan2" / "dlsgan.pt"
 THREADS = {"project": 2, "render": 1, "lw": 1}
@@ -111,8 +113,6 @@ def child(workload: str, images: int) -> None:
     import numpy as np
     import torch
 
-    from latentedit.allocator import keep_freed_memory
-
     tuned = keep_freed_memory()
     torch.set_num_threads(THREADS[workload])
     # glibc's dynamic thresholds depend on what the process freed before: a job has read its stores by the time its
@@ -126,9 +126,9 @@ def child(workload: str, images: int) -> None:
 
 
 def run(workload: str, setting: str, images: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "LATENTEDIT_MALLOC"}
+    env = {k: v for k, v in os.environ.items() if k != SWITCH}
     if setting == "default":
-        env["LATENTEDIT_MALLOC"] = "default"
+        env[SWITCH] = "default"
     out = subprocess.run([sys.executable, __file__, "--child", workload, "--images", str(images)], env=env,
                          capture_output=True, text=True, cwd=ROOT)
     if out.returncode:

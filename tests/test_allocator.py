@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from latentedit.allocator import SWITCH, USER_SETTINGS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 try:
@@ -49,8 +51,7 @@ print(json.dumps({"tuned": tuned, "mmapped": mmapped, "kept_free": libc.mallinfo
 
 
 def probe(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "LATENTEDIT_MALLOC")}
+    clean = {k: v for k, v in os.environ.items() if k not in (*USER_SETTINGS, SWITCH)}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True,
                          check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -62,7 +63,7 @@ def test_freed_memory_stays_in_the_heap():
     assert tuned["tuned"] is True
     assert tuned["mmapped"] == 0  # the block came from the heap …
     assert tuned["kept_free"] >= tuned["size"]  # … and was not given back when freed
-    default = probe(LATENTEDIT_MALLOC="default")
+    default = probe(**{SWITCH: "default"})
     assert default["tuned"] is False
     assert default["mmapped"] >= default["size"]  # glibc's default: its own mapping, unmapped on free
     assert default["kept_free"] < default["size"]
