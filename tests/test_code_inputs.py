@@ -150,6 +150,13 @@ def test_from_package_import_module_and_relative_imports_resolve(toy_library):
     assert imported_modules(toy_library / "d" / "rel.py", toy_library) == {"latentedit.d.other", "latentedit.c"}
 
 
+def test_an_edited_file_is_read_again(toy_library):
+    path = toy_library / "c.py"
+    assert imported_modules(path, toy_library) == set()
+    path.write_text("from latentedit.b import tool\n# longer than before\n")  # the parse cache keys on size and time
+    assert imported_modules(path, toy_library) == {"latentedit.b.tool"}
+
+
 def test_a_cycle_between_packages_is_found(toy_library):
     assert find_cycle(package_graph(toy_library)) is None
     (toy_library / "c.py").write_text("from latentedit.a import inner\n")  # a → b → c → a
