@@ -93,12 +93,13 @@ def lw() -> float:
     from latentedit.edits.affine import AffineEdit
     from latentedit.edits.lw import WarmStarts, lw_step
     from latentedit.edits.sinkhorn import DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, default_blur
+    from latentedit.training_utils import Adam
 
     n, pool = 512, 6
     xs = [wplus_codes(n, 10 + k) for k in range(pool)]
     ys = [wplus_codes(n, 20 + k) + 0.3 for k in range(pool)]
     edit = AffineEdit(128, n_layers=8)
-    opt = torch.optim.Adam(edit.parameters(), lr=1e-3)
+    opt = Adam(edit.parameters(), lr=1e-3)
     blur = default_blur(xs[0], ys[0], DEFAULT_BLUR_FRACTION)
     warm, rows = WarmStarts(pool * n, pool * n), [torch.arange(k * n, (k + 1) * n) for k in range(pool)]
     t0 = time.perf_counter()

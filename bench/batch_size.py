@@ -35,6 +35,7 @@ from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.imaging import generate_uint8, to_model_range
 from latentedit.projection.codes import digits_renderer, style_codes
 from latentedit.projection.project import compiled_renderer
+from latentedit.training_utils import Adam
 
 REPO = Path(__file__).resolve().parents[1]
 WPLUS = REPO / "checkpoints/digits_stylegan2/dlsgan.pt"
@@ -61,7 +62,7 @@ def per_image(name: str, batch: int, n: int, repeats: int, compile: bool, ctx: d
     forward = compiled_renderer(renderer, c)[0] if compile else renderer
     x = to_model_range(ctx["images"][np.arange(batch) % len(ctx["images"])], CPU)
     c.requires_grad_(True)
-    opt = torch.optim.Adam([c], lr=0.1, betas=(0.7, 0.999))
+    opt = Adam([c], lr=0.1, betas=(0.7, 0.999))
 
     def step():
         opt.zero_grad(set_to_none=True)

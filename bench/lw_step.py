@@ -50,6 +50,7 @@ from latentedit.edits.lw import Preservation, TargetCosts, WarmStarts, lw_step
 from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, annealing_steps,
                                        bounding_diameter, default_blur, flatten_codes, half_squared_distances)
 from latentedit.labels.classifiers import LatentClassifier
+from latentedit.training_utils import Adam
 
 LAYER = 512  # a D divisible by 512 is laid out as W+ layers of 512
 
@@ -106,7 +107,7 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
     x, y = xs[0], ys[0]
     blur = default_blur(x, y, DEFAULT_BLUR_FRACTION)
     edit = make_edit(x).to(device)
-    opt = torch.optim.Adam(edit.parameters(), lr=1.0e-3)
+    opt = Adam(edit.parameters(), lr=1.0e-3)
     row = {"N": n, "D": d, "blur": blur}
     row["cold_step_s"] = timed(lambda: lw_step(edit, opt, x, y, None, None, blur, DEFAULT_SCALING), device, repeats)
     warm, turn = WarmStarts(pool * n, pool * n), iter(range(10 ** 9))

@@ -1,5 +1,6 @@
 """The one training loop of the library, :func:`fit` (epochs, step cap, early stopping with the best state kept),
-and the helpers every trainer shares: seeding, device choice, a workflow job's setup (logging, allocator, threads)."""
+and the helpers every trainer shares: seeding, device choice, the optimiser (:class:`Adam`), a workflow job's setup
+(logging, allocator, threads)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.adam import adam
 from tqdm import tqdm
 
 from latentedit.allocator import keep_freed_memory
@@ -44,6 +46,48 @@ def pick_device(requested: str = "auto") -> torch.device:
     if index:  # code that says "cuda" or .cuda() lands on the claimed device too (0 is already current)
         torch.cuda.set_device(index)
     return torch.device("cuda", index)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), the update of ``torch.optim.Adam`` through its functional form
+    ``torch.optim.adam.adam``, so the parameters it gives are torch's to the bit (``tests/test_training_utils.py``).
+
+    Why not ``torch.optim.Adam`` itself: ``torch.optim.Optimizer`` wraps ``step`` and ``zero_grad`` so that their
+    first call imports ``torch._dynamo``, 1.0–1.4 s of CPU in every training job that never compiles anything (the
+    default run's 20 LW and LT trainings and its latent classifiers). Parameter groups may set their own ``lr`` and
+    ``weight_decay`` (LT's equalised learning rate); there is no closure, AMSGrad or ``state_dict``: the DLSGAN
+    training, which checkpoints its optimisers to resume, keeps ``torch.optim.Adam``."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        params = list(params)
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.detach_().zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter that has a gradient (state created at its first update, as torch does)."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            states = [self.state.setdefault(p, {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
+                                                "exp_avg_sq": torch.zeros_like(p)}) for p in params]
+            if not params:
+                continue
+            beta1, beta2 = group["betas"]
+            adam(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                 [], [s["step"] for s in states], has_complex=any(torch.is_complex(p) for p in params),
+                 amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
+                 eps=group["eps"], maximize=False)
 
 
 class EarlyStopping:

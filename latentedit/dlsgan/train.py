@@ -146,6 +146,7 @@ def train_dlsgan(train_images: np.ndarray, eval_images: np.ndarray, cfg: DLSGANC
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     g_lr = cfg.lr if cfg.g_lr is None else cfg.g_lr
     g_beta1 = cfg.beta1 if cfg.g_beta1 is None else cfg.g_beta1
+    # torch.optim.Adam, not training_utils.Adam: the checkpoint keeps both optimisers' state, to resume from
     opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=g_lr, betas=(g_beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     tracker = VarianceTracker(cfg.z_dim, cfg.variance_mode, cfg.variance_window, cfg.variance_beta)

@@ -60,7 +60,7 @@ from torch.nn import functional as F
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.model import affine_parameters
 from latentedit.edits.train import EditJob, TrainedEdit
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +186,12 @@ def make_lt_edit(code_shape: tuple[int, ...], cfg: LTConfig, generator: torch.Ge
     return edit
 
 
-def _optimizer(edit: AffineEdit, cfg: LTConfig) -> torch.optim.Optimizer:
+def _optimizer(edit: AffineEdit, cfg: LTConfig) -> Adam:
     """Adam; with ``equalized_lr`` the weight group gets lr/√D and weight decay wd·D (LT's Dense_layer)."""
     if not cfg.equalized_lr:
-        return torch.optim.Adam(edit.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return Adam(edit.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     d = edit.dim  # fan-in of every per-layer map
-    return torch.optim.Adam([
+    return Adam([
         {"params": [edit.weight], "lr": cfg.lr / math.sqrt(d), "weight_decay": cfg.weight_decay * d},
         {"params": [edit.bias], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
     ])

@@ -73,7 +73,7 @@ from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, W
                                        half_squared_distances, preservation_weights, sinkhorn_divergence)
 from latentedit.edits.train import EditJob, TrainedEdit
 from latentedit.edits.weights import balanced_weights
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
     return l_w, l_p
 
 
-def lw_step(edit: AffineEdit, opt: torch.optim.Optimizer, z_src: torch.Tensor, z_tgt: torch.Tensor,
+def lw_step(edit: AffineEdit, opt: Adam, z_src: torch.Tensor, z_tgt: torch.Tensor,
             a: torch.Tensor | None, b: torch.Tensor | None, blur: float, scaling: float,
             pres: Preservation | None = None, f_src: torch.Tensor | None = None,
             warm: WarmStarts | None = None, idx_src: torch.Tensor | None = None,
@@ -471,7 +471,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
                 "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
 
-    opt = torch.optim.Adam(edit.parameters(), lr=cfg.lr)
+    opt = Adam(edit.parameters(), lr=cfg.lr)
     skipped = 0
 
     def train_epoch(epoch: int, step_budget: int) -> tuple[dict, int]:

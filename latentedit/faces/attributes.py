@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from latentedit.imaging import to_model_range
 from latentedit.io.checkpoints import (CheckpointError, build_from_spec, load_checkpoint, load_state_dict_strict,
                                       save_checkpoint)
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def train_attribute_classifier(images_train, labels_train, images_val, labels_va
     if cfg.pretrained is not None:
         load_pretrained_backbone(model, cfg.pretrained)
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     log.info("attribute classifier %s: %d train / %d val images %s → %d px, %d attributes, %s init, device %s",
              cfg.arch, len(x_tr), len(x_va), tuple(x_tr.shape[1:]), cfg.image_size, n_attr,
              cfg.pretrained or "random", device)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def train_latent_classifiers(latents_train, attrs_train, latents_val, attrs_val,
     n_attr = y_tr.shape[1]
     model = LatentClassifier(z_tr.shape[1:], n_attr, cfg.hidden, cfg.dropout, cfg.negative_slope,
                              attribute_names).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     log.info("latent classifiers: %d train / %d val codes %s, %d attributes, hidden %s, device %s",
              len(z_tr), len(z_va), tuple(z_tr.shape[1:]), n_attr, cfg.hidden, device)
 

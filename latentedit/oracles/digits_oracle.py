@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from latentedit.imaging import to_model_range
 from latentedit.io.image_store import ImageStore
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 log = logging.getLogger(__name__)
 EMPTY = 10  # class index of an empty slot
@@ -135,7 +135,7 @@ def train_oracle(store: ImageStore, cfg: OracleConfig, device: torch.device) -> 
     max_digits = sum(n.startswith("count_") for n in store.attribute_names)
     model = SlotOracle(store.images.shape[1], canvas, grid, max_digits, cfg.width, cfg.feature_dim,
                        cfg.dropout).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = Adam(model.parameters(), lr=cfg.lr)
     train, val = store.select("train"), store.select("val")
     x_train = to_model_range(train.images)
     y_train = torch.from_numpy(train.extra["slot_labels"].astype(np.int64))

@@ -42,6 +42,7 @@ from latentedit.metrics import psnr, ssim
 from latentedit.oracles.digits_oracle import SlotOracle, predict_images
 from latentedit.projection.wplus import encode_codes
 from latentedit.projection.codes import digits_renderer
+from latentedit.training_utils import Adam
 
 log = logging.getLogger(__name__)
 # Fewest images × steps worth compiling the renderer for: ≈ 150 s of eager steps on two CPU threads, where the ≈ 45 %
@@ -143,7 +144,7 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
             rows = i + np.arange(batch_size if padded else n) % n  # compiled: the last batch padded with its own rows
             x = to_model_range(images[rows], device)
             c = torch.as_tensor(codes[rows], device=device).clone().requires_grad_(True)
-            opt = torch.optim.Adam([c], lr=lr, betas=(beta1, 0.999))
+            opt = Adam([c], lr=lr, betas=(beta1, 0.999))
             best, best_err = c.detach().clone(), torch.full((len(c),), float("inf"), device=device)
             for step in range(steps + 1):
                 err = (forward(c) - x).pow(2).flatten(1).mean(1)  # (b,) e_i of the current iterate

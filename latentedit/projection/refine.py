@@ -27,7 +27,7 @@ from latentedit.imaging import to_model_range
 from latentedit.io.provenance import TIMING_KEYS
 from latentedit.metrics import psnr, ssim
 from latentedit.projection.options import RefineConfig
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def refine_encoder(g: Generator, d: Discriminator, s: torch.Tensor, z_distributi
     x_train = to_model_range(train_images)
     x_val = to_model_range(val_images, device)
     z_dim = s.numel()
-    opt = torch.optim.Adam([p for p in e.parameters() if p.requires_grad], lr=cfg.lr)
+    opt = Adam([p for p in e.parameters() if p.requires_grad], lr=cfg.lr)
 
     def train_epoch(epoch: int, step_budget: None) -> tuple[dict, int]:
         order = torch.randperm(len(x_train), generator=gen)

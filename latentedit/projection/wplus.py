@@ -45,7 +45,7 @@ from latentedit.io.provenance import TIMING_KEYS
 from latentedit.metrics import psnr, ssim
 from latentedit.projection.codes import style_codes
 from latentedit.projection.options import RefineConfig
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 
 STYLE_SPACES = ("w", "wplus")  # the spaces of the mapping network's output, which this encoder predicts
 KIND = "dlsgan_wplus_encoder"
@@ -149,7 +149,7 @@ def refine_wplus(g: nn.Module, d: Discriminator, s: torch.Tensor, z_distribution
     x_train = to_model_range(train_images)
     x_val = to_model_range(val_images, device)
     z_dim = s.numel()
-    opt = torch.optim.Adam([p for p in e.parameters() if p.requires_grad], lr=cfg.lr)
+    opt = Adam([p for p in e.parameters() if p.requires_grad], lr=cfg.lr)
 
     def train_epoch(epoch: int, step_budget: None) -> tuple[dict, int]:
         order = torch.randperm(len(x_train), generator=gen)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from latentedit.training_utils import fit
+from latentedit.training_utils import Adam, fit
 from latentedit.wstar.losses import attribute_separation_loss, distance_loss, identity_loss
 from latentedit.wstar.realnvp import RealNVP
 
@@ -143,7 +143,7 @@ def train_wstar(codes: np.ndarray, labels: np.ndarray, features: np.ndarray, val
     zv, yv, fv = t(val_codes), t(val_labels), t(val_features)
     w_cls, b_cls = w_cls.to(device), b_cls.to(device)
     T = RealNVP(code_shape, cfg.n_couplings, cfg.hidden, cfg.mask_seed).to(device)
-    opt = torch.optim.Adam(T.parameters(), lr=cfg.lr)
+    opt = Adam(T.parameters(), lr=cfg.lr)
 
     def losses(zb, yb, fb, with_id: bool) -> dict[str, torch.Tensor]:
         ws = T(zb)
