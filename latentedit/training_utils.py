@@ -58,8 +58,8 @@ class Adam:
     ``weight_decay`` (LT's equalised learning rate); there is no closure, AMSGrad or ``state_dict``: the DLSGAN
     training, which checkpoints its optimisers to resume, keeps ``torch.optim.Adam``."""
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
         params = list(params)
         groups = params if params and isinstance(params[0], dict) else [{"params": params}]
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
@@ -79,10 +79,13 @@ class Adam:
         """One update of every parameter that has a gradient (state created at its first update, as torch does)."""
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            states = [self.state.setdefault(p, {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
-                                                "exp_avg_sq": torch.zeros_like(p)}) for p in params]
             if not params:
                 continue
+            for p in params:
+                if p not in self.state:
+                    self.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
+                                     "exp_avg_sq": torch.zeros_like(p)}
+            states = [self.state[p] for p in params]
             beta1, beta2 = group["betas"]
             adam(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                  [], [s["step"] for s in states], has_complex=any(torch.is_complex(p) for p in params),

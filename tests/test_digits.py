@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from latentedit.data.digits import (DigitsConfig, _resized_sources, attribute_names, attributes_from_slots,
-                                    build_digits, split_sources)
+from latentedit.data.digits import (DigitsConfig, _resized_sources, add_one_digit, attribute_names,
+                                    attributes_from_slots, build_digits, load_glyphs, split_sources)
 from latentedit.io.image_store import SPLITS, read_image_store, write_image_store
 
 CFG = DigitsConfig(canvas=16, grid=2, digit_size=6, max_digits=3, n_train=24, n_val=10, n_test=10, seed=1)
@@ -148,3 +148,30 @@ def test_tiny_source_fraction_names_the_key():
 def test_attributes_from_slots_refuses_impossible_counts(row):
     with pytest.raises(ValueError, match="expected 1..3"):
         attributes_from_slots(np.array([row], dtype=np.int8), max_digits=3)
+
+
+@pytest.mark.parametrize("rule", ["fixed", "random"])
+def test_add_one_digit_fills_one_empty_slot_and_keeps_the_others(world, rule):
+    glyphs = load_glyphs(CFG, np.random.default_rng(CFG.seed))
+    test = world.split == "test"
+    slots = world.extra["slot_labels"][test]
+    keep = (slots >= 0).sum(1) < CFG.grid ** 2  # images with an empty slot
+    before, before_slots = world.images[test][keep], slots[keep]
+    after, after_slots = add_one_digit(before, before_slots, glyphs, "test", CFG, rule, digit=3)
+    np.testing.assert_array_equal((after_slots >= 0).sum(1), (before_slots >= 0).sum(1) + 1)
+    slot = CFG.canvas // CFG.grid
+    for i in range(len(after)):
+        new = np.flatnonzero(after_slots[i] != before_slots[i])
+        assert len(new) == 1 and before_slots[i, new[0]] < 0
+        for s in range(CFG.grid ** 2):
+            r, c = divmod(s, CFG.grid)
+            cell = np.s_[0, r * slot:(r + 1) * slot, c * slot:(c + 1) * slot]
+            if s == new[0]:
+                assert after[i][cell].any(), "the new slot holds no ink"
+                if rule == "fixed":
+                    assert after_slots[i, s] == 3 and s == np.flatnonzero(before_slots[i] < 0)[0]
+            else:
+                np.testing.assert_array_equal(after[i][cell], before[i][cell])
+    with pytest.raises(ValueError, match="no empty slot"):
+        full = np.zeros((1, CFG.grid ** 2), dtype=np.int8)
+        add_one_digit(before[:1], full, glyphs, "test", CFG, rule)

@@ -93,22 +93,45 @@ def _resized_sources(images8: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def build_digits(cfg: DigitsConfig) -> ImageStore:
-    """Compose the whole digits world deterministically from ``cfg.seed``."""
+@dataclass(frozen=True)
+class Glyphs:
+    """The world's handwriting: scikit-learn's 1797 digits resized to ``digit_size`` (uint8, 0..255), their classes,
+    and the disjoint per-split pools of indices that :func:`build_digits` draws from."""
+
+    images: np.ndarray  # (1797, digit_size, digit_size) uint8
+    labels: np.ndarray  # (1797,) class 0..9
+    pools: dict[str, np.ndarray]  # split → indices into images
+
+
+def load_glyphs(cfg: DigitsConfig, rng: np.random.Generator) -> Glyphs:
+    """The glyphs and their split pools; the pools use ``rng`` as :func:`build_digits` does (its first draws)."""
     from sklearn.datasets import load_digits  # not at the top: the workflow imports this module while it parses
     # (attribute_names), and scikit-learn with SciPy takes ≈ 1.9 s to import
 
-    rng = np.random.default_rng(cfg.seed)
     src = load_digits()
-    sources = split_sources(src.target, cfg.source_fractions, rng)
-    glyphs = _resized_sources(src.images, cfg.digit_size)
+    pools = split_sources(src.target, cfg.source_fractions, rng)
+    return Glyphs(_resized_sources(src.images, cfg.digit_size), np.asarray(src.target), pools)
+
+
+def _place(canvas: np.ndarray, glyph: np.ndarray, slot_index: int, dy: int, dx: int, cfg: DigitsConfig) -> None:
+    """Write ``glyph`` into slot ``slot_index`` of ``canvas`` (H, W), offset (dy, dx) inside the slot."""
+    slot = cfg.canvas // cfg.grid
+    r, c = divmod(int(slot_index), cfg.grid)
+    y, x = r * slot + dy, c * slot + dx
+    canvas[y:y + cfg.digit_size, x:x + cfg.digit_size] = glyph
+
+
+def build_digits(cfg: DigitsConfig) -> ImageStore:
+    """Compose the whole digits world deterministically from ``cfg.seed``."""
+    rng = np.random.default_rng(cfg.seed)
+    glyphs = load_glyphs(cfg, rng)
     slot = cfg.canvas // cfg.grid
     n_slots = cfg.grid ** 2
     jitter = slot - cfg.digit_size
 
     images, slots, source_idx, splits, ids = [], [], [], [], []
     for split, n in zip(SPLITS, (cfg.n_train, cfg.n_val, cfg.n_test)):
-        pool = sources[split]
+        pool = glyphs.pools[split]
         canvas = np.zeros((n, cfg.canvas, cfg.canvas), dtype=np.uint8)
         labels = np.full((n, n_slots), -1, dtype=np.int8)
         index = np.full((n, n_slots), -1, dtype=np.int32)
@@ -116,11 +139,9 @@ def build_digits(cfg: DigitsConfig) -> ImageStore:
         for i in range(n):
             for s in rng.choice(n_slots, size=counts[i], replace=False):
                 k = pool[rng.integers(len(pool))]
-                r, c = divmod(int(s), cfg.grid)
                 dy, dx = rng.integers(0, jitter + 1, size=2)
-                y, x = r * slot + dy, c * slot + dx
-                canvas[i, y:y + cfg.digit_size, x:x + cfg.digit_size] = glyphs[k]
-                labels[i, s] = src.target[k]
+                _place(canvas[i], glyphs.images[k], s, dy, dx, cfg)
+                labels[i, s] = glyphs.labels[k]
                 index[i, s] = k
         images.append(canvas)
         slots.append(labels)
@@ -138,3 +159,46 @@ def build_digits(cfg: DigitsConfig) -> ImageStore:
         extra={"slot_labels": slot_labels, "source_index": np.concatenate(source_idx)},
         attrs={"world": "digits", "seed": cfg.seed, "grid": cfg.grid, "canvas": cfg.canvas},
     )
+
+
+def add_one_digit(images: np.ndarray, slot_labels: np.ndarray, glyphs: Glyphs, split: str, cfg: DigitsConfig,
+                  rule: str = "random", digit: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each image with one more digit in one of its empty slots: the exact, clean "add one digit" edit of each image
+    (``bench/affine_ceiling.py`` fits edits to such pairs). The other slots keep their pixels.
+
+    ``rule`` ``fixed``: the first glyph of class ``digit`` in the split's pool, in the first empty slot (reading
+    order), centred — one target per image; ``random``: a random glyph of the split's pool in a random empty slot at
+    a random offset, as :func:`build_digits` places digits — the law of the data, many targets per image.
+
+    Parameters
+    ----------
+    images : ndarray, uint8 (N, 1, H, W)
+    slot_labels : ndarray, int (N, S)
+        Class per slot, −1 = empty (the image store's ``extra/slot_labels``); every image needs an empty slot.
+
+    Returns
+    -------
+    (images, slot_labels) of the edited images.
+    """
+    if rule not in ("fixed", "random"):
+        raise ValueError(f"rule must be 'fixed' or 'random', got {rule!r}")
+    full = np.flatnonzero((slot_labels >= 0).all(axis=1))
+    if len(full):
+        raise ValueError(f"images {full[:5].tolist()} have no empty slot")
+    pool = glyphs.pools[split]
+    fixed = pool[glyphs.labels[pool] == digit]
+    if rule == "fixed" and len(fixed) == 0:
+        raise ValueError(f"the {split} pool holds no glyph of class {digit}")
+    rng = np.random.default_rng(seed)
+    out, labels = images.copy(), slot_labels.copy()
+    centre = (cfg.canvas // cfg.grid - cfg.digit_size) // 2
+    for i in range(len(out)):
+        empty = np.flatnonzero(labels[i] < 0)
+        if rule == "fixed":
+            s, k, (dy, dx) = empty[0], fixed[0], (centre, centre)
+        else:
+            s, k = rng.choice(empty), pool[rng.integers(len(pool))]
+            dy, dx = rng.integers(0, cfg.canvas // cfg.grid - cfg.digit_size + 1, size=2)
+        _place(out[i, 0], glyphs.images[k], s, dy, dx, cfg)
+        labels[i, s] = glyphs.labels[k]
+    return out, labels

@@ -1,0 +1,185 @@
+"""How well can *any* affine edit of the digits world's codes add one digit? A supervised ceiling for LW's family.
+
+LW learns ``z' = z + α·H_k(z)``, H_k affine per W+ layer, from unpaired source and target codes. This benchmark
+gives an affine map what LW never has: the exact clean edit of every training image. For each source image of a
+count edit ("add one digit") whose code is in a finished run's latent store, it composes the same image with one
+more digit in an empty slot (:func:`latentedit.data.digits.add_one_digit`), projects those targets exactly as the
+run projected its images (encoder, then the per-image Adam steps of ``projection``), and fits the step
+``z_t − z_s ≈ A z_s + b`` by ridge least squares, per layer as LW's H_k (and the mean step b alone, A = 0). The maps
+are judged like the run's ``evaluate_edit`` jobs: d calibrated on the val source codes with the latent classifier
+(τ = 1), the same 300 test sources rendered at d and at α = 1, the image oracle's target change, slots kept and
+clean-edit rate, with 95 % bootstrap intervals over the images. The run's trained LW goes through the same code.
+
+Rules for the added digit:
+
+- ``fixed``: one glyph (``--digit``) in the first empty slot, centred — a function of the image, which an edit can
+  learn exactly;
+- ``random``: a random glyph in a random empty slot, as the data's own law — many targets per image, so a regression
+  learns their mean.
+
+It also renders the projections of the test sources' own targets: the ceiling of a perfect per-image edit, set by the
+inversion alone.
+
+Usage (in a finished default run's directory; ≈ 5 min on two cores)::
+
+    python bench/affine_ceiling.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--rules fixed random]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from latentedit.data.digits import DigitsConfig, add_one_digit, load_glyphs  # noqa: E402
+from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
+from latentedit.edits.affine import AffineEdit  # noqa: E402
+from latentedit.edits.definitions import split_selection_mask  # noqa: E402
+from latentedit.edits.model import affine_parameters, load_edit  # noqa: E402
+from latentedit.evaluation.edit_metrics import edit_metric_rows  # noqa: E402
+from latentedit.imaging import generate_uint8  # noqa: E402
+from latentedit.io.image_store import read_image_store  # noqa: E402
+from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
+from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
+from latentedit.projection.options import RefineConfig  # noqa: E402
+from latentedit.projection.project import project_images  # noqa: E402
+from latentedit.projection.wplus import load_code_encoder  # noqa: E402
+from latentedit.render.calibrate import calibrate, latent_rate_function, natural_unit  # noqa: E402
+from latentedit.render.render import render_codes, render_edit  # noqa: E402
+from latentedit.worlds import load_judge, load_renderer  # noqa: E402
+
+METRICS = ("target_change_rate", "slots_kept", "clean_edit_rate")
+
+
+def affine_fit(source: np.ndarray, target: np.ndarray, ridge: float | None) -> dict:
+    """The edit model of z_t − z_s ≈ A z_s + b, ridge ``ridge``·n on A per layer (None: the mean step, A = 0)."""
+    n, n_layers, dim = source.shape
+    edit = AffineEdit(dim, n_layers=n_layers)
+    step = (target - source).astype(np.float64)
+    with torch.no_grad():
+        if ridge is None:
+            edit.weight.zero_()
+            edit.bias.copy_(torch.as_tensor(step.mean(0)))
+        else:
+            weights, biases = [], []
+            for layer in range(n_layers):
+                x = np.concatenate([source[:, layer].astype(np.float64), np.ones((n, 1))], 1)
+                penalty = ridge * n * np.eye(dim + 1)
+                penalty[-1, -1] = 0  # the offset is not shrunk
+                solution = np.linalg.solve(x.T @ x + penalty, x.T @ step[:, layer])
+                weights.append(solution[:-1].T)
+                biases.append(solution[-1])
+            edit.weight.copy_(torch.as_tensor(np.stack(weights)))
+            edit.bias.copy_(torch.as_tensor(np.stack(biases)))
+    return {"type": "affine", **affine_parameters(edit), "method": "affine_fit", "edit": "fit", "wstar": None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("rundir", nargs="?", default=".")
+    ap.add_argument("--config", default=None, help="the run's config (default RUNDIR/config.yaml)")
+    ap.add_argument("--edits", nargs="+", default=["add_digit_1to2", "add_digit_2to3"])
+    ap.add_argument("--rules", nargs="+", default=["fixed", "random"], choices=["fixed", "random"])
+    ap.add_argument("--digit", type=int, default=5, help="the glyph class of the fixed rule")
+    ap.add_argument("--ridge", nargs="+", type=float, default=[1e-3, 1e-2, 1e-1])
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    run = Path(args.rundir)
+    cfg = yaml.safe_load(open(args.config or run / "config.yaml"))
+    results = run / "results" / "digits"
+    store = read_latent_store(results / "latents.h5")
+    space = latent_space(store.attrs, results / "latents.h5")
+    images = read_image_store(results / "images.h5")
+    classifier = load_latent_classifiers(results / "labels" / "classifiers.pt")
+    checkpoint = (results / "dlsgan" / "dls" / "checkpoint.pt" if cfg["dlsgan"]["retrain"]
+                  else run / cfg["dlsgan"]["checkpoint"])
+    generator, _, scale, _ = load_dlsgan(checkpoint, "cpu")
+    encoder, encoder_space = load_code_encoder(results / "projection" / "encoder.pt", "cpu")
+    if encoder_space != space:
+        raise SystemExit(f"the run's encoder gives {encoder_space} codes, its latent store holds {space}")
+    renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": space})
+    judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
+    projection = RefineConfig(**cfg["projection"]).optimization()
+    projection["optimize_compile"] = False  # a few hundred images: compiling would cost more than it saves
+    digits_cfg = DigitsConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["digits"].items()})
+    glyphs = load_glyphs(digits_cfg, np.random.default_rng(digits_cfg.seed))
+    names = list(store.attribute_names)
+    print(f"run {run}: {space} codes {store.latents.shape[1:]}; projection {projection}")
+
+    for edit in args.edits:
+        definition = cfg["edits"]["definitions"][edit]
+        k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
+        train = split_selection_mask(store, definition["source"], "train")
+        val_source = torch.as_tensor(store.latents[split_selection_mask(store, definition["source"], "val")])
+        val_target = torch.as_tensor(store.latents[split_selection_mask(store, definition["target"], "val")])
+        codes, ids = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])
+        inputs = images.images[images.rows_of(ids, "the test sources")]
+        pred_in = judge.predict(inputs)
+
+        def judged(rendered: np.ndarray, logits: np.ndarray, alphas: np.ndarray) -> dict:
+            """{(metric, alpha index): (value, ci_low, ci_high)} of renders (A, N, C, H, W), alphas[0] = 0."""
+            a, n = rendered.shape[:2]
+            pred = judge.predict(rendered.reshape(a * n, *rendered.shape[2:]))
+            rows = edit_metric_rows(
+                method="fit", edit=edit, definition=definition, attribute_names=names, alphas=alphas,
+                edited_probs=pred["probs"].reshape(a, n, -1), edited_embeddings=pred["embedding"].reshape(a, n, -1),
+                input_probs=pred_in["probs"], input_embeddings=pred_in["embedding"], latent_logits=logits,
+                edited_slots=pred["slots"].reshape(a, n, -1), empty_slot=judge.empty_slot, n_boot=args.n_boot,
+                seed=0)
+            out = {}
+            for metric in METRICS:
+                for i, alpha in enumerate(alphas):
+                    row = rows[(rows.metric == metric) & np.isclose(rows.alpha, alpha)].iloc[0]
+                    out[metric, i] = (row.value, row.ci_low, row.ci_high)
+            return out
+
+        def cells(values: dict, i: int) -> str:
+            return "  ".join(f"{m.replace('_rate', '')} {values[m, i][0]:.3f} [{values[m, i][1]:.3f}, "
+                             f"{values[m, i][2]:.3f}]" for m in METRICS)
+
+        print(f"\n{edit}: {train.sum()} train source codes, {len(val_source)} val (calibration), {len(codes)} test")
+        models = {"LW, trained by the run": load_edit(results / "edits" / "lw" / edit / "seed0" / "model.pt")}
+        for rule in args.rules:
+            t0 = time.perf_counter()
+            train_rows = images.rows_of(store.ids[train], "the train sources")
+            paired, _ = add_one_digit(images.images[train_rows], images.extra["slot_labels"][train_rows], glyphs,
+                                      "train", digits_cfg, rule, args.digit, seed=0)
+            targets = project_images(encoder, scale, paired, "cpu", space=space, generator=generator, **projection)
+            test_rows = images.rows_of(ids, "the test sources")
+            paired_test, _ = add_one_digit(images.images[test_rows], images.extra["slot_labels"][test_rows], glyphs,
+                                           "test", digits_cfg, rule, args.digit, seed=1)
+            test_targets = project_images(encoder, scale, paired_test, "cpu", space=space, generator=generator,
+                                          **projection)
+            half_sq = 0.5 * ((targets - store.latents[train]) ** 2).reshape(len(targets), -1).sum(1).mean()
+            print(f"  rule {rule}: projected {len(targets)} train and {len(test_targets)} test targets in "
+                  f"{time.perf_counter() - t0:.0f} s; mean ½‖z_t − z_s‖² {half_sq:.1f}")
+            renders = np.stack([generate_uint8(renderer, torch.as_tensor(z), 128).numpy()
+                                for z in (codes, test_targets)])
+            ceiling = judged(renders, np.zeros((2, len(codes), len(names)), np.float32), np.array([0.0, 1.0]))
+            print(f"  {rule + ': projected targets (ceiling)':44s} {cells(ceiling, 1)}")
+            models[f"{rule}: mean step"] = affine_fit(store.latents[train], targets, None)
+            for ridge in args.ridge:
+                models[f"{rule}: affine per layer, ridge {ridge:g}"] = affine_fit(store.latents[train], targets, ridge)
+        for name, model in models.items():
+            cal = calibrate(latent_rate_function(model, val_source, classifier, k, t), tau=1.0,
+                            unit=natural_unit(model, val_source, val_target), n_codes=len(val_source))
+            alphas = np.array([0.0, cal.d, 1.0])
+            rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=name)
+            values = judged(rendered, logits, alphas)
+            reached = "" if cal.reached else f" (τ not reached: {cal.rate:.3f})"
+            print(f"  {name:44s} at d = {cal.d:.3f}{reached}: {cells(values, 1)}\n  {'':44s} at α = 1:{'':8s}"
+                  f"{cells(values, 2)}")
+
+
+if __name__ == "__main__":
+    main()
