@@ -48,6 +48,7 @@ from latentedit.imaging import generate_uint8  # noqa: E402
 from latentedit.io.image_store import read_image_store  # noqa: E402
 from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
 from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
+from latentedit.plotting import image_grid  # noqa: E402
 from latentedit.projection.options import RefineConfig  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
 from latentedit.projection.wplus import load_code_encoder  # noqa: E402
@@ -91,6 +92,8 @@ def main() -> None:
     ap.add_argument("--ridge", nargs="+", type=float, default=[1e-3, 1e-2, 1e-1])
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grid", default=None, help="write a PNG per edit here: the first 8 test sources, their projected "
+                                                 "targets and every map at its d (a folder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -149,6 +152,7 @@ def main() -> None:
 
         print(f"\n{edit}: {train.sum()} train source codes, {len(val_source)} val (calibration), {len(codes)} test")
         models = {"LW, trained by the run": load_edit(results / "edits" / "lw" / edit / "seed0" / "model.pt")}
+        columns, labels = [inputs[:8]], ["input"]  # the grid: one column per image source, 8 test sources
         for rule in args.rules:
             t0 = time.perf_counter()
             train_rows = images.rows_of(store.ids[train], "the train sources")
@@ -167,6 +171,8 @@ def main() -> None:
                                 for z in (codes, test_targets)])
             ceiling = judged(renders, np.zeros((2, len(codes), len(names)), np.float32), np.array([0.0, 1.0]))
             print(f"  {rule + ': projected targets (ceiling)':44s} {cells(ceiling, 1)}")
+            columns.append(renders[1][:8])
+            labels.append(f"{rule}:\ntarget")
             models[f"{rule}: mean step"] = affine_fit(store.latents[train], targets, None)
             for ridge in args.ridge:
                 models[f"{rule}: affine per layer, ridge {ridge:g}"] = affine_fit(store.latents[train], targets, ridge)
@@ -176,9 +182,15 @@ def main() -> None:
             alphas = np.array([0.0, cal.d, 1.0])
             rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=name)
             values = judged(rendered, logits, alphas)
+            columns.append(rendered[1][:8])
+            labels.append(name.replace("affine per layer, ", "").replace(": ", ":\n").replace(", ", ",\n"))
             reached = "" if cal.reached else f" (τ not reached: {cal.rate:.3f})"
             print(f"  {name:44s} at d = {cal.d:.3f}{reached}: {cells(values, 1)}\n  {'':44s} at α = 1:{'':8s}"
                   f"{cells(values, 2)}")
+        if args.grid:
+            Path(args.grid).mkdir(parents=True, exist_ok=True)
+            image_grid([np.stack(row) for row in zip(*columns)], Path(args.grid) / f"{edit}.png", col_labels=labels)
+            print(f"  wrote {Path(args.grid) / f'{edit}.png'}")
 
 
 if __name__ == "__main__":
