@@ -61,7 +61,9 @@ class Adam:
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         params = list(params)
-        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        if not params:
+            raise ValueError("Adam got an empty parameter list")  # as torch.optim.Adam: a frozen model trains nothing
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}

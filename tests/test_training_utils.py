@@ -109,6 +109,8 @@ def test_adam_gives_torchs_adam_parameters_to_the_bit(set_to_none):
 
     for ours, torchs in zip(train(Adam), train(torch.optim.Adam)):
         assert torch.equal(ours, torchs)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        Adam([p for p in torch.nn.Linear(2, 2).parameters() if not p.requires_grad])
 
 
 def test_training_lw_never_imports_torch_dynamo():
