@@ -12,6 +12,10 @@ Attributes (binary, in this column order):
 
 Per-image layout is stored too (``extra/slot_labels``: digit class per slot, −1 = empty; ``extra/source_index``:
 index into ``load_digits`` per slot, −1 = empty), so layout-aware models can be supervised per slot.
+
+:func:`add_one_digit` composes, for a given image, its exact and clean "add one digit" edit (the same image with one
+more digit in an empty slot), from the same glyphs and split pools (:func:`load_glyphs`): ``bench/affine_ceiling.py``
+fits affine edits to such pairs.
 """
 
 from __future__ import annotations
