@@ -2,7 +2,7 @@
 
 Each workload runs in a fresh interpreter (the setting is process-wide and cannot be undone), once with
 ``LATENTEDIT_MALLOC=default`` and once without, alternating, ``--repeats`` times; the child calls
-:func:`latentedit.allocator.keep_freed_memory` as every workflow job does (:func:`latentedit.training_utils.setup_job`)
+:func:`latentedit.allocator.keep_freed_memory` as every workflow job does (:func:`latentedit.jobs.setup_job`)
 and reports the wall time of its timed part, its own system CPU time and its peak RSS. Before its loop the child
 allocates and frees a 30 MiB block, as a job reading its stores does: glibc's thresholds adapt to what a process has
 freed, and a fresh interpreter's would overstate what a job gains. Workloads, each the loop of

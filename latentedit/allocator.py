@@ -24,7 +24,7 @@ Measured (alone on the 2-core machine; README "Measured"):
   time 198 → 88 s, the projection job 243 → 197 s, the image judge in each evaluation 2.3 → 1.5 s (median);
   ``summary.csv`` identical.
 
-It is a process-wide setting: workflow jobs call it through :func:`latentedit.training_utils.setup_job`; importing
+It is a process-wide setting: workflow jobs call it through :func:`latentedit.jobs.setup_job`; importing
 :mod:`latentedit` changes nothing. It does nothing off glibc (macOS, musl), when the user has set glibc's own
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES`` (theirs stand), or with
 ``LATENTEDIT_MALLOC=default`` (the A/B switch of the benchmark).

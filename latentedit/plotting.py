@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -15,8 +16,8 @@ from latentedit.io.atomic import atomic_path  # noqa: E402
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Lay out, write atomically as PNG, and release the figure."""
-    fig.tight_layout()
+    """Lay out (below the figure's title, when it has one), write atomically as PNG, and release the figure."""
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if fig.get_suptitle() else None)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
@@ -41,6 +42,43 @@ def plot_curves(histories: dict[str, pd.DataFrame], columns: list[str], path: st
             ax.legend(fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    _save_figure(fig, path)
+
+
+def plot_training_curves(histories: dict[str, tuple[pd.DataFrame, Sequence[str]]], path: str | os.PathLike,
+                         title: str = "") -> None:
+    """One row of panels per training (e.g. every method of one edit), one panel per quantity of its ``columns``:
+    ``train_q`` and ``val_q`` share the panel ``q``, one line each (a one-row history, such as a closed-form fit's,
+    is one marker). The x axis is the history's ``steps`` when it has them, else its ``epoch``. A training none of
+    whose columns are in its history gets no row."""
+    rows = []
+    for label, (history, columns) in histories.items():
+        panels: dict[str, list[str]] = {}
+        for c in columns:
+            if c in history:
+                panels.setdefault(c.removeprefix("train_").removeprefix("val_"), []).append(c)
+        if panels:
+            rows.append((label, history, panels))
+    if not rows:
+        raise ValueError(f"{path}: none of the histories holds any of its columns")
+    ncols = max(len(panels) for _, _, panels in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.4 * ncols, 2.5 * len(rows)), squeeze=False)
+    for (label, history, panels), row in zip(rows, axes):
+        x = "steps" if "steps" in history else "epoch"
+        for ax, (quantity, cols) in zip(row, panels.items()):
+            for c in cols:
+                ax.plot(history[x], history[c], marker="o" if len(history) == 1 else ".", markersize=3,
+                        label=c.split("_", 1)[0] if c != quantity else c)
+            ax.set_title(f"{label}: {quantity}", fontsize=9)
+            ax.set_xlabel(x, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if len(cols) > 1:
+                ax.legend(fontsize=7)
+        for ax in row[len(panels):]:
+            ax.axis("off")
     if title:
         fig.suptitle(title)
     _save_figure(fig, path)

@@ -1,6 +1,6 @@
 """The one training loop of the library, :func:`fit` (epochs, step cap, early stopping with the best state kept),
-and the helpers every trainer shares: seeding, device choice, the optimiser (:class:`Adam`), a workflow job's setup
-(logging, allocator, threads)."""
+and the helpers every trainer shares: seeding, device choice, the optimiser (:class:`Adam`). A workflow job's setup
+(logging, allocator, threads) is :func:`latentedit.jobs.setup_job`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import copy
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -18,7 +17,6 @@ from torch import nn
 from torch.optim.adam import adam
 from tqdm import tqdm
 
-from latentedit.allocator import keep_freed_memory
 from latentedit.devices import claim_cuda_index
 
 log = logging.getLogger(__name__)
@@ -265,24 +263,3 @@ def fit(module: nn.Module, train_epoch: Callable[[int, int | None], tuple[dict[s
         log.info("%s done: best %s = %.6g at epoch %d (%d steps, %.1f s)", name, monitor, best_row[monitor],
                  best_row["epoch"], steps, time.time() - t0)
     return history, best_row
-
-
-def setup_job(log_path: str | None, threads: int | None = None) -> logging.Logger:
-    """What every workflow script does first: log to the rule's log (:func:`setup_logging`), keep the memory a step
-    frees for the next (:func:`latentedit.allocator.keep_freed_memory`) and, with ``threads``, give torch the
-    rule's thread count. Returns the ``latentedit`` logger."""
-    logger = setup_logging(log_path)
-    keep_freed_memory()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return logger
-
-
-def setup_logging(log_path: str | None = None) -> logging.Logger:
-    """Log to ``log_path`` (the rule's log file) and stderr; returns the ``latentedit`` logger."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_path:
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
-    return logging.getLogger("latentedit")

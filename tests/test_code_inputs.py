@@ -70,7 +70,8 @@ def test_every_digits_rule_lists_every_library_file_its_script_reaches(tiny_conf
     digits_rules = {"digits_images", "train_oracle", "shipped_oracle", "train_dlsgan", "dlsgan_quality",
                     "dlsgan_ablation",
                     "refine_encoder", "project", "train_latent_classifiers", "train_wstar", "wstar_metrics",
-                    "train_edit", "edits_latent_summary", "evaluate_edit", "edit_grid", "aggregate_metrics",
+                    "train_edit", "edit_curves", "edits_latent_summary", "evaluate_edit", "edit_grid",
+                    "aggregate_metrics",
                     "metrics_figures"}
     assert seen == digits_rules
 

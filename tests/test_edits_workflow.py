@@ -87,7 +87,7 @@ def test_every_method_and_edit_produced_its_outputs(edits_run):
         assert (root / rel).stat().st_size > 0, rel
     for method in METHODS:
         for edit in EDITS:
-            for name in ("model.pt", "options.json", "history.csv", "curves.png"):
+            for name in ("model.pt", "options.json", "history.csv"):
                 assert (root / "edits" / method / edit / f"seed{SEED}" / name).stat().st_size > 0, (method, edit, name)
             assert (edits_run / "logs/digits/edits" / method / edit / f"seed{SEED}.log").is_file(), (method, edit)
     for method in METHODS:
@@ -96,7 +96,7 @@ def test_every_method_and_edit_produced_its_outputs(edits_run):
             assert (root / "metrics" / method / edit / f"seed{SEED}.parquet").stat().st_size > 0, (method, edit)
     for rel in ["metrics.parquet", "summary.csv", "summary.md", "figures/preservation_vs_change.png",
                 "figures/latent_vs_image.png", "figures/realism.png", "figures/rescoring.png",
-                *(f"figures/grid_{e}.png" for e in EDITS)]:
+                *(f"figures/grid_{e}.png" for e in EDITS), *(f"figures/curves_{e}.png" for e in EDITS)]:
         assert (root / rel).stat().st_size > 0, rel
     # nothing is left at the pre-seed paths
     assert not list(root.glob("edits/*/*/model.pt")) and not list(root.glob("render/*/*.h5"))
@@ -266,24 +266,25 @@ def _reorder(c):
 @pytest.mark.slow
 @pytest.mark.parametrize("change, expected_edit_jobs, expected", [
     # one edit's lambda_pres: that edit's lw model only (lw_nopres, LT and IFG do not read it), its evaluation
-    # (renders and metrics), its grid, then the aggregation
+    # (renders and metrics), its grid and training curves, then the aggregation
     (lambda c: c["edits"]["definitions"]["add_7"].update(lambda_pres=2.0), {("lw", "add_7", SEED)},
-     {"train_edit": 1, "evaluate_edit": 1, "edit_grid": 1, "edits_latent_summary": 1,
+     {"train_edit": 1, "evaluate_edit": 1, "edit_grid": 1, "edit_curves": 1, "edits_latent_summary": 1,
       **AGGREGATE}),
-    # one more edit: its five models, evaluations and grid, then the aggregation
+    # one more edit: its five models, evaluations, grid and curves, then the aggregation
     (_add_3, {(m, "add_3", SEED) for m in METHODS},
-     {"train_edit": 5, "evaluate_edit": 5, "edit_grid": 1, "edits_latent_summary": 1,
+     {"train_edit": 5, "evaluate_edit": 5, "edit_grid": 1, "edit_curves": 1, "edits_latent_summary": 1,
       **AGGREGATE}),
-    # a plotting option: the figures only
+    # a plotting option: the figures that read it only (the training curves do not)
     (lambda c: c["plots"].update(dpi=60), set(), {"metrics_figures": 1, "edit_grid": len(EDITS), "all": 1}),
     # the IFG evaluation step of the latent summary: that summary, and the aggregation (its provenance hash covers
     # every result-bearing key)
     (lambda c: c["edits"]["ifg"].update(alpha=2.5), set(), {"edits_latent_summary": 1, **AGGREGATE}),
     # the LT options: lt and lt_core of every edit, and what follows them
     (lambda c: c["edits"]["lt"].update(lambda_reg=1.0), {(m, e, SEED) for m in ("lt", "lt_core") for e in EDITS},
-     {"train_edit": 4, "evaluate_edit": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1, **AGGREGATE}),
+     {"train_edit": 4, "evaluate_edit": 4, "edit_grid": len(EDITS), "edit_curves": len(EDITS),
+      "edits_latent_summary": 1, **AGGREGATE}),
     # a second training seed: every (method, edit) of that seed, its evaluation, then the aggregation; the
-    # grids and the latent summary show the first seed, so they stay
+    # grids, the training curves and the latent summary show the first seed, so they stay
     (lambda c: c["edits"].update(seeds=[SEED, SEED + 1]), {(m, e, SEED + 1) for m in METHODS for e in EDITS},
      {"train_edit": len(METHODS) * len(EDITS), "evaluate_edit": len(METHODS) * len(EDITS), **AGGREGATE}),
     # the same config re-saved with its keys in another order: nothing
@@ -308,13 +309,14 @@ def test_config_change_reruns_exactly_what_it_touches(edits_run, change, expecte
     ("evaluation/aggregate.py", AGGREGATE),
     # the image-realism metrics: every evaluation job (rendering and judging are one job), and what follows
     ("evaluation/realism.py", {"evaluate_edit": 2 * len(METHODS), "edit_grid": len(EDITS), **AGGREGATE}),
-    ("edits/lt.py", {"train_edit": 4, "evaluate_edit": 4, "edit_grid": len(EDITS), "edits_latent_summary": 1,
-                     **AGGREGATE}),
+    ("edits/lt.py", {"train_edit": 4, "evaluate_edit": 4, "edit_grid": len(EDITS), "edit_curves": len(EDITS),
+                     "edits_latent_summary": 1, **AGGREGATE}),
     # the world's generator and judge: the jobs that load them, and what follows
     ("worlds.py", {"evaluate_edit": 2 * len(METHODS), "edit_grid": len(EDITS), **AGGREGATE}),
     # the edit-model file: every job that writes or reads an edit model, and what follows
     ("edits/model.py", {"train_edit": 2 * len(METHODS), "evaluate_edit": 2 * len(METHODS),
-                        "edit_grid": len(EDITS), "edits_latent_summary": 1, **AGGREGATE}),
+                        "edit_grid": len(EDITS), "edit_curves": len(EDITS), "edits_latent_summary": 1,
+                        **AGGREGATE}),
 ])
 def test_library_change_reruns_the_stages_that_import_it(edits_run, module, expected):
     """Edits the module's bytes (a trailing comment), dry-runs, and restores bytes and mtime. A bare `touch` is not
@@ -345,6 +347,7 @@ def test_edits_dry_run_lists_one_job_per_method_and_edit(tiny_config, tmp_path, 
     methods, edits = tiny_config["edits"]["methods"], list(tiny_config["edits"]["definitions"])
     assert jobs["train_edit"] == len(methods) * len(edits)
     assert jobs["train_latent_classifiers"] == jobs["edits_latent_summary"] == jobs["edits"] == 1
+    assert jobs["edit_curves"] == len(edits)  # the training curves are part of the target `edits`
     assert _edit_jobs(proc.stdout) == {(m, e, s) for m in methods for e in edits for s in tiny_config["edits"]["seeds"]}
     assert "dlsgan_quality" not in jobs
     assert not (tmp_path / "results").exists()
@@ -357,7 +360,7 @@ def test_default_target_runs_the_whole_chain(tiny_config, tmp_path, write_config
     jobs = _job_stats(proc.stdout)
     n = len(tiny_config["edits"]["methods"]) * len(tiny_config["edits"]["definitions"])
     assert jobs["train_edit"] == jobs["evaluate_edit"] == n
-    assert jobs["edit_grid"] == len(tiny_config["edits"]["definitions"])
+    assert jobs["edit_grid"] == jobs["edit_curves"] == len(tiny_config["edits"]["definitions"])
     assert jobs["aggregate_metrics"] == jobs["metrics_figures"] == jobs["train_latent_classifiers"] == 1
     for figure in ("realism", "rescoring"):  # part of the default target
         assert f"results/digits/figures/{figure}.png" in proc.stdout, figure

@@ -8,6 +8,7 @@ import os
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 import pytest
 
@@ -654,3 +655,22 @@ def test_latent_store_written_in_batches(tmp_path):
             w.append(bad[:3])
             w.append(bad[3:])
     np.testing.assert_array_equal(read_latent_store(path).latents, store.latents)  # the good store is untouched
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training histories (latentedit.io.history)
+
+
+def test_history_file_is_what_pandas_writes(tmp_path):
+    from latentedit.io.history import write_history
+
+    rows = [{"epoch": -1, "steps": 0, "val_loss": 4.543612345, "best": True, "seconds": 0},
+            {"epoch": 0, "steps": 73, "train_loss": 0.504474, "val_loss": float("nan"), "best": np.bool_(False),
+             "seconds": 0.631958, "x32": np.float32(0.1), "n": np.int64(5), "component": 7},
+            {"epoch": 1, "steps": 146, "train_loss": 1e-7, "val_loss": 123456789.0, "best": True, "seconds": 1.5,
+             "x32": np.float32(2.5), "n": None, "component": 3, "note": "a"}]
+    write_history(tmp_path / "ours.csv", rows)
+    pd.DataFrame(rows).to_csv(tmp_path / "pandas.csv", index=False, float_format="%.6g")
+    assert (tmp_path / "ours.csv").read_text() == (tmp_path / "pandas.csv").read_text()
+    assert list(pd.read_csv(tmp_path / "ours.csv").columns) == ["epoch", "steps", "val_loss", "best", "seconds",
+                                                                "train_loss", "x32", "n", "component", "note"]

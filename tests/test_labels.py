@@ -15,7 +15,7 @@ from latentedit.io.checkpoints import CheckpointError, save_checkpoint
 from latentedit.labels.classifiers import (ClassifierConfig, LatentClassifier, evaluate_classifiers,
                                            load_latent_classifiers, predict_logits, save_latent_classifiers,
                                            train_latent_classifiers)
-from latentedit.labels.correlations import correlation_matrix
+from latentedit.labels.correlations import correlation_matrix, read_correlations, write_correlations
 
 torch.set_num_threads(1)
 
@@ -159,3 +159,39 @@ def test_config_validation():
         ClassifierConfig(monitor="accuracy")
     with pytest.raises(ValueError):
         LatentClassifier((4,), 2, attribute_names=["only_one"])
+
+
+def test_correlations_round_trip_in_any_order(tmp_path):
+    names = ["count_1", "has_0", "has_7"]
+    gamma = correlation_matrix(np.random.default_rng(0).integers(0, 2, (200, 3)))
+    path = tmp_path / "correlations.csv"
+    write_correlations(path, gamma, names)
+    read, read_names = read_correlations(path)
+    assert read_names == names
+    np.testing.assert_allclose(read, gamma, rtol=1e-5)
+    reordered, order = read_correlations(path, ["has_7", "count_1", "has_0"])
+    assert order == ["has_7", "count_1", "has_0"]
+    np.testing.assert_allclose(reordered, gamma[np.ix_([2, 0, 1], [2, 0, 1])], rtol=1e-5)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("has_0,", "has_9,", 1), "disagree"),  # a header name that is not a row name
+    (lambda t: t.rsplit("\n", 2)[0] + "\n", "disagree"),  # a row missing
+    (lambda t: t.replace(",1,0,0", ",x,0,0"), "not a number"),
+    (lambda t: t.replace(",1,0,0", ",inf,0,0"), "non-finite"),
+    (lambda t: "", "empty"),
+])
+def test_read_correlations_names_the_broken_file(tmp_path, edit, message):
+    path = tmp_path / "correlations.csv"
+    write_correlations(path, np.eye(3), ["count_1", "has_0", "has_7"])
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ValueError, match=message) as err:
+        read_correlations(path)
+    assert str(path) in str(err.value)
+
+
+def test_read_correlations_refuses_other_attributes(tmp_path):
+    path = tmp_path / "correlations.csv"
+    write_correlations(path, np.eye(2), ["a", "b"])
+    with pytest.raises(ValueError, match="expected"):
+        read_correlations(path, ["a", "c"])

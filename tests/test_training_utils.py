@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentedit.training_utils import Adam, EarlyStopping, pick_device, seed_everything, setup_job, setup_logging
+from latentedit.training_utils import Adam, EarlyStopping, pick_device, seed_everything
 
 
 def test_early_stopping_max():
@@ -62,32 +61,6 @@ def test_seed_everything_reproducible():
 def test_pick_device():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def test_setup_logging_writes_log_file(tmp_path):
-    path = tmp_path / "rule.log"
-    try:
-        log = setup_logging(str(path))
-        log.info("hello %d", 42)
-        for h in logging.getLogger().handlers:
-            h.flush()
-        assert "hello 42" in path.read_text()
-    finally:
-        for h in list(logging.getLogger().handlers):  # leave pytest's own logging alone afterwards
-            if isinstance(h, logging.FileHandler):
-                h.close()
-                logging.getLogger().removeHandler(h)
-
-
-def test_setup_job_sets_the_rules_threads():
-    before = torch.get_num_threads()
-    try:
-        setup_job(None, 1)
-        assert torch.get_num_threads() == 1
-        setup_job(None, 2)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("set_to_none", [True, False])

@@ -10,7 +10,7 @@ from latentedit.evaluation.aggregate import (REALISM_METRICS, SLOT_METRICS, TABL
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store_attrs
 from latentedit.io.tables import to_markdown
-from latentedit.training_utils import setup_job
+from latentedit.jobs import setup_job
 from latentedit.wstar.metrics import table1
 
 log = setup_job(snakemake.log[0])

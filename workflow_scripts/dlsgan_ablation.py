@@ -3,8 +3,8 @@ import pandas as pd
 
 from latentedit.dlsgan.train import HISTORY_PLOT_COLUMNS
 from latentedit.io.atomic import write_json
+from latentedit.jobs import setup_job
 from latentedit.plotting import plot_curves
-from latentedit.training_utils import setup_job
 
 log = setup_job(snakemake.log[0])
 runs = {"DLS": pd.read_csv(snakemake.input.dls), "No DLS": pd.read_csv(snakemake.input.nodls)}

@@ -9,10 +9,11 @@ from latentedit.dlsgan.train import HISTORY_PLOT_COLUMNS, DLSGANConfig
 from latentedit.io.atomic import write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.io.provenance import file_hash
+from latentedit.jobs import setup_job
 from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.imaging import to_model_range, to_uint8
 from latentedit.plotting import image_grid, plot_curves
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)

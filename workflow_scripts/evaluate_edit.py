@@ -18,14 +18,15 @@ from latentedit.evaluation.edit_metrics import edit_metric_rows, latent_distance
 from latentedit.evaluation.latent_distance import sinkhorn_to_target
 from latentedit.evaluation.realism import realism_rows
 from latentedit.io.atomic import atomic_path
-from latentedit.io.image_store import read_image_store
+from latentedit.io.image_store import open_image_store
 from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStore, write_render_store
+from latentedit.jobs import setup_job
 from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
 from latentedit.render.render import render_codes, render_edit
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 from latentedit.worlds import load_judge, load_renderer
 
 log = setup_job(snakemake.log[0], snakemake.threads)
@@ -34,10 +35,6 @@ opts, definition = snakemake.params.render, snakemake.params.definition
 method, edit, seed = snakemake.wildcards.method, snakemake.wildcards.edit, int(snakemake.wildcards.seed)
 world = snakemake.wildcards.world
 store = read_latent_store(snakemake.input.latents)
-images = read_image_store(snakemake.input.images)
-if list(images.attribute_names) != list(store.attribute_names):
-    raise ValueError(f"{snakemake.input.latents}: attributes {list(store.attribute_names)} differ from the image "
-                     f"store's {list(images.attribute_names)} ({snakemake.input.images})")
 space = latent_space(store.attrs, snakemake.input.latents)
 model = load_edit(snakemake.input.model)
 trained_in = model["options"].get("latent_space", space)  # recorded by the trainers that know it
@@ -63,6 +60,12 @@ if not cal.reached:
 codes, ids = render_codes(store, definition["source"], opts["max_images"], opts["seed"])
 if len(codes) == 0:
     raise ValueError(f"edit {edit}: no test source codes to render")
+with open_image_store(snakemake.input.images) as images:  # the rows judged below, not the whole store
+    if list(images.attribute_names) != list(store.attribute_names):
+        raise ValueError(f"{snakemake.input.latents}: attributes {list(store.attribute_names)} differ from the image "
+                         f"store's {list(images.attribute_names)} ({snakemake.input.images})")
+    inputs = images.images[images.rows_of(ids, f"{snakemake.input.latents} vs {snakemake.input.images}")]
+    real_target_images = images.images[split_selection_mask(images, definition["target"], "test")]
 alphas = np.asarray(alpha_grid(cal.d, opts["n_alphas"]), dtype=np.float64)
 g = load_renderer(world, snakemake.input.checkpoint, device,
                   {**snakemake.params.render_options, "latent_space": space})
@@ -87,8 +90,6 @@ write_render_store(snakemake.output.renders, RenderStore(
 
 # --- judging the renders ---
 judge = load_judge(world, snakemake.input, device, snakemake.params.judge_options, realism=True)
-inputs = images.images[images.rows_of(ids, f"{snakemake.input.latents} vs {snakemake.input.images}")]
-real_target_images = images.images[split_selection_mask(images, definition["target"], "test")]
 metric_opts = snakemake.params.metrics
 t_start = time.perf_counter()
 a, n = rendered.shape[:2]

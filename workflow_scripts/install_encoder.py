@@ -5,9 +5,9 @@ import shutil
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.checkpoints import load_checkpoint
 from latentedit.io.provenance import file_hash
+from latentedit.jobs import setup_job
 from latentedit.projection.refine import write_refine_history
 from latentedit.shipped import read_recipe, verify_checkpoint
-from latentedit.training_utils import setup_job
 
 log = setup_job(snakemake.log[0])
 checkpoint = snakemake.input.encoder

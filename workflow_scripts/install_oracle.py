@@ -4,9 +4,10 @@ import shutil
 
 from latentedit.io.atomic import atomic_path, write_json
 from latentedit.io.image_store import read_image_store
+from latentedit.jobs import setup_job
 from latentedit.oracles.digits_oracle import evaluate_oracle, load_oracle
 from latentedit.shipped import read_recipe, verify_checkpoint
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 recipe = read_recipe(snakemake.input.checkpoint)

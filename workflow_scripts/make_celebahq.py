@@ -1,8 +1,8 @@
 """Build the CelebA-HQ image store from the user's images and attribute file (rule celebahq_images)."""
 from latentedit.data.celebahq import match_rows, parse_attribute_file, write_celebahq_store
 from latentedit.io.provenance import config_hash
+from latentedit.jobs import setup_job
 from latentedit.plotting import image_grid
-from latentedit.training_utils import setup_job
 
 log = setup_job(snakemake.log[0])
 opts = dict(snakemake.params.faces)

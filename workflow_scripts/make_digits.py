@@ -2,8 +2,8 @@
 from latentedit.data.digits import DigitsConfig, build_digits
 from latentedit.io.image_store import write_image_store
 from latentedit.io.provenance import config_hash
+from latentedit.jobs import setup_job
 from latentedit.plotting import image_grid
-from latentedit.training_utils import setup_job
 
 log = setup_job(snakemake.log[0])
 cfg = dict(snakemake.params.digits)

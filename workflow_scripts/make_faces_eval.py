@@ -7,7 +7,8 @@ from latentedit.data.celebahq import list_images, write_faces_eval_store
 from latentedit.faces.attributes import load_attribute_classifier
 from latentedit.io.image_store import open_image_store
 from latentedit.io.provenance import config_hash, file_hash
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.jobs import setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0])
 device = pick_device(snakemake.params.device)

@@ -5,8 +5,8 @@ import pandas as pd
 
 from latentedit.edits.methods import method_label
 from latentedit.evaluation.aggregate import rescoring_matrices
+from latentedit.jobs import setup_job
 from latentedit.plotting import plot_latent_vs_image, plot_preservation_vs_change, plot_realism, plot_rescoring
-from latentedit.training_utils import setup_job
 
 log = setup_job(snakemake.log[0])
 opts = snakemake.params.plots

@@ -12,12 +12,13 @@ from latentedit.io.atomic import write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.io.latent_store import LatentStore, write_latent_store
 from latentedit.io.provenance import config_hash, file_hash
+from latentedit.jobs import setup_job
 from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.plotting import image_grid
 from latentedit.projection.project import STAGE_LABELS, projected_rows, projection_stages
 from latentedit.projection.refine import RefineConfig
 from latentedit.projection.wplus import load_code_encoder
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)

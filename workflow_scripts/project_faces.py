@@ -8,8 +8,9 @@ from latentedit.io.atomic import write_json
 from latentedit.io.image_store import open_image_store
 from latentedit.io.latent_store import create_latent_store
 from latentedit.io.provenance import config_hash, file_hash
+from latentedit.jobs import setup_job
 from latentedit.plotting import image_grid
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 from latentedit.worlds import FacesJudge
 
 log = setup_job(snakemake.log[0], snakemake.threads)

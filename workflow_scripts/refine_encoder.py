@@ -5,9 +5,10 @@ from latentedit.dlsgan.checkpoint import load_dlsgan
 from latentedit.io.atomic import write_json
 from latentedit.io.image_store import read_image_store
 from latentedit.io.provenance import file_hash
+from latentedit.jobs import setup_job
 from latentedit.projection.refine import RefineConfig, refine_projection_encoder, write_refine_history
 from latentedit.projection.wplus import save_code_encoder
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)

@@ -6,8 +6,8 @@ from latentedit.edits.model import load_edit
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import read_latent_store
 from latentedit.io.tables import to_markdown
+from latentedit.jobs import setup_job
 from latentedit.labels.classifiers import load_latent_classifiers
-from latentedit.training_utils import setup_job
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 store = read_latent_store(snakemake.input.latents)

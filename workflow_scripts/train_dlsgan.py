@@ -8,11 +8,13 @@ import pandas as pd
 
 from latentedit.dlsgan.checkpoint import save_dlsgan
 from latentedit.dlsgan.train import HISTORY_PLOT_COLUMNS, DLSGANConfig, train_dlsgan
-from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.atomic import write_json
+from latentedit.io.history import write_history
 from latentedit.io.image_store import read_image_store
+from latentedit.jobs import setup_job
 from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.plotting import plot_curves
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 device = pick_device(snakemake.params.device)
@@ -22,9 +24,8 @@ resume_path = Path(snakemake.output.checkpoint).with_name("training_state.pt")
 result = train_dlsgan(store.select("train").images, store.select("val").images, cfg, device,
                       oracle=load_oracle(snakemake.input.oracle, device), resume_path=resume_path)
 save_dlsgan(snakemake.output.checkpoint, result)
+write_history(snakemake.output.history, result["history"])
 history = pd.DataFrame(result["history"])
-with atomic_path(snakemake.output.history) as tmp:
-    history.to_csv(tmp, index=False, float_format="%.6g")
 write_json(snakemake.output.options, result["options"])
 plot_curves({snakemake.wildcards.variant: history}, HISTORY_PLOT_COLUMNS, snakemake.output.curves,
             title=f"DLSGAN training ({snakemake.wildcards.variant})")

@@ -1,16 +1,14 @@
 """Train one edit model, for the (method, edit) of the job's wildcards (rule train_edit)."""
-import pandas as pd
-
 from latentedit.edits.components import load_generator_network
-from latentedit.edits.methods import get_method
 from latentedit.edits.model import save_edit
 from latentedit.edits.train import train_edit
-from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.atomic import write_json
+from latentedit.io.history import write_history
 from latentedit.io.latent_store import read_latent_store
+from latentedit.jobs import setup_job
 from latentedit.labels.classifiers import load_latent_classifiers
 from latentedit.labels.correlations import read_correlations
-from latentedit.plotting import plot_curves
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 from latentedit.wstar.realnvp import load_wstar
 
 log = setup_job(snakemake.log[0], snakemake.threads)
@@ -31,9 +29,4 @@ model, history, options = train_edit(method, store, snakemake.params.definition,
                                      wstar=wstar, generator=generator)
 save_edit(snakemake.output.model, model)
 write_json(snakemake.output.options, options)
-history = pd.DataFrame(history)
-with atomic_path(snakemake.output.history) as tmp:
-    history.to_csv(tmp, index=False, float_format="%.6g")
-entry = get_method(method)
-plot_curves({entry.label: history}, list(entry.history_columns), snakemake.output.curves,
-            title=f"{entry.label}: {edit}")
+write_history(snakemake.output.history, history)  # the curves: rule edit_curves, one figure per edit

@@ -3,10 +3,11 @@ train_latent_classifiers)."""
 
 from latentedit.io.atomic import write_json
 from latentedit.io.latent_store import read_latent_store
+from latentedit.jobs import setup_job
 from latentedit.labels.classifiers import ClassifierConfig, save_latent_classifiers, train_latent_classifiers
 from latentedit.labels.correlations import correlation_matrix, write_correlations
 from latentedit.plotting import plot_heatmap
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 store = read_latent_store(snakemake.input.latents)

@@ -2,8 +2,9 @@
 
 from latentedit.io.atomic import write_json
 from latentedit.io.image_store import read_image_store
+from latentedit.jobs import setup_job
 from latentedit.oracles.digits_oracle import OracleConfig, save_oracle, train_oracle
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 
 log = setup_job(snakemake.log[0], snakemake.threads)
 store = read_image_store(snakemake.input.images)

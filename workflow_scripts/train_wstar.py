@@ -5,11 +5,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from latentedit.io.atomic import atomic_path, write_json
+from latentedit.io.atomic import write_json
+from latentedit.io.history import write_history
 from latentedit.io.checkpoints import save_checkpoint
 from latentedit.io.latent_store import latent_space, read_latent_store
+from latentedit.jobs import setup_job
 from latentedit.plotting import plot_curves
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.training_utils import pick_device
 from latentedit.worlds import load_renderer
 from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
 from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, train_wstar
@@ -49,7 +51,6 @@ write_json(snakemake.output.options, {**cfg.to_dict(), "n_train_codes": len(data
                                       "distance_scale": model["distance_scale"],
                                       "distance_norm": model["distance_norm"],
                                       "perceptual_spec": perceptual.spec})
+write_history(snakemake.output.history, history)
 history = pd.DataFrame(history)
-with atomic_path(snakemake.output.history) as tmp:
-    history.to_csv(tmp, index=False, float_format="%.6g")
 plot_curves({"W*": history}, HISTORY_PLOT_COLUMNS, snakemake.output.curves, title="W* (Real NVP)")

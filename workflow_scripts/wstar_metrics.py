@@ -6,7 +6,8 @@ import torch
 from latentedit.io.atomic import atomic_path
 from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.io.tables import to_markdown
-from latentedit.training_utils import pick_device, setup_job
+from latentedit.jobs import setup_job
+from latentedit.training_utils import pick_device
 from latentedit.worlds import load_renderer
 from latentedit.wstar.metrics import WStarMetricsConfig, metrics_rows, space_metrics, table1
 from latentedit.wstar.realnvp import load_wstar, map_codes, wstar_from_checkpoint

@@ -21,6 +21,7 @@ def final_outputs():
         "figures/realism.png",
         "figures/rescoring.png",
         *expand("figures/grid_{edit}.png", edit=list(config["edits"]["definitions"])),
+        *expand("figures/curves_{edit}.png", edit=list(config["edits"]["definitions"])),
     ]
     if wstar_enabled():
         common += ["wstar/table.md", "wstar/curves.png"]
