@@ -2,7 +2,7 @@
 the next (:func:`latentedit.allocator.keep_freed_memory`) and give torch the rule's thread count.
 
 This module does not import torch. The jobs that draw figures, build the digits or aggregate tables never touch it,
-and ``import torch`` is 1.5–1.7 s of a fresh interpreter (and ≈ 90 MB): when a job has not imported torch by the time
+and ``import torch`` is 1.5–1.9 s of a fresh interpreter (and ≈ 90 MB): when a job has not imported torch by the time
 it calls :func:`setup_job`, the thread count goes into ``OMP_NUM_THREADS``, which torch reads when it is first
 imported, so a job that imports it later still runs on the rule's threads.
 """

@@ -15,13 +15,15 @@ import numbers
 import os
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from latentedit.io.atomic import atomic_path
 
 
 def _field(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, (bool, str)) or type(value).__name__ == "bool_":
+    if isinstance(value, (bool, np.bool_, str)):
         return str(value)
     if isinstance(value, numbers.Integral):
         return str(int(value))
