@@ -20,14 +20,14 @@ rule train_latent_classifiers:
         "logs/{world}/latent_classifiers.log",
     benchmark:
         "benchmarks/{world}/latent_classifiers.tsv"
+    # first once the codes exist: at train_edit's priority 1 it waited for every training that does not read it and
+    # then ran alone, one core idle (5 s of a W+ run), while the LW and LT trainings waited for it
+    priority: 2
     conda:
         "../envs/latentedit.yaml"
     # one thread: a small MLP (30.7 s wall, 27.4 s CPU with two threads in the Z world), so it runs beside the edit
     # jobs that do not need it instead of holding both cores
     threads: 1
-    # first once the codes exist: at train_edit's priority 1 it waited for every training that does not read it and
-    # then ran alone, one core idle (5 s of a W+ run), while the LW and LT trainings waited for it
-    priority: 2
     resources:
         gpu=1,
     params:
