@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from latentedit.io.atomic import write_json
-from latentedit.io.history import write_history
 from latentedit.io.checkpoints import save_checkpoint
+from latentedit.io.history import write_history
 from latentedit.io.latent_store import latent_space, read_latent_store
 from latentedit.jobs import setup_job
 from latentedit.plotting import plot_curves

@@ -103,12 +103,12 @@ def write_refine_history(history: list[dict], space: str, csv_path, png_path) ->
     encoder head); returns the rows JSON-ready (no wall-clock or options columns, NaN as None)."""
     import pandas as pd
 
-    from latentedit.io.atomic import atomic_path
+    from latentedit.io.history import write_history
     from latentedit.plotting import plot_curves
 
-    frame = pd.DataFrame([{k: v for k, v in row.items() if k != "options"} for row in history])
-    with atomic_path(csv_path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
+    history = [{k: v for k, v in row.items() if k != "options"} for row in history]
+    write_history(csv_path, history)
+    frame = pd.DataFrame(history)
     columns = [c for c in ("train_pixel", "train_latent", "train_w_latent", "val_psnr", "val_ssim") if c in frame]
     plot_curves({"refine": frame}, columns, png_path,
                 title=f"Encoder refinement, {space} codes (epoch -1 = GAN encoder head)")
