@@ -1,8 +1,9 @@
-"""Stage breakdown of a finished run from Snakemake's ``benchmark:`` files (one TSV per job).
+"""Stage breakdown of a finished run from the jobs' timing records (one TSV per job, each rule's output ``timing``,
+written by the job at exit: :mod:`latentedit.jobs`; the columns of Snakemake's ``benchmark:`` files).
 
 Groups the TSVs under ``benchmarks/<world>/`` by stage (the first path component below the world: ``oracle``,
 ``edits``, ``evaluate``, ...; for per-(method, edit, seed) stages also by method) and prints jobs, summed and
-longest wall seconds, and the largest peak RSS of any job (``max_rss``, MB).
+longest wall seconds, and the largest peak RSS of any job's process (``max_rss``, MB).
 
 ``--fit`` also reads each job's log (``logs/<world>/…``, the benchmark's path with ``.log``) for the line the
 project's training loop writes when it ends (``latentedit.training_utils.fit``: "… done: best … (N steps, S s)") and

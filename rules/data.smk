@@ -4,10 +4,9 @@ rule digits_images:
     output:
         images="results/digits/images.h5",
         preview="results/digits/images_preview.png",
+        timing="benchmarks/digits/images.tsv",
     log:
         "logs/digits/images.log",
-    benchmark:
-        "benchmarks/digits/images.tsv"
     conda:
         "../envs/latentedit.yaml"
     params:

@@ -12,10 +12,9 @@ rule train_dlsgan:
         history="results/digits/dlsgan/{variant}/history.csv",
         options="results/digits/dlsgan/{variant}/options.json",
         curves="results/digits/dlsgan/{variant}/curves.png",
+        timing="benchmarks/digits/dlsgan_{variant}.tsv",
     log:
         "logs/digits/dlsgan_{variant}.log",
-    benchmark:
-        "benchmarks/digits/dlsgan_{variant}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 2
@@ -46,10 +45,9 @@ rule dlsgan_quality:
             category="Generator",
             caption="../report/dlsgan_samples.rst",
         ),
+        timing="benchmarks/digits/dlsgan_quality.tsv",
     log:
         "logs/digits/dlsgan_quality.log",
-    benchmark:
-        "benchmarks/digits/dlsgan_quality.tsv"
     # One thread, and before the evaluations: it runs beside the one-thread latent classifiers once the projection
     # is done, instead of alone at the end of a two-core run (18 s of the W+ run's 829).
     priority: 1
@@ -72,10 +70,9 @@ rule dlsgan_ablation:
     output:
         summary="results/digits/dlsgan/ablation.json",
         curves="results/digits/dlsgan/ablation.png",
+        timing="benchmarks/digits/dlsgan_ablation.tsv",
     log:
         "logs/digits/dlsgan_ablation.log",
-    benchmark:
-        "benchmarks/digits/dlsgan_ablation.tsv"
     conda:
         "../envs/latentedit.yaml"
     script:

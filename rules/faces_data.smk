@@ -13,10 +13,9 @@ rule celebahq_images:
     output:
         images="results/faces/celebahq.h5",
         preview="results/faces/celebahq_preview.png",
+        timing="benchmarks/faces/celebahq_images.tsv",
     log:
         "logs/faces/celebahq_images.log",
-    benchmark:
-        "benchmarks/faces/celebahq_images.tsv"
     conda:
         "../envs/latentedit.yaml"
     params:
@@ -40,10 +39,9 @@ rule faces_eval_images:
         code=script_code("make_faces_eval.py"),
     output:
         images="results/faces/images.h5",
+        timing="benchmarks/faces/eval_images.tsv",
     log:
         "logs/faces/eval_images.log",
-    benchmark:
-        "benchmarks/faces/eval_images.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 2

@@ -10,10 +10,9 @@ rule train_attribute_classifier:
         model="results/faces/oracle/model.pt",
         metrics="results/faces/oracle/metrics.json",
         history="results/faces/oracle/history.csv",
+        timing="benchmarks/faces/oracle.tsv",
     log:
         "logs/faces/oracle.log",
-    benchmark:
-        "benchmarks/faces/oracle.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 2

@@ -19,10 +19,9 @@ rule project_faces:
             category="Generator",
             caption="../report/reconstructions.rst",
         ),
+        timing="benchmarks/faces/project.tsv",
     log:
         "logs/faces/project.log",
-    benchmark:
-        "benchmarks/faces/project.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 2

@@ -16,10 +16,9 @@ rule train_latent_classifiers:
             category="Labels",
             caption="../report/correlations.rst",
         ),
+        timing="benchmarks/{world}/latent_classifiers.tsv",
     log:
         "logs/{world}/latent_classifiers.log",
-    benchmark:
-        "benchmarks/{world}/latent_classifiers.tsv"
     # first once the codes exist: at train_edit's priority 1 it waited for every training that does not read it and
     # then ran alone, one core idle (5 s of a W+ run), while the LW and LT trainings waited for it
     priority: 2

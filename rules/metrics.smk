@@ -33,10 +33,9 @@ rule aggregate_metrics:
             caption="../report/summary.rst",
         ),
         summary_md="results/{world}/summary.md",
+        timing="benchmarks/{world}/aggregate_metrics.tsv",
     log:
         "logs/{world}/aggregate_metrics.log",
-    benchmark:
-        "benchmarks/{world}/aggregate_metrics.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -77,10 +76,9 @@ rule metrics_figures:
             subcategory="Figures",
             caption="../report/rescoring.rst",
         ),
+        timing="benchmarks/{world}/metrics_figures.tsv",
     log:
         "logs/{world}/metrics_figures.log",
-    benchmark:
-        "benchmarks/{world}/metrics_figures.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

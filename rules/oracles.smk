@@ -11,10 +11,9 @@ if config["oracle"]["retrain"]:
         output:
             model="results/digits/oracle/model.pt",
             metrics="results/digits/oracle/metrics.json",
+            timing="benchmarks/digits/oracle.tsv",
         log:
             "logs/digits/oracle.log",
-        benchmark:
-            "benchmarks/digits/oracle.tsv"
         conda:
             "../envs/latentedit.yaml"
         threads: 2
@@ -38,10 +37,9 @@ else:
         output:
             model="results/digits/oracle/model.pt",
             metrics="results/digits/oracle/metrics.json",
+            timing="benchmarks/digits/oracle.tsv",
         log:
             "logs/digits/oracle.log",
-        benchmark:
-            "benchmarks/digits/oracle.tsv"
         conda:
             "../envs/latentedit.yaml"
         threads: 1

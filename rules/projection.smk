@@ -16,10 +16,9 @@ if projection_options().retrain:
             record="results/digits/projection/refine.json",
             history="results/digits/projection/refine_history.csv",
             curves="results/digits/projection/refine_curves.png",
+            timing="benchmarks/digits/refine_encoder.tsv",
         log:
             "logs/digits/refine_encoder.log",
-        benchmark:
-            "benchmarks/digits/refine_encoder.tsv"
         conda:
             "../envs/latentedit.yaml"
         threads: 2
@@ -45,10 +44,9 @@ else:
             record="results/digits/projection/refine.json",
             history="results/digits/projection/refine_history.csv",
             curves="results/digits/projection/refine_curves.png",
+            timing="benchmarks/digits/refine_encoder.tsv",
         log:
             "logs/digits/refine_encoder.log",
-        benchmark:
-            "benchmarks/digits/refine_encoder.tsv"
         conda:
             "../envs/latentedit.yaml"
         threads: 1
@@ -71,10 +69,9 @@ rule project:
             category="Generator",
             caption="../report/reconstructions.rst",
         ),
+        timing="benchmarks/digits/project.tsv",
     log:
         "logs/digits/project.log",
-    benchmark:
-        "benchmarks/digits/project.tsv"
     # first of the jobs ready after the oracle (dlsgan_quality's priority would otherwise put it before)
     priority: 2
     conda:

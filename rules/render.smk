@@ -18,10 +18,9 @@ rule evaluate_edit:
     output:
         renders="results/{world}/render/{method}/{edit}/seed{seed}.h5",
         metrics="results/{world}/metrics/{method}/{edit}/seed{seed}.parquet",
+        timing="benchmarks/{world}/evaluate/{method}/{edit}/seed{seed}.tsv",
     log:
         "logs/{world}/evaluate/{method}/{edit}/seed{seed}.log",
-    benchmark:
-        "benchmarks/{world}/evaluate/{method}/{edit}/seed{seed}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -57,10 +56,9 @@ rule edit_grid:
             labels={"edit": "{edit}"},
             caption="../report/grid.rst",
         ),
+        timing="benchmarks/{world}/figures/grid_{edit}.tsv",
     log:
         "logs/{world}/figures/grid_{edit}.log",
-    benchmark:
-        "benchmarks/{world}/figures/grid_{edit}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

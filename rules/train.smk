@@ -15,10 +15,9 @@ rule train_edit:
         model="results/{world}/edits/{method}/{edit}/seed{seed}/model.pt",
         options="results/{world}/edits/{method}/{edit}/seed{seed}/options.json",
         history="results/{world}/edits/{method}/{edit}/seed{seed}/history.csv",
+        timing="benchmarks/{world}/edits/{method}/{edit}/seed{seed}.tsv",
     log:
         "logs/{world}/edits/{method}/{edit}/seed{seed}.log",
-    benchmark:
-        "benchmarks/{world}/edits/{method}/{edit}/seed{seed}.tsv"
     # Every training job before any evaluation job: trainings run 4-45 s and unevenly, evaluations ~10-16 s each, so
     # a long training that starts last (and its evaluation after it) no longer ends a two-core run alone.
     priority: 1
@@ -56,10 +55,9 @@ rule edit_curves:
             labels={"edit": "{edit}"},
             caption="../report/curves.rst",
         ),
+        timing="benchmarks/{world}/figures/curves_{edit}.tsv",
     log:
         "logs/{world}/figures/curves_{edit}.log",
-    benchmark:
-        "benchmarks/{world}/figures/curves_{edit}.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -78,10 +76,9 @@ rule edits_latent_summary:
     output:
         csv="results/{world}/edits/latent_target_change.csv",
         md="results/{world}/edits/latent_target_change.md",
+        timing="benchmarks/{world}/edits_latent_summary.tsv",
     log:
         "logs/{world}/edits_latent_summary.log",
-    benchmark:
-        "benchmarks/{world}/edits_latent_summary.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

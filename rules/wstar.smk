@@ -16,10 +16,9 @@ rule train_wstar:
         options="results/{world}/wstar/options.json",
         history="results/{world}/wstar/history.csv",
         curves="results/{world}/wstar/curves.png",
+        timing="benchmarks/{world}/wstar/train_wstar.tsv",
     log:
         "logs/{world}/wstar/train_wstar.log",
-    benchmark:
-        "benchmarks/{world}/wstar/train_wstar.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1
@@ -44,10 +43,9 @@ rule wstar_metrics:
     output:
         metrics="results/{world}/wstar/metrics.parquet",
         table="results/{world}/wstar/table.md",
+        timing="benchmarks/{world}/wstar/wstar_metrics.tsv",
     log:
         "logs/{world}/wstar/wstar_metrics.log",
-    benchmark:
-        "benchmarks/{world}/wstar/wstar_metrics.tsv"
     conda:
         "../envs/latentedit.yaml"
     threads: 1

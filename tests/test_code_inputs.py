@@ -83,10 +83,19 @@ def test_every_faces_rule_lists_every_library_file_its_script_reaches(tmp_path):
 
 
 def test_every_rule_that_runs_a_script_times_itself():
+    """Each script rule declares the job's own timing record as output ``timing`` (latentedit.jobs: Snakemake's
+    ``benchmark:`` sampling cost ≈ 23 s of a default run), and each script hands it to ``setup_job``."""
+    scripts = set()
     for path in (REPO / "rules").glob("*.smk"):
         for block in re.split(r"(?m)^(?=[ ]*rule \w+:)", path.read_text()):
             if "script:" in block:
-                assert "benchmark:" in block, block.splitlines()[0]
+                head = block.splitlines()[0]
+                assert re.search(r'^\s+timing="benchmarks/[^"]+\.tsv",$', block, re.M), head
+                assert "benchmark:" not in block, head
+                scripts.add(re.search(r'script:\s+"([^"]+)"', block).group(1).split("/")[-1])
+    assert len(scripts) > 15
+    for name in scripts:
+        assert "timing=snakemake.output.timing)" in (REPO / "workflow_scripts" / name).read_text(), name
 
 
 def test_train_edit_jobs_depend_on_their_own_trainer_only():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -52,6 +53,42 @@ print(torch.get_num_threads())
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1"]
+
+
+def _run_job(code: str, timing: Path) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter after ``setup_job(None, 1, timing=...)``."""
+    prelude = f"from latentedit.jobs import setup_job\nsetup_job(None, 1, timing={str(timing)!r})\n"
+    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True)
+
+
+def test_a_job_writes_its_timing_record_at_exit(tmp_path):
+    timing = tmp_path / "benchmarks" / "job.tsv"
+    code = """
+import time
+import numpy as np
+block = np.ones(300 * 2**20 // 8)  # 300 MB resident
+t = time.process_time()
+while time.process_time() - t < 0.5:  # half a second of CPU
+    pass
+time.sleep(0.5)
+"""
+    out = _run_job(code, timing)
+    assert out.returncode == 0, out.stderr
+    record = pd.read_csv(timing, sep="\t")
+    assert list(record.columns) == ["s", "h:m:s", "max_rss", "max_rss_children", "cpu_time"]
+    assert len(record) == 1
+    row = record.iloc[0]
+    assert 1.0 <= row["s"] < 30 and row["h:m:s"] == "0:00:0" + str(int(row["s"]))
+    assert 300 <= row["max_rss"] < 1000
+    assert 0.5 <= row["cpu_time"] < row["s"]
+    assert [p.name for p in timing.parent.iterdir()] == ["job.tsv"]  # no temporary left
+
+
+def test_a_job_that_fails_writes_no_timing_record(tmp_path):
+    timing = tmp_path / "job.tsv"
+    out = _run_job("raise ValueError('bad input')", timing)
+    assert out.returncode != 0 and "bad input" in out.stderr  # the traceback still reaches the log
+    assert not timing.exists()
 
 
 def _imports(script: Path) -> str:

@@ -2,9 +2,9 @@
 
 The tiny made-up faces world (:mod:`latentedit.faces.tiny`) at 256 px is run through the real rules up to the
 latent store (celebahq_images, train_attribute_classifier, faces_eval_images, project_faces) at N and 4N CelebA-HQ
-images (and 4 FFHQ images). Every job's Python process records its own peak RSS (``ru_maxrss``) and wall time at
-exit through a ``sitecustomize`` hook on ``PYTHONPATH``, so the numbers are the job's, exact, not Snakemake's
-sampled benchmark. Each stage's peak RSS at 4N must stay within 1.2× of N. At N = 256 the images are
+images (and 4 FFHQ images). Every job records its own peak RSS (``ru_maxrss``) and wall time at exit in its timing
+record (``benchmarks/faces/<stage>.tsv``, :mod:`latentedit.jobs`), so the numbers are the job's, exact, not sampled.
+Each stage's peak RSS at 4N must stay within 1.2× of N. At N = 256 the images are
 256 × 196 KB = 50 MB, so a stage that held them all (as ``read_image_store`` does) would grow by ≥ 150 MB at 4N.
 
 The split puts most CelebA-HQ images in test (fractions 0.01/0.01/0.98) because pSp's encoder (IR-SE50 at 256 px,
@@ -14,7 +14,6 @@ seconds per image on CPU) inverts train+val+FFHQ: the image stages see every ima
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -30,20 +30,8 @@ pytest.importorskip("insightface", reason="the faces extra (pip install -e '.[fa
 REPO = Path(__file__).resolve().parents[1]
 N = 256
 N_FFHQ = 4  # evaluation images, the same at both sizes (pSp inverts them: seconds each)
-STAGES = {"make_celebahq": "celebahq_images", "train_attribute_classifier": "train_attribute_classifier",
-          "make_faces_eval": "faces_eval_images", "project_faces": "project_faces"}
-
-HOOK = '''
-import atexit, json, os, resource, sys, time
-_start = time.time()
-def _record():
-    with open(os.environ["LATENTEDIT_RSS_LOG"], "a") as f:
-        f.write(json.dumps({"argv0": sys.argv[0] if sys.argv else "", "max_rss_mb":
-                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                            "wall_s": time.time() - _start}) + "\\n")
-if os.environ.get("LATENTEDIT_RSS_LOG"):
-    atexit.register(_record)
-'''
+STAGES = {"celebahq_images": "celebahq_images", "train_attribute_classifier": "oracle",
+          "faces_eval_images": "eval_images", "project_faces": "project"}  # rule: its timing record's name
 
 
 def _world(root: Path, n: int) -> Path:
@@ -72,27 +60,17 @@ def _world(root: Path, n: int) -> Path:
     return path
 
 
-def _run(work: Path, n: int) -> dict[str, dict]:
+def _run(work: Path, n: int) -> dict[str, pd.Series]:
+    """Run the faces stages up to the latent store on the tiny world with n images; each stage's timing record."""
     config = _world(work / "world", n)
-    hook = work / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(HOOK)
-    log = work / "rss.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LATENTEDIT_RSS_LOG": str(log),
-           "PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(config), "--replace-workflow-config", "--cores", "2", "results/faces/latents.h5"]
     proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:]
-    stages = {}
-    for line in log.read_text().splitlines():
-        row = json.loads(line)
-        for script, rule in STAGES.items():
-            if Path(row["argv0"]).name.endswith(f"{script}.py"):
-                stages[rule] = row
-    assert set(stages) == set(STAGES.values()), (stages, log.read_text())
-    return stages
+    return {rule: pd.read_csv(work / "benchmarks/faces" / f"{name}.tsv", sep="\t").iloc[0]
+            for rule, name in STAGES.items()}
 
 
 @pytest.mark.slow
@@ -106,9 +84,8 @@ def test_faces_stage_peak_rss_does_not_grow_with_the_number_of_images(tmp_path):
           f"{t1 - t0:.0f} s and {t2 - t1:.0f} s (world generation and Snakemake included)")
     print(f"{'stage':28s} {'RSS N (MB)':>11s} {'RSS 4N (MB)':>12s} {'ratio':>6s} {'wall N (s)':>11s} {'wall 4N (s)':>12s}")
     ratios = {}
-    for rule in STAGES.values():
+    for rule in STAGES:
         a, b = small[rule], large[rule]
-        ratios[rule] = b["max_rss_mb"] / a["max_rss_mb"]
-        print(f"{rule:28s} {a['max_rss_mb']:11.0f} {b['max_rss_mb']:12.0f} {ratios[rule]:6.2f} {a['wall_s']:11.1f} "
-              f"{b['wall_s']:12.1f}")
+        ratios[rule] = b["max_rss"] / a["max_rss"]
+        print(f"{rule:28s} {a['max_rss']:11.0f} {b['max_rss']:12.0f} {ratios[rule]:6.2f} {a['s']:11.1f} {b['s']:12.1f}")
     assert all(r <= 1.2 for r in ratios.values()), ratios

@@ -13,7 +13,7 @@ from latentedit.io.tables import to_markdown
 from latentedit.jobs import setup_job
 from latentedit.wstar.metrics import table1
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 metrics = [pd.read_parquet(p) for p in snakemake.input.edit_metrics]
 wstar = pd.read_parquet(snakemake.input.wstar_metrics) if snakemake.input.get("wstar_metrics") else None
 # results/<world>/edits/<method>/<edit>/seed<seed>/history.csv

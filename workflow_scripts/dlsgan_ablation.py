@@ -6,7 +6,7 @@ from latentedit.io.atomic import write_json
 from latentedit.jobs import setup_job
 from latentedit.plotting import plot_curves
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 runs = {"DLS": pd.read_csv(snakemake.input.dls), "No DLS": pd.read_csv(snakemake.input.nodls)}
 summary = {name: {k: float(h.iloc[-1][k]) for k in HISTORY_PLOT_COLUMNS if k in h} for name, h in runs.items()}
 summary["l_enc_ratio_nodls_over_dls"] = summary["No DLS"]["eval_l_enc"] / summary["DLS"]["eval_l_enc"]

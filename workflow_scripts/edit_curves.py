@@ -5,7 +5,7 @@ from latentedit.edits.methods import get_method
 from latentedit.jobs import setup_job
 from latentedit.plotting import plot_training_curves
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 histories = {}
 for method, path in zip(snakemake.params.methods, snakemake.input.histories, strict=True):
     entry = get_method(method)

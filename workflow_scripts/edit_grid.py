@@ -8,7 +8,7 @@ from latentedit.io.render_store import read_render_store
 from latentedit.jobs import setup_job
 from latentedit.plotting import method_grid
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 opts = snakemake.params.plots
 columns, labels, ids = [], [], None
 for path in snakemake.input.renders:

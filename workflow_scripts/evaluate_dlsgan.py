@@ -15,7 +15,7 @@ from latentedit.imaging import to_model_range, to_uint8
 from latentedit.plotting import image_grid, plot_curves
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 g, d, s, ck = load_dlsgan(snakemake.input.checkpoint, device)
 cfg = DLSGANConfig.from_options(ck["options"])

@@ -29,7 +29,7 @@ from latentedit.render.render import render_codes, render_edit
 from latentedit.training_utils import pick_device
 from latentedit.worlds import load_judge, load_renderer
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 opts, definition = snakemake.params.render, snakemake.params.definition
 method, edit, seed = snakemake.wildcards.method, snakemake.wildcards.edit, int(snakemake.wildcards.seed)

@@ -9,7 +9,7 @@ from latentedit.jobs import setup_job
 from latentedit.projection.refine import write_refine_history
 from latentedit.shipped import read_recipe, verify_checkpoint
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 checkpoint = snakemake.input.encoder
 recipe = read_recipe(checkpoint, "encoder")
 verify_checkpoint(checkpoint, recipe, "encoder")

@@ -9,7 +9,7 @@ from latentedit.oracles.digits_oracle import evaluate_oracle, load_oracle
 from latentedit.shipped import read_recipe, verify_checkpoint
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 recipe = read_recipe(snakemake.input.checkpoint)
 verify_checkpoint(snakemake.input.checkpoint, recipe)
 device = pick_device(snakemake.params.device)

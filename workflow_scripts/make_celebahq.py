@@ -4,7 +4,7 @@ from latentedit.io.provenance import config_hash
 from latentedit.jobs import setup_job
 from latentedit.plotting import image_grid
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 opts = dict(snakemake.params.faces)
 folder = opts["celebahq_images"]
 files, names, labels = parse_attribute_file(opts["celebahq_attributes"])

@@ -5,7 +5,7 @@ from latentedit.io.provenance import config_hash
 from latentedit.jobs import setup_job
 from latentedit.plotting import image_grid
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 cfg = dict(snakemake.params.digits)
 store = build_digits(DigitsConfig(**{**cfg, "source_fractions": tuple(cfg["source_fractions"])}))
 store.attrs["config_hash"] = config_hash(cfg)

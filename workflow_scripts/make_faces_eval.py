@@ -10,7 +10,7 @@ from latentedit.io.provenance import config_hash, file_hash
 from latentedit.jobs import setup_job
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 opts = dict(snakemake.params.faces)
 with open_image_store(snakemake.input.celebahq) as celebahq:

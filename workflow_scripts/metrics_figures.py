@@ -8,7 +8,7 @@ from latentedit.evaluation.aggregate import rescoring_matrices
 from latentedit.jobs import setup_job
 from latentedit.plotting import plot_latent_vs_image, plot_preservation_vs_change, plot_realism, plot_rescoring
 
-log = setup_job(snakemake.log[0])
+log = setup_job(snakemake.log[0], timing=snakemake.output.timing)
 opts = snakemake.params.plots
 table = pd.read_parquet(snakemake.input.table)
 df = table[table["source"] == "edit_metrics"]
@@ -19,4 +19,4 @@ plot_latent_vs_image(summary, snakemake.output.latent_vs_image, dpi=opts["dpi"])
 plot_realism(summary, snakemake.output.realism, dpi=opts["dpi"])
 plot_rescoring({method_label(m): t for m, t in rescoring_matrices(df).items()}, snakemake.output.rescoring,
                dpi=opts["dpi"])
-log.info("wrote %s", ", ".join(str(p) for p in snakemake.output))
+log.info("wrote %s", ", ".join(str(p) for p in snakemake.output if p != snakemake.output.timing))

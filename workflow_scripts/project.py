@@ -20,7 +20,7 @@ from latentedit.projection.refine import RefineConfig
 from latentedit.projection.wplus import load_code_encoder
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 cfg = RefineConfig(**snakemake.params.projection)
 g, d, s, _ = load_dlsgan(snakemake.input.checkpoint, device)

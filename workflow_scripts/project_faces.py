@@ -13,7 +13,7 @@ from latentedit.plotting import image_grid
 from latentedit.training_utils import pick_device
 from latentedit.worlds import FacesJudge
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 opts = snakemake.params.faces
 psp = load_psp(snakemake.input.psp, device)

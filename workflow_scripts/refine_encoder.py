@@ -10,7 +10,7 @@ from latentedit.projection.refine import RefineConfig, refine_projection_encoder
 from latentedit.projection.wplus import save_code_encoder
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 cfg = RefineConfig(**snakemake.params.projection)
 g, d, s, ck = load_dlsgan(snakemake.input.checkpoint, device)

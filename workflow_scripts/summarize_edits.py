@@ -9,7 +9,7 @@ from latentedit.io.tables import to_markdown
 from latentedit.jobs import setup_job
 from latentedit.labels.classifiers import load_latent_classifiers
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 store = read_latent_store(snakemake.input.latents)
 classifier = load_latent_classifiers(snakemake.input.classifiers)  # CPU: a few thousand codes at most
 summary = summarize_edits([load_edit(p) for p in snakemake.input.models], store, classifier,

@@ -10,7 +10,7 @@ from latentedit.io.image_store import open_image_store
 from latentedit.jobs import setup_job
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 cfg = AttributeClassifierConfig(**snakemake.params.classifier)
 with open_image_store(snakemake.input.images) as store:

@@ -16,7 +16,7 @@ from latentedit.oracles.digits_oracle import load_oracle
 from latentedit.plotting import plot_curves
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 cfg = DLSGANConfig(**snakemake.params.train, dls=snakemake.wildcards.variant == "dls")
 store = read_image_store(snakemake.input.images)

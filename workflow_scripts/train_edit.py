@@ -11,7 +11,7 @@ from latentedit.labels.correlations import read_correlations
 from latentedit.training_utils import pick_device
 from latentedit.wstar.realnvp import load_wstar
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 method, edit = snakemake.wildcards.method, snakemake.wildcards.edit
 store = read_latent_store(snakemake.input.latents)

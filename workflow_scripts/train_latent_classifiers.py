@@ -9,7 +9,7 @@ from latentedit.labels.correlations import correlation_matrix, write_correlation
 from latentedit.plotting import plot_heatmap
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 store = read_latent_store(snakemake.input.latents)
 train, val, test = (store.select(s) for s in ("train", "val", "test"))
 model, history, metrics = train_latent_classifiers(

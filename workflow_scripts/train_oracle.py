@@ -6,7 +6,7 @@ from latentedit.jobs import setup_job
 from latentedit.oracles.digits_oracle import OracleConfig, save_oracle, train_oracle
 from latentedit.training_utils import pick_device
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 store = read_image_store(snakemake.input.images)
 model, metrics = train_oracle(store, OracleConfig(**snakemake.params.oracle), pick_device(snakemake.params.device))
 log.info("test: %s", {k: round(v, 4) for k, v in metrics["test"].items()})

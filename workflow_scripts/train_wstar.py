@@ -16,7 +16,7 @@ from latentedit.worlds import load_renderer
 from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
 from latentedit.wstar.train import HISTORY_PLOT_COLUMNS, WStarConfig, train_wstar
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 world = snakemake.wildcards.world
 cfg = WStarConfig.from_options(snakemake.params.options)

@@ -13,7 +13,7 @@ from latentedit.wstar.metrics import WStarMetricsConfig, metrics_rows, space_met
 from latentedit.wstar.realnvp import load_wstar, map_codes, wstar_from_checkpoint
 from latentedit.wstar.perceptual import default_perceptual, load_perceptual, render_features
 
-log = setup_job(snakemake.log[0], snakemake.threads)
+log = setup_job(snakemake.log[0], snakemake.threads, timing=snakemake.output.timing)
 device = pick_device(snakemake.params.device)
 opts = WStarMetricsConfig.from_options(snakemake.params.options).to_dict()  # defaults for what wstar.metrics omits
 world = snakemake.wildcards.world
