@@ -9,6 +9,10 @@ sys.path.insert(
 
 from latentedit.config import check_config, dry_run_requested
 from latentedit.edits.methods import get_method
+from latentedit.workflow_scheduler import bound_scheduler_wakeups
+
+# Snakemake's scheduler otherwise starts one more never-ending wake-up chain per finished job (the module's docstring).
+bound_scheduler_wakeups()
 
 # digits | faces: the {world} wildcard of every shared rule takes this value only.
 WORLD = config["world"]
