@@ -7,15 +7,23 @@ it calls :func:`setup_job`, the thread count goes into ``OMP_NUM_THREADS``, whic
 imported, so a job that imports it later still runs on the rule's threads.
 
 **Timing.** Each job writes its own timing record (``setup_job(..., timing=path)``, the rule's output ``timing``) when
-its interpreter exits: wall seconds since the process started, its peak resident memory and its CPU seconds, from the
-kernel's own accounting (``getrusage``), one tab-separated row with the column names of Snakemake's ``benchmark:``
-files (``s``, ``h:m:s``, ``max_rss`` in MB, ``cpu_time``). Snakemake's ``benchmark:`` directive measured the same
-from outside, but it samples each job with psutil's ``memory_full_info`` every 0.5 s for the job's first 15 s, and
-each sample walks the job's page tables (``/proc/<pid>/smaps_rollup``: 19 ms of CPU for a 730 MB process): ≈ 45 core-s
-and ≈ 23 s of wall in a default 2-core run (README "Measured"). Because the record is a declared output, Snakemake
-removes it when a job fails, and reports a job that did not write it. The peak memory is the kernel's high-water mark
-of the job's process (a sampled benchmark could miss a peak between samples); ``max_rss_children`` is that of the
-largest child process the job waited for (inductor's compile workers), and ``cpu_time`` includes those children.
+its interpreter exits: one tab-separated row with the columns of Snakemake's ``benchmark:`` files (``s``, ``h:m:s``,
+``max_rss`` in MB, ``cpu_time``), then ``max_rss_children`` and the ``start`` and ``end`` Unix times, from the
+kernel's own accounting (``getrusage``; the start is the process's). Snakemake's ``benchmark:`` directive measured
+from outside, sampling each job with psutil's ``memory_full_info`` every 0.5 s for its first 15 s, and each sample
+walks the job's page tables (``/proc/<pid>/smaps_rollup``: 19 ms of CPU for a 730 MB process); in a default run
+that was ≈ 21 s of the Snakemake process's CPU and ≈ 24 s of system time (README "Measured"). What the record
+measures differs in two ways:
+
+- ``s`` runs from the process's start to its ``atexit`` handlers. It leaves out what Snakemake does before it starts
+  the interpreter and after the job ends, and the interpreter's own shutdown: ≈ 1 s per job in a default run
+  (README "Measured"), which ``benchmark:``'s ``s`` included.
+- ``max_rss`` is the kernel's high-water mark of the job's process, where a sampled benchmark could miss a peak
+  between samples; ``max_rss_children`` is that of the largest child process the job waited for (inductor's compile
+  workers), and ``cpu_time`` includes those children.
+
+Because the record is a declared output, Snakemake removes it when a job fails and reports a job that did not write
+it; a job that ends with an uncaught exception does not write it.
 """
 
 from __future__ import annotations
@@ -67,19 +75,21 @@ def setup_logging(log_path: str | None = None) -> logging.Logger:
 
 def job_timing() -> dict[str, float | str]:
     """This process's timing so far (module docstring): wall seconds since it started, peak RSS in MB of itself and of
-    its largest waited-for child, CPU seconds of both."""
+    its largest waited-for child, CPU seconds of both, and its start and end as Unix times (for a run's timeline)."""
     import resource
 
     import psutil  # a Snakemake dependency; the process start time on every platform
 
-    wall = max(0.0, time.time() - psutil.Process().create_time())
+    start, end = psutil.Process().create_time(), time.time()
+    wall = max(0.0, end - start)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     rss_unit = 1.0 if sys.platform == "darwin" else 1024.0  # ru_maxrss: bytes on macOS, KiB on Linux
     hours, rest = divmod(int(wall), 3600)
     return {"s": round(wall, 4), "h:m:s": f"{hours}:{rest // 60:02d}:{rest % 60:02d}",
             "max_rss": round(own.ru_maxrss * rss_unit / 2**20, 2),
             "max_rss_children": round(children.ru_maxrss * rss_unit / 2**20, 2),
-            "cpu_time": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2)}
+            "cpu_time": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2),
+            "start": round(start, 3), "end": round(end, 3)}
 
 
 def write_timing(path: str) -> None:

@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -75,12 +76,13 @@ time.sleep(0.5)
     out = _run_job(code, timing)
     assert out.returncode == 0, out.stderr
     record = pd.read_csv(timing, sep="\t")
-    assert list(record.columns) == ["s", "h:m:s", "max_rss", "max_rss_children", "cpu_time"]
+    assert list(record.columns) == ["s", "h:m:s", "max_rss", "max_rss_children", "cpu_time", "start", "end"]
     assert len(record) == 1
     row = record.iloc[0]
     assert 1.0 <= row["s"] < 30 and row["h:m:s"] == "0:00:0" + str(int(row["s"]))
     assert 300 <= row["max_rss"] < 1000
     assert 0.5 <= row["cpu_time"] < row["s"]
+    assert row["end"] - row["start"] == pytest.approx(row["s"], abs=0.01) and row["end"] <= time.time()
     assert [p.name for p in timing.parent.iterdir()] == ["job.tsv"]  # no temporary left
 
 
