@@ -8,8 +8,8 @@ imported, so a job that imports it later still runs on the rule's threads.
 
 **Timing.** Each job writes its own timing record (``setup_job(..., timing=path)``, the rule's output ``timing``) when
 its interpreter exits: one tab-separated row with the columns of Snakemake's ``benchmark:`` files (``s``, ``h:m:s``,
-``max_rss`` in MB, ``cpu_time``), then ``max_rss_children`` and the ``start`` and ``end`` Unix times, from the
-kernel's own accounting (``getrusage``; the start is the process's). Snakemake's ``benchmark:`` directive measured
+``max_rss`` in MB, ``cpu_time``), then the ``start`` and ``end`` Unix times, from the kernel's own accounting
+(``VmHWM``, ``getrusage``; the start is the process's). Snakemake's ``benchmark:`` directive measured
 from outside, sampling each job with psutil's ``memory_full_info`` every 0.5 s for its first 15 s, and each sample
 walks the job's page tables (``/proc/<pid>/smaps_rollup``: 19 ms of CPU for a 730 MB process); in a default run
 that was ≈ 21 s of the Snakemake process's CPU and ≈ 24 s of system time (README "Measured"). What the record
@@ -18,9 +18,9 @@ measures differs in two ways:
 - ``s`` runs from the process's start to its ``atexit`` handlers. It leaves out what Snakemake does before it starts
   the interpreter and after the job ends, and the interpreter's own shutdown: ≈ 1 s per job in a default run
   (README "Measured"), which ``benchmark:``'s ``s`` included.
-- ``max_rss`` is the kernel's high-water mark of the job's process, where a sampled benchmark could miss a peak
-  between samples; ``max_rss_children`` is that of the largest child process the job waited for (inductor's compile
-  workers), and ``cpu_time`` includes those children.
+- ``max_rss`` is the kernel's high-water mark of the job's process (:func:`peak_rss_bytes`), where a sampled
+  benchmark could miss a peak between samples, but summed the job's child processes at each sample. ``cpu_time``
+  includes the children the job waited for (inductor's compile workers); their memory is not in the record.
 
 Because the record is a declared output, Snakemake removes it when a job fails and reports a job that did not write
 it; a job that ends with an uncaught exception does not write it.
@@ -74,8 +74,8 @@ def setup_logging(log_path: str | None = None) -> logging.Logger:
 
 
 def job_timing() -> dict[str, float | str]:
-    """This process's timing so far (module docstring): wall seconds since it started, peak RSS in MB of itself and of
-    its largest waited-for child, CPU seconds of both, and its start and end as Unix times (for a run's timeline)."""
+    """This process's timing so far (module docstring): wall seconds since it started, its peak RSS in MB, the CPU
+    seconds of it and its waited-for children, and its start and end as Unix times (for a run's timeline)."""
     import resource
 
     import psutil  # a Snakemake dependency; the process start time on every platform
@@ -83,13 +83,28 @@ def job_timing() -> dict[str, float | str]:
     start, end = psutil.Process().create_time(), time.time()
     wall = max(0.0, end - start)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss_unit = 1.0 if sys.platform == "darwin" else 1024.0  # ru_maxrss: bytes on macOS, KiB on Linux
     hours, rest = divmod(int(wall), 3600)
     return {"s": round(wall, 4), "h:m:s": f"{hours}:{rest // 60:02d}:{rest % 60:02d}",
-            "max_rss": round(own.ru_maxrss * rss_unit / 2**20, 2),
-            "max_rss_children": round(children.ru_maxrss * rss_unit / 2**20, 2),
+            "max_rss": round(peak_rss_bytes() / 2**20, 2),
             "cpu_time": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2),
             "start": round(start, 3), "end": round(end, 3)}
+
+
+def peak_rss_bytes() -> float:
+    """This process's peak resident memory: Linux's ``VmHWM``, the high-water mark of the process image it runs now.
+    Not ``getrusage``'s ``ru_maxrss``, which Linux carries across ``exec`` from the process that forked: a job
+    started from Snakemake through a shell would report at least Snakemake's resident memory, and a subprocess of
+    pytest 3 GB. Elsewhere ``ru_maxrss`` (bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) * 1024.0  # kB
+    except OSError:
+        pass
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * (1.0 if sys.platform == "darwin" else 1024.0)
 
 
 def write_timing(path: str) -> None:
