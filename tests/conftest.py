@@ -7,6 +7,7 @@ Snakemake run happens in a pytest ``tmp_path`` (``--directory``), never in the c
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import subprocess
 import sys
@@ -99,6 +100,15 @@ TINY_CONFIG = {
     "render": {"calibration_rate": 1.0, "n_alphas": 2, "max_images": 16, "batch_size": 64, "seed": 0},
     "plots": {"dpi": 50, "grid_rows": 3},
 }
+
+
+def load_bench(name: str):
+    """``bench/<name>.py`` as a module (``bench/`` is not a package), registered in ``sys.modules``."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,15 @@
 """bench/affine_ceiling.py: the per-layer ridge fit of z_t − z_s ≈ A z_s + b that its ceiling rests on."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_bench
 from latentedit.edits.model import apply_edit
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "affine_ceiling.py"
-
 
 @pytest.fixture(scope="module")
 def affine_fit():
-    spec = importlib.util.spec_from_file_location("affine_ceiling", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["affine_ceiling"] = module
-    spec.loader.exec_module(module)
-    return module.affine_fit
+    return load_bench("affine_ceiling").affine_fit
 
 
 def _pairs(n=400, layers=3, dim=5, seed=0):

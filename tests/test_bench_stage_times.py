@@ -1,18 +1,14 @@
-"""bench/stage_times.py: the stage table from benchmark TSVs, and --fit's split of job seconds from the jobs' logs."""
-import importlib.util
+"""bench/stage_times.py: the stage table from the jobs' timing records, and --fit's split of job seconds from the jobs' logs."""
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "stage_times.py"
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def stage_times():
-    spec = importlib.util.spec_from_file_location("stage_times", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("stage_times")
 
 
 def _job(run: Path, rel: str, seconds: float, log: str | None) -> None:
