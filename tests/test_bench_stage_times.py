@@ -1,4 +1,5 @@
-"""bench/stage_times.py: the stage table from the jobs' timing records, and --fit's split of job seconds from the jobs' logs."""
+"""bench/stage_times.py: the stage table from the jobs' timing records, and --fit's split of job seconds from the
+jobs' logs."""
 from pathlib import Path
 
 import pytest
