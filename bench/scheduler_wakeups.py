@@ -1,15 +1,15 @@
 """What Snakemake's own process spends scheduling, with and without :mod:`latentedit.workflow_scheduler`'s bound on
-its wake-up timers, on a synthetic workflow shaped like ours: ``--jobs`` jobs that each sleep ``--sleep`` seconds and
-list ``--inputs`` shared input files (our jobs list 15–90, their code among them) and one of their own, run with
+its wake-up timers, on a synthetic workflow shaped like ours: ``--jobs`` jobs that each burn ``--cpu-seconds`` of CPU
+and list ``--inputs`` shared input files (our jobs list 15–90, their code among them) and one of their own, run with
 ``--cores 2``. While a job runs, the others wait for a core, and each scheduling round checks all their inputs.
 
 For each variant it prints the wall seconds, the Snakemake process's own CPU seconds (its ``utime + stime``, read
 from psutil just before it exits: the jobs' shells are not in it) and the largest number of threads it held, then
-the CPU ratio. The jobs only sleep, so every CPU second is Snakemake's.
+the CPU ratio. The jobs keep both cores busy, as a pipeline's do, so Snakemake competes with them for the CPU.
 
 Usage::
 
-    python bench/scheduler_wakeups.py [--jobs 90] [--inputs 40] [--sleep 2]
+    python bench/scheduler_wakeups.py [--jobs 90] [--inputs 40] [--cpu-seconds 2]
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ rule all:
 rule job:
     input: expand("inputs/{{k}}.py", k=range({inputs})), "inputs/job{{i}}.txt"
     output: "out/{{i}}.txt"
-    shell: "{python} burn.py {sleep}; touch {{output}}"
+    shell: "{python} burn.py {cpu_seconds}; touch {{output}}"
 """
 
 
-def run(work: Path, patch: bool, jobs: int, inputs: int, sleep: float) -> dict[str, float]:
+def run(work: Path, patch: bool, jobs: int, inputs: int, cpu_seconds: float) -> dict[str, float]:
     """Run the synthetic workflow once; wall seconds, Snakemake's CPU seconds and its largest thread count."""
     work.mkdir(parents=True)
     (work / "inputs").mkdir()
@@ -53,7 +53,7 @@ def run(work: Path, patch: bool, jobs: int, inputs: int, sleep: float) -> dict[s
     for i in range(jobs):
         (work / "inputs" / f"job{i}.txt").write_text(f"{i}\n")
     (work / "Snakefile").write_text(SNAKEFILE.format(repo=str(REPO), patch=patch, jobs=jobs, inputs=inputs,
-                                                     sleep=sleep, python=sys.executable))
+                                                     cpu_seconds=cpu_seconds, python=sys.executable))
     t0 = time.perf_counter()
     proc = psutil.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--quiet"], cwd=work,
                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -75,14 +75,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=90)
     parser.add_argument("--inputs", type=int, default=40)
-    parser.add_argument("--sleep", type=float, default=2.0)
+    parser.add_argument("--cpu-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
-    print(f"{args.jobs} jobs of {args.sleep:g} s sleep, {args.inputs} shared inputs each, --cores 2")
+    print(f"{args.jobs} jobs of {args.cpu_seconds:g} s CPU, {args.inputs} shared inputs each, --cores 2")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for patch in (False, True):
             name = "bounded timers" if patch else "Snakemake as installed"
-            results[name] = r = run(Path(tmp) / name.replace(" ", "_"), patch, args.jobs, args.inputs, args.sleep)
+            results[name] = r = run(Path(tmp) / name.replace(" ", "_"), patch, args.jobs, args.inputs,
+                                        args.cpu_seconds)
             print(f"{name:24s} wall {r['wall_s']:6.1f} s, Snakemake's CPU {r['cpu_s']:6.2f} s, "
                   f"most threads {r['threads']}")
     before, after = results["Snakemake as installed"], results["bounded timers"]

@@ -15,8 +15,8 @@ def bench():
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux: the thread count is read from /proc")
 def test_the_scheduler_keeps_a_bounded_number_of_threads_while_jobs_finish(bench, tmp_path):
-    patched = bench.run(tmp_path / "patched", True, jobs=40, inputs=5, sleep=0.2)
-    unpatched = bench.run(tmp_path / "unpatched", False, jobs=40, inputs=5, sleep=0.2)
+    patched = bench.run(tmp_path / "patched", True, jobs=40, inputs=5, cpu_seconds=0.2)
+    unpatched = bench.run(tmp_path / "unpatched", False, jobs=40, inputs=5, cpu_seconds=0.2)
     print(f"\nSnakemake's most threads over 40 jobs: patched {patched['threads']}, unpatched {unpatched['threads']}")
     assert patched["threads"] <= 8
     assert unpatched["threads"] >= 20  # Snakemake's own behaviour: if this fails, the patch may no longer be needed
