@@ -101,14 +101,18 @@ def _pending(work: Path) -> set[tuple[str, str]]:
     return _jobs(proc.stdout)
 
 
+OUTPUT_DIRS = ("results", "benchmarks")  # every rule's outputs, its timing record among them
+
+
 def _mtimes(work: Path, files=None) -> dict[str, int]:
-    """mtime of every file under results/ (or of those of ``files`` that exist)."""
-    paths = (work / "results").rglob("*") if files is None else (work / f for f in files)
+    """mtime of every file under the output folders (or of those of ``files`` that exist)."""
+    paths = ((p for d in OUTPUT_DIRS for p in (work / d).rglob("*")) if files is None else
+             (work / f for f in files))
     return {str(p.relative_to(work)): p.stat().st_mtime_ns for p in paths if p.is_file()}
 
 
 def _temporaries(work: Path) -> list[Path]:
-    return sorted((work / "results").rglob(".*.tmp-*"))
+    return sorted(p for d in OUTPUT_DIRS for p in (work / d).rglob(".*.tmp-*"))
 
 
 def _run_until_killed(work: Path, log: Path, ready, timeout: float = 600, **env: str) -> float:
