@@ -7,6 +7,7 @@ import torch
 from conftest import load_bench
 from latentedit.edits.model import apply_edit
 
+
 @pytest.fixture(scope="module")
 def affine_fit():
     return load_bench("affine_ceiling").affine_fit

@@ -84,7 +84,8 @@ def test_every_faces_rule_lists_every_library_file_its_script_reaches(tmp_path):
 
 def test_every_rule_that_runs_a_script_times_itself():
     """Each script rule declares the job's own timing record as output ``timing`` (latentedit.jobs: Snakemake's
-    ``benchmark:`` sampling cost ≈ 23 s of a default run), and each script hands it to ``setup_job``."""
+    ``benchmark:`` sampling cost ≈ 21 s of Snakemake's CPU in a default run), and each script hands it to
+    ``setup_job``."""
     scripts = set()
     for path in (REPO / "rules").glob("*.smk"):
         for block in re.split(r"(?m)^(?=[ ]*rule \w+:)", path.read_text()):

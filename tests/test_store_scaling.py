@@ -2,7 +2,7 @@
 
 The tiny made-up faces world (:mod:`latentedit.faces.tiny`) at 256 px is run through the real rules up to the
 latent store (celebahq_images, train_attribute_classifier, faces_eval_images, project_faces) at N and 4N CelebA-HQ
-images (and 4 FFHQ images). Every job records its own peak RSS (``ru_maxrss``) and wall time at exit in its timing
+images (and 4 FFHQ images). Every job records its own peak RSS (``VmHWM``) and wall time at exit in its timing
 record (``benchmarks/faces/<stage>.tsv``, :mod:`latentedit.jobs`), so the numbers are the job's, exact, not sampled.
 Each stage's peak RSS at 4N must stay within 1.2× of N. At N = 256 the images are
 256 × 196 KB = 50 MB, so a stage that held them all (as ``read_image_store`` does) would grow by ≥ 150 MB at 4N.

@@ -8,6 +8,7 @@ import pytest
 from conftest import load_bench
 from latentedit.workflow_scheduler import bound_scheduler_wakeups
 
+
 @pytest.fixture(scope="module")
 def bench():
     return load_bench("scheduler_wakeups")
