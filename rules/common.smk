@@ -9,10 +9,26 @@ sys.path.insert(
 
 from latentedit.config import check_config, dry_run_requested
 from latentedit.edits.methods import get_method
+from latentedit.forkserver import route_scripts, start_server, stop_server
 from latentedit.workflow_scheduler import bound_scheduler_wakeups
 
 # Snakemake's scheduler otherwise starts one more never-ending wake-up chain per finished job (the module's docstring).
 bound_scheduler_wakeups()
+# Script jobs of a local run start as forks of one process that has imported torch (latentedit.forkserver).
+route_scripts()
+
+
+onstart:
+    start_server(workflow)
+
+
+onsuccess:
+    stop_server()
+
+
+onerror:
+    stop_server()
+
 
 # digits | faces: the {world} wildcard of every shared rule takes this value only.
 WORLD = config["world"]
