@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import NoReturn
 
 SWITCH = "LATENTEDIT_FORKSERVER"  # "off": every job is a fresh interpreter
-PRELOAD = ("numpy", "torch", "h5py", "pandas", "PIL.Image", "matplotlib", "matplotlib.pyplot")
+PRELOAD = ("numpy", "torch", "h5py", "pandas", "PIL.Image", "matplotlib", "matplotlib.pyplot", "threadpoolctl")
 OWNER_POLL_S = 1.0  # the server checks this often whether the Snakemake process that started it is alive
 _HEADER = struct.Struct("!Q")  # the length of a request, or a job's pid and exit status, as 8-byte integers
 _STATUS = struct.Struct("!q")
@@ -211,7 +211,8 @@ def run_script(argv: list[str]) -> int:
         while traceback is not None and (traceback.tb_frame.f_code.co_filename == __file__
                                          or traceback.tb_frame.f_code.co_filename.startswith("<frozen runpy")):
             traceback = traceback.tb_next
-        sys.excepthook(type(error), error, traceback or error.__traceback__)
+        error = error.with_traceback(traceback or error.__traceback__)  # the hook prints the exception's own
+        sys.excepthook(type(error), error, error.__traceback__)
         return 1
     return 0
 
@@ -308,7 +309,19 @@ def _fork_job(listener: socket.socket, jobs: dict[int, socket.socket], wake_fds)
             pass
         print(f"job {job} for pid {pid}: {' '.join(request['argv'])}", flush=True)
         return
-    # The job. Detach from the server's loop, become the client's process, run the script.
+    try:  # the job: it never returns to the server's loop
+        _become_job(conn, fds, request, listener, jobs, wake_fds)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(1)  # reached only when setting the job up failed: the job itself ends in _exit_job
+
+
+def _become_job(conn: socket.socket, fds: list[int], request: dict, listener: socket.socket,
+                jobs: dict[int, socket.socket], wake_fds) -> NoReturn:
+    """In the forked child: leave the server's loop, become the client's process, run the script and exit."""
     signal.set_wakeup_fd(-1)
     for fd in wake_fds:
         os.close(fd)
@@ -323,6 +336,9 @@ def _fork_job(listener: socket.socket, jobs: dict[int, socket.socket], wake_fds)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
+    for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):  # buffered as Python buffers them for these streams
+        stream.reconfigure(line_buffering=stream is sys.stderr or os.isatty(fd),
+                           write_through=bool(request["env"].get("PYTHONUNBUFFERED")))
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

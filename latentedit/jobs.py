@@ -4,7 +4,8 @@ the next (:func:`latentedit.allocator.keep_freed_memory`) and give torch the rul
 This module does not import torch. The jobs that draw figures, build the digits or aggregate tables never touch it,
 and ``import torch`` is 1.5–1.9 s of a fresh interpreter (and ≈ 90 MB): when a job has not imported torch by the time
 it calls :func:`setup_job`, the thread count goes into ``OMP_NUM_THREADS``, which torch reads when it is first
-imported, so a job that imports it later still runs on the rule's threads.
+imported, so a job that imports it later still runs on the rule's threads. (In a local run most jobs start as forks
+of :mod:`latentedit.forkserver`'s server, with torch already imported and set to the rule's threads.)
 
 **Timing.** Each job writes its own timing record (``setup_job(..., timing=path)``, the rule's output ``timing``) when
 its interpreter exits: one tab-separated row with the columns of Snakemake's ``benchmark:`` files (``s``, ``h:m:s``,
@@ -17,7 +18,8 @@ measures differs in two ways:
 
 - ``s`` runs from the process's start to its ``atexit`` handlers. It leaves out what Snakemake does before it starts
   the interpreter and after the job ends, and the interpreter's own shutdown: ≈ 1 s per job in a default run
-  (README "Measured"), which ``benchmark:``'s ``s`` included.
+  (README "Measured"), which ``benchmark:``'s ``s`` included. A job forked from :mod:`latentedit.forkserver`
+  starts at the fork, after the imports it no longer pays for.
 - ``max_rss`` is the kernel's high-water mark of the job's process (:func:`peak_rss_bytes`), where a sampled
   benchmark could miss a peak between samples, but summed the job's child processes at each sample. ``cpu_time``
   includes the children the job waited for (inductor's compile workers); their memory is not in the record.

@@ -63,7 +63,9 @@ def _world(root: Path, n: int) -> Path:
 def _run(work: Path, n: int) -> dict[str, pd.Series]:
     """Run the faces stages up to the latent store on the tiny world with n images; each stage's timing record."""
     config = _world(work / "world", n)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # Fresh interpreters: a job forked from latentedit.forkserver starts with the server's pages, and whether a job
+    # is forked depends on when it starts (the first ones run while the server imports), not on N.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LATENTEDIT_FORKSERVER": "off"}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(config), "--replace-workflow-config", "--cores", "2", "results/faces/latents.h5"]
     proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
