@@ -25,7 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-SNAKEFILE = """
+# rules/common.smk's wiring of the fork server, for a Snakefile outside the checkout (also tests/test_forkserver.py)
+WIRING = """
 import sys
 sys.path.insert(0, {repo!r})
 from latentedit.forkserver import route_scripts, start_server, stop_server
@@ -39,7 +40,9 @@ onsuccess:
 
 onerror:
     stop_server()
+"""
 
+SNAKEFILE = WIRING + """
 rule all:
     input: expand("out/{{i}}.txt", i=range({jobs}))
 

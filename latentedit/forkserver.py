@@ -67,6 +67,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from latentedit.snakemake_patch import replace_method
+
 SWITCH = "LATENTEDIT_FORKSERVER"  # "off": every job is a fresh interpreter
 PRELOAD = ("numpy", "torch", "h5py", "pandas", "PIL.Image", "matplotlib", "matplotlib.pyplot", "threadpoolctl")
 OWNER_POLL_S = 1.0  # the server checks this often whether the Snakemake process that started it is alive
@@ -128,31 +130,22 @@ def stop_server(timeout: float = 10.0) -> None:
 def route_scripts() -> bool:
     """Patch Snakemake's ``PythonScript.execute_script`` so that, while :func:`start_server`'s server is up, a job on
     the workflow's own Python runs through :func:`run_client` (module docstring). Returns whether the patch is in
-    place; idempotent. Where Snakemake lacks the method, changes nothing and says so."""
-    try:
-        from snakemake.script import PythonScript
-    except ImportError:
-        return False
-    original = getattr(PythonScript, "execute_script", None)
-    if original is None:
-        print("latentedit.forkserver: this Snakemake has no PythonScript.execute_script; jobs start as fresh "
-              "interpreters", file=sys.stderr)
-        return False
-    if getattr(original, "routed", False):
-        return True
+    place; idempotent."""
 
-    def execute_script(self, fname, edit=False):
-        path = _socket_path
-        own_python = self.conda_env is None and self.container_img is None and not self.env_modules
-        if path is None or edit or not own_python:
-            return original(self, fname, edit=edit)
-        py_exec, flag, code = python_command()
-        self._execute_cmd("{py_exec} {flag} {code:q} run {socket:q} {fname:q}", py_exec=py_exec, flag=flag,
-                          code=code, socket=path, fname=fname, is_python_script=True)
+    def make(original):
+        def execute_script(self, fname, edit=False):
+            path = _socket_path
+            own_python = self.conda_env is None and self.container_img is None and not self.env_modules
+            if path is None or edit or not own_python:
+                return original(self, fname, edit=edit)
+            py_exec, flag, code = python_command()
+            self._execute_cmd("{py_exec} {flag} {code:q} run {socket:q} {fname:q}", py_exec=py_exec, flag=flag,
+                              code=code, socket=path, fname=fname, is_python_script=True)
 
-    execute_script.routed = True
-    PythonScript.execute_script = execute_script
-    return True
+        return execute_script
+
+    return replace_method("snakemake.script", "PythonScript", "execute_script", make,
+                          "jobs start as fresh interpreters")
 
 
 def python_command() -> list[str]:

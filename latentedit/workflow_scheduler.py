@@ -29,39 +29,29 @@ installed version and that the Snakemake process's thread count stays bounded wh
 
 from __future__ import annotations
 
-import sys
 import threading
+
+from latentedit.snakemake_patch import replace_method
 
 
 def bound_scheduler_wakeups() -> bool:
     """Patch Snakemake's ``JobScheduler`` so that at most one wake-up timer is pending (module docstring). Returns
     whether the patch is in place; idempotent."""
-    try:
-        from snakemake.scheduling.job_scheduler import JobScheduler
-    except ImportError:
-        return False
-    original = getattr(JobScheduler, "_schedule_reevalutation", None)
-    if original is None:
-        print("latentedit.workflow_scheduler: this Snakemake's JobScheduler has no _schedule_reevalutation; "
-              "its wake-up timers are left as they are", file=sys.stderr)
-        return False
-    if getattr(original, "bounded", False):
-        return True
+    return replace_method("snakemake.scheduling.job_scheduler", "JobScheduler", "_schedule_reevalutation",
+                          lambda original: _schedule_reevalutation, "its wake-up timers are left as they are")
 
-    def _schedule_reevalutation(self, delay) -> None:
-        # A race between two threads can at worst start a second timer, which then ends its chain like any other.
-        if getattr(self, "_wakeup_pending", False):
-            return
-        self._wakeup_pending = True
 
-        def wake() -> None:
-            self._wakeup_pending = False
-            self._open_jobs.release()
+def _schedule_reevalutation(self, delay) -> None:
+    """``JobScheduler._schedule_reevalutation`` with at most one pending timer (module docstring)."""
+    # A race between two threads can at worst start a second timer, which then ends its chain like any other.
+    if getattr(self, "_wakeup_pending", False):
+        return
+    self._wakeup_pending = True
 
-        timer = threading.Timer(delay, wake)
-        timer.daemon = True
-        timer.start()
+    def wake() -> None:
+        self._wakeup_pending = False
+        self._open_jobs.release()
 
-    _schedule_reevalutation.bounded = True
-    JobScheduler._schedule_reevalutation = _schedule_reevalutation
-    return True
+    timer = threading.Timer(delay, wake)
+    timer.daemon = True
+    timer.start()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_bench
 from latentedit import forkserver
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server runs on Linux only")
@@ -142,21 +143,7 @@ def test_the_server_stops_when_its_owner_is_gone(tmp_path):
     assert server.returncode == 0 and f"owner {owner.pid} is gone" in out and not os.path.exists(path)
 
 
-SNAKEFILE = """
-import sys
-sys.path.insert(0, {repo!r})
-from latentedit.forkserver import route_scripts, start_server, stop_server
-route_scripts()
-
-onstart:
-    start_server(workflow)
-
-onsuccess:
-    stop_server()
-
-onerror:
-    stop_server()
-
+RULES = """
 rule all:
     input: expand("out/{{i}}.json", i=range(6))
 
@@ -183,7 +170,8 @@ json.dump(record, open(snakemake.output[0], "w"))
 
 @pytest.mark.parametrize("mode", ["on", "off"])
 def test_snakemake_runs_its_script_jobs_through_the_server(tmp_path, mode):
-    (tmp_path / "Snakefile").write_text(SNAKEFILE.format(repo=str(forkserver.CHECKOUT)))
+    wiring = load_bench("job_startup").WIRING  # rules/common.smk's, for a Snakefile outside the checkout
+    (tmp_path / "Snakefile").write_text((wiring + RULES).format(repo=str(forkserver.CHECKOUT)))
     (tmp_path / "job.py").write_text(SNAKEMAKE_JOB)
     env = {**os.environ, forkserver.SWITCH: mode}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--quiet"], cwd=tmp_path, env=env,
@@ -210,4 +198,4 @@ def test_the_snakemake_patch_applies_and_is_idempotent():
     assert forkserver.route_scripts()
     patched = PythonScript.execute_script
     assert forkserver.route_scripts()
-    assert PythonScript.execute_script is patched and patched.routed
+    assert PythonScript.execute_script is patched and patched.latentedit_patch
