@@ -211,7 +211,7 @@ def run_script(argv: list[str]) -> int:
             traceback = traceback.tb_next
         error = error.with_traceback(traceback or error.__traceback__)  # the hook prints the exception's own
         sys.excepthook(type(error), error, error.__traceback__)
-        return 1
+        return 128 + signal.SIGINT if isinstance(error, KeyboardInterrupt) else 1  # Python dies of SIGINT then
     return 0
 
 

@@ -105,10 +105,10 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 1)])
+@pytest.mark.parametrize("signum, status", [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_killed_or_signalled_client_takes_its_job_with_it(server, tmp_path, signum, status):
     """SIGKILL: the job sees its connection close and ends itself; SIGTERM and SIGINT are forwarded (SIGINT raises
-    KeyboardInterrupt in the job, which exits 1); the client exits as the job did."""
+    KeyboardInterrupt in the job, which exits as Python does, 128 + 2); the client exits as the job did."""
     script = sleeper(tmp_path)
     proc = client(server, script)
     wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), 60, "the job to start")
