@@ -95,14 +95,18 @@ def start_server(workflow) -> str | None:
     global _server, _socket_path
     if _server is not None or not enabled() or not workflow.local_exec or not workflow.is_main_process:
         return _socket_path
-    folder = tempfile.mkdtemp(prefix="latentedit-forkserver-")  # 0700: only this user can reach the socket
-    path = os.path.join(folder, "socket")
-    log_path = Path(".snakemake") / "latentedit_forkserver.log"
-    log_path.parent.mkdir(exist_ok=True)
-    with open(log_path, "w") as log:
-        _server = subprocess.Popen([*python_command(), "serve", path, "--owner", str(os.getpid())],
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    try:
+        folder = tempfile.mkdtemp(prefix="latentedit-forkserver-")  # 0700: only this user can reach the socket
+        path = os.path.join(folder, "socket")
+        log_path = Path(".snakemake") / "latentedit_forkserver.log"
+        log_path.parent.mkdir(exist_ok=True)
+        with open(log_path, "w") as log:
+            _server = subprocess.Popen([*python_command(), "serve", path, "--owner", str(os.getpid())],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+    except OSError as error:  # the run goes on with fresh interpreters
+        print(f"latentedit.forkserver: not started ({error}); jobs start as fresh interpreters", file=sys.stderr)
+        return None
     _socket_path = path
     return path
 
