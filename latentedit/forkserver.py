@@ -1,9 +1,10 @@
 """Workflow jobs that start with torch already imported: a fork server per local Snakemake run (Linux).
 
 **Why.** Snakemake runs every ``script:`` job as a fresh ``python`` process, and each job that trains, projects,
-renders or judges imports torch first: 2.1 s of CPU on the 2-core machine here (``python -X importtime``: 0.3 s
-loading ``torch._C``, 0.6 s of torch's own Python modules registering operators and decompositions), 0.3 s more for
-pandas and 0.5 s for matplotlib, and at exit 0.5–0.7 s more tearing those modules down. Forking the jobs from one
+renders or judges imports torch first: 2.1 s of CPU on the 2-core machine here (``python -X importtime``: 1.7 s, of
+which 0.3 s loading ``torch._C`` and most of the rest torch's Python modules registering operators, decompositions
+and meta kernels), 0.3 s more for pandas and 0.5 s for matplotlib, and at exit 0.5–0.7 s more tearing those modules
+down. Forking the jobs from one
 process that has imported them once took the default digits pipeline from 612–614 s to 528–546 s on two cores, and
 the CPU of the whole run from 1,187–1,189 s to 1,025–1,058 s, with every table, store and checkpoint the same bytes
 (README "Measured"; ``bench/job_startup.py``: 2.7 CPU-s saved per job).
@@ -21,8 +22,8 @@ the CPU of the whole run from 1,187–1,189 s to 1,025–1,058 s, with every tab
   this module from the checkout whose workflow runs (:data:`CHECKOUT`), as the jobs import its library.
 - That client (:func:`run_client`) sends the server its ``argv``, working directory, environment and umask, with
   its stdin, stdout and stderr. The server forks; the child becomes the job and runs the script with ``runpy``,
-  as ``__main__``, with the client's standard streams, directory and environment, and ``sys.path[0]`` the script's
-  folder. It first drops the ``latentedit`` modules the server imported, so the job imports the checkout's code
+  as ``__main__``, with the client's standard streams, directory and environment, the rule's thread counts, and
+  ``sys.path[0]`` the script's folder. It first drops the ``latentedit`` modules the server imported, so the job imports the checkout's code
   itself. The client exits with the job's exit status (128 + n for signal n).
 - The client stays the process that Snakemake waits for and signals. It forwards SIGINT, SIGTERM and SIGHUP to the
   job's process group. If the client dies (SIGKILL), the job sees its connection close and terminates its own
@@ -34,9 +35,9 @@ the CPU of the whole run from 1,187–1,189 s to 1,025–1,058 s, with every tab
 
 **What a job sees differently.** Its process starts with torch imported, so :func:`latentedit.jobs.setup_job` sets
 torch's threads directly (it already does so when torch is imported). Its timing record (:mod:`latentedit.jobs`)
-starts at the fork and leaves the import out, since the job no longer pays it. Its peak RSS starts at the server's
-resident memory (Linux copies the high-water mark at ``fork``), as a fresh process starts at its own after the same
-imports. The modules' random states are the server's, the same in every job; the workflow seeds everything it
+starts at the fork and leaves the import out, since the job no longer pays it. Its peak RSS (``VmHWM``) counts the
+server's pages that it shares, so it reads higher for a job that imports little: 296 MB for the aggregation against
+176 MB as a fresh interpreter. The modules' random states are the server's, the same in every job; the workflow seeds everything it
 draws. Results do not change: ``summary.csv`` is byte-identical with and without the server (README "Measured").
 
 Forking is safe because the server does nothing but import and wait: it never touches a GPU (jobs that use CUDA
