@@ -301,7 +301,14 @@ def _fork_job(listener: socket.socket, jobs: dict[int, socket.socket], wake_fds)
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    job = os.fork()
+    try:
+        job = os.fork()
+    except OSError as error:  # out of processes or memory: the client runs the script itself, the others go on
+        print(f"could not fork: {error!r}", flush=True)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return
     if job:
         for fd in fds:
             os.close(fd)
