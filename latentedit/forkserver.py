@@ -102,7 +102,8 @@ def start_server(workflow) -> str | None:
         log_path = Path(".snakemake") / "latentedit_forkserver.log"
         log_path.parent.mkdir(exist_ok=True)
         with open(log_path, "w") as log:
-            _server = subprocess.Popen([*python_command(), "serve", path, "--owner", str(os.getpid())],
+            _server = subprocess.Popen([*python_command(), "serve", path, "--owner", str(os.getpid()),
+                                        "--remove-folder"],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
     except OSError as error:  # the run goes on with fresh interpreters
@@ -124,12 +125,17 @@ def stop_server(timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
-    if path:  # the server removes its socket when it stops; not when it was killed
-        for remove, leftover in ((os.unlink, path), (os.rmdir, os.path.dirname(path))):
-            try:
-                remove(leftover)
-            except OSError:
-                pass
+    if path:  # the server removes both when it stops, but not when it had to be killed
+        _remove(os.unlink, path)
+        _remove(os.rmdir, os.path.dirname(path))
+
+
+def _remove(remove, path: str) -> None:
+    """``remove(path)`` (``os.unlink``, ``os.rmdir``), if it is still there."""
+    try:
+        remove(path)
+    except OSError:
+        pass
 
 
 def route_scripts() -> bool:
@@ -239,9 +245,10 @@ def _current_umask() -> int:
 # --- the server ------------------------------------------------------------------------------------------------------
 
 
-def serve(socket_path: str, owner: int | None = None, preload=PRELOAD) -> int:
+def serve(socket_path: str, owner: int | None = None, remove_folder: bool = False, preload=PRELOAD) -> int:
     """Import ``preload``, then fork a job for each request on ``socket_path`` until SIGTERM, or until ``owner``
-    (Snakemake's pid) is gone, and its running jobs have ended."""
+    (Snakemake's pid) is gone, and its running jobs have ended; then remove the socket (and, with
+    ``remove_folder``, the folder :func:`start_server` made for it: a run killed before ``onsuccess`` leaves none)."""
     started = time.perf_counter()
     for name in preload:
         importlib.import_module(name)
@@ -270,10 +277,9 @@ def serve(socket_path: str, owner: int | None = None, preload=PRELOAD) -> int:
         if listener in readable and not stopping:
             _fork_job(listener, jobs, (wake_read, wake_write))
     listener.close()
-    try:
-        os.unlink(socket_path)
-    except OSError:
-        pass
+    _remove(os.unlink, socket_path)
+    if remove_folder:
+        _remove(os.rmdir, os.path.dirname(socket_path))
     print("stopped", flush=True)
     return 0
 
@@ -454,12 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="import the preloaded modules and fork jobs on request")
     serve_parser.add_argument("socket")
     serve_parser.add_argument("--owner", type=int, default=None, help="stop when this process is gone")
+    serve_parser.add_argument("--remove-folder", action="store_true", help="remove the socket's folder at the end")
     run_parser = commands.add_parser("run", help="run a script in a child of the server (here when it is gone)")
     run_parser.add_argument("socket")
     run_parser.add_argument("script", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return serve(args.socket, args.owner)
+        return serve(args.socket, args.owner, args.remove_folder)
     return run_client(args.socket, args.script)
 
 

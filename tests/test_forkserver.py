@@ -133,14 +133,16 @@ def test_without_a_server_the_client_runs_the_script_itself(tmp_path):
 
 def test_the_server_stops_when_its_owner_is_gone(tmp_path):
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    path = str(tmp_path / "socket")
-    server = subprocess.Popen([*forkserver.python_command(), "serve", path, "--owner", str(owner.pid)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    path = str(tmp_path / "folder" / "socket")
+    os.mkdir(os.path.dirname(path))
+    server = subprocess.Popen([*forkserver.python_command(), "serve", path, "--owner", str(owner.pid),
+                               "--remove-folder"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: os.path.exists(path) or server.poll() is not None, 120, "the server's socket")
-    owner.kill()
+    owner.kill()  # as when Snakemake is killed: no onsuccess, no stop_server
     owner.wait()
     out, _ = server.communicate(timeout=30)
-    assert server.returncode == 0 and f"owner {owner.pid} is gone" in out and not os.path.exists(path)
+    assert server.returncode == 0 and f"owner {owner.pid} is gone" in out
+    assert not os.path.exists(os.path.dirname(path))  # the socket and the folder made for it are gone
 
 
 RULES = """
