@@ -249,6 +249,8 @@ def serve(socket_path: str, owner: int | None = None, remove_folder: bool = Fals
     """Import ``preload``, then fork a job for each request on ``socket_path`` until SIGTERM, or until ``owner``
     (Snakemake's pid) is gone, and its running jobs have ended; then remove the socket (and, with
     ``remove_folder``, the folder :func:`start_server` made for it: a run killed before ``onsuccess`` leaves none)."""
+    import psutil  # here, not at the top: every job's client imports this module, and psutil costs it 30 ms
+
     started = time.perf_counter()
     for name in preload:
         importlib.import_module(name)
@@ -271,7 +273,7 @@ def serve(socket_path: str, owner: int | None = None, remove_folder: bool = Fals
             while _drain(wake_read):
                 pass
         _reap(jobs)
-        if owner is not None and not stopping and not _alive(owner):
+        if owner is not None and not stopping and not psutil.pid_exists(owner):
             print(f"owner {owner} is gone; waiting for {len(jobs)} running jobs", flush=True)
             stopping.append(True)
         if listener in readable and not stopping:
@@ -299,18 +301,11 @@ def _fork_job(listener: socket.socket, jobs: dict[int, socket.socket], wake_fds)
             raise EOFError("incomplete request")
         request = json.loads(_receive(conn, _HEADER.unpack(header)[0]))
         conn.settimeout(None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        job = os.fork()  # OSError when out of processes or memory: that request is refused, the others go on
     except (OSError, EOFError, ValueError) as error:
         print(f"refused a request: {error!r}", flush=True)  # its client runs the script itself
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        job = os.fork()
-    except OSError as error:  # out of processes or memory: the client runs the script itself, the others go on
-        print(f"could not fork: {error!r}", flush=True)
         for fd in fds:
             os.close(fd)
         conn.close()
@@ -442,16 +437,6 @@ def _drain(fd: int) -> bool:
         return bool(os.read(fd, 512))
     except BlockingIOError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
