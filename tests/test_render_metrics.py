@@ -55,6 +55,15 @@ def test_calibrate_finds_the_peak_of_a_rate_that_falls_again():
     assert cal.d == pytest.approx(1.3, abs=0.03) and cal.rate == pytest.approx(0.9, abs=0.03)
 
 
+def test_calibrate_bisects_a_tau_that_only_the_peak_scan_finds():
+    """The rate reaches τ only on [0.8, 0.95], between the doubling steps 0.5 · 2^k (InterFaceGAN's 1 → 2 on the W+
+    world): d is the first crossing, 0.8, and it counts as reached (not the scan's next value, 0.83, flagged †)."""
+    rate = lambda a: 1.0 if 0.8 <= a <= 0.95 else min(a, 0.99 - 0.01 * a)  # noqa: E731
+    cal = calibrate(rate, tau=1.0, unit=0.5)
+    assert cal.reached and cal.rate == 1.0
+    assert 0.8 <= cal.d <= 0.8 * (1 + 2e-3)
+
+
 def test_calibrate_rejects_bad_arguments():
     with pytest.raises(ValueError, match="τ"):
         calibrate(lambda a: 1.0, tau=0.0)

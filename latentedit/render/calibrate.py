@@ -12,11 +12,14 @@ is the latent classifier of the edited attribute k and t its target label. τ is
 rate(α) is close to monotone for the edits here; d is found by doubling an upper bound from the method's natural
 unit (:func:`natural_unit`: 1 for LW/LT; for InterFaceGAN the step ⟨μ_t − μ_s, n⟩ that carries the source mean
 onto the target mean along the normal) until rate ≥ τ, then bisecting to a relative width of 1e-3.
-If rate never reaches τ below ``max_alpha``, ``reached`` is False and d is the α of the highest rate: the best
-doubling step b (the natural unit when no α beats α = 0, e.g. an edit that stayed the identity), refined by a scan of
-``PEAK_SCAN`` values over (b/2, 2b]. This matters for edits whose latent rate peaks and falls again — e.g. "add one
-digit" pushed past the target count reads as the next count — where a power-of-two step can miss the peak by far
-(measured: LW 1 → 2 peaked near α ≈ 1.3, the doubling search alone picked α = 2).
+If no doubling step below ``max_alpha`` reaches τ, the best doubling step b (the natural unit when no α beats α = 0,
+e.g. an edit that stayed the identity) is refined by a scan of ``PEAK_SCAN`` values over (b/2, 2b]. This matters for
+edits whose latent rate peaks and falls again — e.g. "add one digit" pushed past the target count reads as the next
+count — where a power-of-two step can miss the peak by far (measured: LW 1 → 2 peaked near α ≈ 1.3, the doubling
+search alone picked α = 2). When the scan finds rate ≥ τ, d is bisected between its first such value and the scan
+value before it, as above, and ``reached`` is True; otherwise ``reached`` is False and d is the α of the highest rate.
+(Before this, a τ found by the scan was reported as not reached, at the scan's value: InterFaceGAN on the W+ world's
+"add one digit 1 → 2" read as † at d = 5.98 though its latent rate is 1.0 there.)
 Rendering then uses α ∈ {0} ∪ linspace(d, 2d, n_alphas) (:func:`alpha_grid`).
 """
 
@@ -100,28 +103,32 @@ def calibrate(rate: Callable[[float], float], tau: float = 1.0, unit: float = 1.
         seen[a] = rate(a)
         return seen[a]
 
+    def bisect(lo: float, hi: float) -> Calibration:
+        """rate(lo) < τ ≤ rate(hi): narrow [lo, hi] to the first crossing, d = hi."""
+        while hi - lo > rel_tol * hi:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if r(mid) >= tau else (mid, hi)
+        return Calibration(hi, seen[hi], True, tau, unit, n_codes, len(seen))
+
     r0 = r(0.0)
     if r0 >= tau:
         return Calibration(0.0, r0, True, tau, unit, n_codes, len(seen))
     lo, hi = 0.0, unit
-    while (r_hi := r(hi)) < tau:
+    while r(hi) < tau:
         lo, hi = hi, 2 * hi
-        if hi > max_alpha:  # not reached: the α of the highest rate, refined around the best doubling step
+        if hi > max_alpha:  # no doubling step reaches τ: scan around the best one
             best = max((a for a in seen if a > 0), key=lambda a: (seen[a], -a))
             if seen[best] <= r0:  # nothing beats the unedited codes: report the natural unit
                 return Calibration(unit, seen[unit], False, tau, unit, n_codes, len(seen))
             for a in np.linspace(best / 2, min(2 * best, max_alpha), PEAK_SCAN + 1)[1:]:
                 r(float(a))
+            hits = [a for a in seen if seen[a] >= tau]
+            if hits:  # τ lies between two doubling steps: bisect from the scan value before the first hit
+                first = min(hits)
+                return bisect(max(a for a in seen if a < first), first)
             best = max((a for a in seen if a > 0), key=lambda a: (seen[a], -a))  # smallest α on ties
             return Calibration(best, seen[best], False, tau, unit, n_codes, len(seen))
-    while hi - lo > rel_tol * hi:
-        mid = 0.5 * (lo + hi)
-        r_mid = r(mid)
-        if r_mid >= tau:
-            hi, r_hi = mid, r_mid
-        else:
-            lo = mid
-    return Calibration(hi, r_hi, True, tau, unit, n_codes, len(seen))
+    return bisect(lo, hi)
 
 
 def alpha_grid(d: float, n_alphas: int) -> list[float]:
