@@ -38,26 +38,22 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _judging import cells, judged, write_grid  # noqa: E402 - bench/ is on sys.path when run as a script
 from latentedit.data.digits import DigitsConfig, add_one_digit, load_glyphs  # noqa: E402
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.edits.affine import AffineEdit  # noqa: E402
 from latentedit.edits.definitions import split_selection_mask  # noqa: E402
 from latentedit.edits.model import affine_parameters, load_edit  # noqa: E402
-from latentedit.evaluation.edit_metrics import edit_metric_rows  # noqa: E402
 from latentedit.imaging import generate_uint8  # noqa: E402
 from latentedit.io.image_store import read_image_store  # noqa: E402
 from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
 from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
-from latentedit.plotting import image_grid  # noqa: E402
 from latentedit.projection.options import RefineConfig  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
 from latentedit.projection.wplus import load_code_encoder  # noqa: E402
 from latentedit.render.calibrate import calibrate, latent_rate_function, natural_unit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
-
-METRICS = ("target_change_rate", "slots_kept", "clean_edit_rate")
-
 
 def affine_fit(source: np.ndarray, target: np.ndarray, ridge: float | None) -> dict:
     """The edit model of z_t − z_s ≈ A z_s + b, ridge ``ridge``·n on A per layer (None: the mean step, A = 0)."""
@@ -129,27 +125,6 @@ def main() -> None:
         inputs = images.images[images.rows_of(ids, "the test sources")]
         pred_in = judge.predict(inputs)
 
-        def judged(rendered: np.ndarray, logits: np.ndarray, alphas: np.ndarray) -> dict:
-            """{(metric, alpha index): (value, ci_low, ci_high)} of renders (A, N, C, H, W), alphas[0] = 0."""
-            a, n = rendered.shape[:2]
-            pred = judge.predict(rendered.reshape(a * n, *rendered.shape[2:]))
-            rows = edit_metric_rows(
-                method="fit", edit=edit, definition=definition, attribute_names=names, alphas=alphas,
-                edited_probs=pred["probs"].reshape(a, n, -1), edited_embeddings=pred["embedding"].reshape(a, n, -1),
-                input_probs=pred_in["probs"], input_embeddings=pred_in["embedding"], latent_logits=logits,
-                edited_slots=pred["slots"].reshape(a, n, -1), empty_slot=judge.empty_slot, n_boot=args.n_boot,
-                seed=0)
-            out = {}
-            for metric in METRICS:
-                for i, alpha in enumerate(alphas):
-                    row = rows[(rows.metric == metric) & np.isclose(rows.alpha, alpha)].iloc[0]
-                    out[metric, i] = (row.value, row.ci_low, row.ci_high)
-            return out
-
-        def cells(values: dict, i: int) -> str:
-            return "  ".join(f"{m.replace('_rate', '')} {values[m, i][0]:.3f} [{values[m, i][1]:.3f}, "
-                             f"{values[m, i][2]:.3f}]" for m in METRICS)
-
         print(f"\n{edit}: {train.sum()} train source codes, {len(val_source)} val (calibration), {len(codes)} test")
         models = {"LW, trained by the run": load_edit(results / "edits" / "lw" / edit / "seed0" / "model.pt")}
         columns, labels = [inputs[:8]], ["input"]  # the grid: one column per image source, 8 test sources
@@ -169,7 +144,8 @@ def main() -> None:
                   f"{time.perf_counter() - t0:.0f} s; mean ½‖z_t − z_s‖² {half_sq:.1f}")
             renders = np.stack([generate_uint8(renderer, torch.as_tensor(z), 128).numpy()
                                 for z in (codes, test_targets)])
-            ceiling = judged(renders, np.zeros((2, len(codes), len(names)), np.float32), np.array([0.0, 1.0]))
+            ceiling = judged(judge, renders, np.array([0.0, 1.0]), pred_in,
+                             np.zeros((2, len(codes), len(names)), np.float32), edit, definition, names, args.n_boot)
             print(f"  {rule + ': projected targets (ceiling)':44s} {cells(ceiling, 1)}")
             columns.append(renders[1][:8])
             labels.append(f"{rule}:\ntarget")
@@ -181,16 +157,14 @@ def main() -> None:
                             unit=natural_unit(model, val_source, val_target), n_codes=len(val_source))
             alphas = np.array([0.0, cal.d, 1.0])
             rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=name)
-            values = judged(rendered, logits, alphas)
+            values = judged(judge, rendered, alphas, pred_in, logits, edit, definition, names, args.n_boot)
             columns.append(rendered[1][:8])
             labels.append(name.replace("affine per layer, ", "").replace(": ", ":\n").replace(", ", ",\n"))
             reached = "" if cal.reached else f" (τ not reached: {cal.rate:.3f})"
             print(f"  {name:44s} at d = {cal.d:.3f}{reached}: {cells(values, 1)}\n  {'':44s} at α = 1:{'':8s}"
                   f"{cells(values, 2)}")
         if args.grid:
-            Path(args.grid).mkdir(parents=True, exist_ok=True)
-            image_grid([np.stack(row) for row in zip(*columns)], Path(args.grid) / f"{edit}.png", col_labels=labels)
-            print(f"  wrote {Path(args.grid) / f'{edit}.png'}")
+            write_grid(columns, labels, args.grid, edit)
 
 
 if __name__ == "__main__":

@@ -40,25 +40,22 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _judging import cells, judged, write_grid  # noqa: E402 - bench/ is on sys.path when run as a script
+
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.dlsgan.scale import sample_latent  # noqa: E402
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.model import load_edit  # noqa: E402
 from latentedit.edits.train import train_edit  # noqa: E402
-from latentedit.evaluation.edit_metrics import edit_metric_rows  # noqa: E402
 from latentedit.imaging import generate_uint8  # noqa: E402
 from latentedit.io.image_store import read_image_store  # noqa: E402
 from latentedit.io.latent_store import LatentStore, latent_space, read_latent_store  # noqa: E402
 from latentedit.labels.classifiers import (ClassifierConfig, load_latent_classifiers,  # noqa: E402
                                            train_latent_classifiers)
 from latentedit.labels.correlations import correlation_matrix  # noqa: E402
-from latentedit.plotting import image_grid  # noqa: E402
 from latentedit.render.calibrate import calibrate, latent_rate_function, natural_unit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
-
-METRICS = ("target_change_rate", "slots_kept", "clean_edit_rate")
-
 
 @torch.no_grad()
 def sampled_store(generator, scale, renderer, judge, names: list[str], distribution: str, n_split: dict,
@@ -85,24 +82,6 @@ def sampled_store(generator, scale, renderer, judge, names: list[str], distribut
     return store, {"drawn": drawn, "kept_fraction": sum(len(k[0]) for k in kept) / drawn}
 
 
-def judged(judge, rendered: np.ndarray, alphas: np.ndarray, input_pred: dict, logits: np.ndarray, edit: str,
-           definition: dict, names: list[str], n_boot: int) -> dict:
-    """{(metric, α index): (value, ci_low, ci_high)} of renders (A, N, C, H, W), alphas[0] = 0."""
-    a, n = rendered.shape[:2]
-    pred = judge.predict(rendered.reshape(a * n, *rendered.shape[2:]))
-    rows = edit_metric_rows(
-        method="bench", edit=edit, definition=definition, attribute_names=names, alphas=alphas,
-        edited_probs=pred["probs"].reshape(a, n, -1), edited_embeddings=pred["embedding"].reshape(a, n, -1),
-        input_probs=input_pred["probs"], input_embeddings=input_pred["embedding"], latent_logits=logits,
-        edited_slots=pred["slots"].reshape(a, n, -1), empty_slot=judge.empty_slot, n_boot=n_boot, seed=0)
-    out = {}
-    for metric in METRICS:
-        for i, alpha in enumerate(alphas):
-            row = rows[(rows.metric == metric) & np.isclose(rows.alpha, alpha)].iloc[0]
-            out[metric, i] = (row.value, row.ci_low, row.ci_high)
-    return out
-
-
 def evaluate(model: dict, store: LatentStore, classifier, renderer, judge, edit: str, definition: dict,
              render_cfg: dict, n_boot: int, inputs: np.ndarray | None) -> tuple[str, np.ndarray]:
     """One edit model judged like an ``evaluate_edit`` job; ``inputs``: the real test images of the sources (None:
@@ -118,12 +97,9 @@ def evaluate(model: dict, store: LatentStore, classifier, renderer, judge, edit:
     rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=edit)
     input_pred = judge.predict(rendered[0] if inputs is None else inputs)
     values = judged(judge, rendered, alphas, input_pred, logits, edit, definition, names, n_boot)
-
-    def cells(i: int) -> str:
-        return " / ".join(f"{values[m, i][0]:.3f} [{values[m, i][1]:.3f}, {values[m, i][2]:.3f}]" for m in METRICS)
-
     reached = "" if cal.reached else f" †{cal.rate:.3f}"
-    return (f"d = {cal.d:.3f}{reached} (n = {len(codes)}): {cells(1)} | α = 1: {cells(2)}", rendered[:, :8])
+    return (f"d = {cal.d:.3f}{reached} (n = {len(codes)}): {cells(values, 1, ' / ', False)} | α = 1: "
+            f"{cells(values, 2, ' / ', False)}", rendered[:, :8])
 
 
 def main() -> None:
@@ -229,9 +205,7 @@ def main() -> None:
             columns.append(grid[1])
             labels.append(f"{method}\nprojected")
         if args.grid:
-            Path(args.grid).mkdir(parents=True, exist_ok=True)
-            image_grid([np.stack(row) for row in zip(*columns)], Path(args.grid) / f"{edit}.png", col_labels=labels)
-            print(f"  wrote {Path(args.grid) / f'{edit}.png'}")
+            write_grid(columns, labels, args.grid, edit)
 
 
 if __name__ == "__main__":
