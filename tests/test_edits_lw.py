@@ -466,3 +466,38 @@ def test_a_potential_table_starts_a_batch_only_once_all_its_codes_were_solved():
     repeated = table.start(torch.tensor([4, 4, 0]), torch.tensor([7, 7]))  # a code twice in a batch
     torch.testing.assert_close(repeated.f_aa, state.f_aa[[2, 2, 0]])
     torch.testing.assert_close(repeated.g_ab, state.g_ab[[3, 3]])
+
+
+def test_low_rank_edit_starts_at_the_identity_and_composes_to_a_plain_edit():
+    torch.manual_seed(0)
+    edit = AffineEdit(6, n_layers=3, layers=[0, 2], rank=2)
+    assert set(dict(edit.named_parameters())) == {"u", "v", "bias"} and edit.linear().shape == (2, 6, 6)
+    z = torch.randn(5, 3, 6)
+    assert torch.equal(edit(z), z)  # V = 0: W = 0
+    with torch.no_grad():
+        edit.v.normal_()
+        edit.bias.normal_()
+    assert all(int(torch.linalg.matrix_rank(w)) == 2 for w in edit.linear())
+    full = edit.full_rank()
+    assert full.rank is None and "rank" not in full.spec() and edit.spec()["rank"] == 2
+    torch.testing.assert_close(full(z), edit(z))
+    assert AffineEdit.from_spec(edit.spec()).rank == 2
+    with pytest.raises(ValueError, match="rank"):
+        AffineEdit(4, rank=0)
+
+
+def test_wplus_training_at_low_rank_returns_a_plain_edit_of_that_rank():
+    """Each layer's target doubles the source along three directions: rank 3 per layer reaches it, rank 1 cannot."""
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(256, 2, 4, generator=g)
+    target = source.clone()
+    target[..., :3] *= 2.0
+    distance = {}
+    for rank in (1, 3):
+        edit, history = train_lw(source, target, source, target, dataclasses.replace(FAST, rank=rank, max_steps=300))
+        assert edit.rank is None and isinstance(edit.weight, torch.nn.Parameter)
+        assert all(int(torch.linalg.matrix_rank(w, atol=1e-5)) <= rank for w in edit.weight.detach())
+        with torch.no_grad():
+            distance[rank] = float(sinkhorn_loss(edit(source).flatten(1), target.flatten(1)))
+    start = float(sinkhorn_loss(source.flatten(1), target.flatten(1)))
+    assert distance[3] < 0.1 * start and distance[1] > 3 * distance[3], (start, distance)

@@ -111,6 +111,7 @@ class LWConfig:
     min_last_batch_fraction: float = 0.5  # drop an epoch's last batch below this × B: tiny-cloud OT is mostly noise
     layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all); ignored for flat codes
     couple_layers: bool = False  # W+ codes: one affine map on the edited layers flattened together (module doc)
+    rank: int | None = None  # train W = U Vᵀ of this rank (per layer; affine module doc, a deviation); None: full
     warm_start: str = "auto"  # solves start from each code's last potentials; before those: auto | always | never
     weighting: bool = True  # balanced weights a_i = 1/(n_t^A·n_s^A) over labels.weight_attributes (train_edit_job)
     weight_min_count: int = 1  # codes a combination needs on both sides to be matched
@@ -134,6 +135,8 @@ class LWConfig:
         if self.patience_steps < 0 or self.eval_every_steps < 0:
             raise ValueError("patience_steps and eval_every_steps must be ≥ 0, got "
                              f"{self.patience_steps}, {self.eval_every_steps}")
+        if self.rank is not None and self.rank < 1:
+            raise ValueError(f"rank must be ≥ 1 (or None: full), got {self.rank}")
         if self.lambda_pres < 0 or not 0 <= self.min_last_batch_fraction <= 1:
             raise ValueError("lambda_pres must be ≥ 0 and min_last_batch_fraction in [0, 1]")
 
@@ -386,7 +389,8 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         Index k of the edited attribute among the classifier outputs; forces w_k = 0.
     edit : AffineEdit, optional
         Module to train (e.g. with custom layers); default: zero-initialised, full for flat codes, block-diagonal
-        over ``cfg.layers`` for W+ codes (one map on those layers flattened together with ``cfg.couple_layers``).
+        over ``cfg.layers`` for W+ codes (one map on those layers flattened together with ``cfg.couple_layers``),
+        its linear parts of rank ≤ ``cfg.rank`` when that is set.
 
     Returns
     -------
@@ -420,10 +424,10 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
 
     if edit is None:
         if source.dim() == 2:
-            edit = AffineEdit(source.shape[1])
+            edit = AffineEdit(source.shape[1], rank=cfg.rank)
         else:
             edit = AffineEdit(source.shape[2], n_layers=source.shape[1], layers=cfg.layers,
-                              couple_layers=cfg.couple_layers)
+                              couple_layers=cfg.couple_layers, rank=cfg.rank)
     edit = edit.to(device=device, dtype=source.dtype)
     blur = cfg.blur if cfg.blur is not None else default_blur(source, target, cfg.blur_fraction)
 
@@ -511,7 +515,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         for term in (starts.solves if starts is not None else ()):
             if (summary := starts.summary(term)) is not None:
                 log.info("Sinkhorn %s, %s: %s", term, what, summary)
-    return edit.eval(), history
+    return edit.full_rank().eval(), history
 
 
 def train_edit_job(job: EditJob) -> TrainedEdit:
