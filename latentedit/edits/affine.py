@@ -21,7 +21,7 @@ W = U Vᵀ with U, V of shape (D, r) (per layer, or (L_e·D, r) coupled), so a c
 most r directions per layer besides the shared offset. U starts random (N(0, 1/D)), V at 0: W = 0 again, and V's
 gradient Uᵀ ∂L/∂W does not vanish. :meth:`AffineEdit.full_rank` composes the trained factors into the plain W that
 the edit-model file stores. Why: on the digits W+ the part of LW's step that differs between codes both adds the
-digit and redraws the digits already there; at r = 8 per layer the existing digits are kept 1.4–2.2 times as often
+digit and redraws the digits already there; at r = 8 per layer the existing digits are kept 1.6–2.2 times as often
 at a lower count (README "What LW's edit does to the digits already there").
 """
 
