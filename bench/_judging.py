@@ -1,17 +1,30 @@
-"""Judging shared by the benchmarks that score edits like Table 2: the image oracle's target change, digits kept and
-clean-edit rate of renders, with 95 % bootstrap intervals over the images (``evaluate_edit``'s metrics), and the
-PNG grid of what was judged."""
+"""What the benchmarks that score edits like Table 2 share: a finished run's config, results folder and generator
+checkpoint; the image oracle's target change, digits kept and clean-edit rate of renders, with 95 % bootstrap
+intervals over the images (``evaluate_edit``'s metrics); and the PNG grid of what was judged."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from latentedit.evaluation.edit_metrics import edit_metric_rows
 from latentedit.plotting import image_grid
 
 METRICS = ("target_change_rate", "slots_kept", "clean_edit_rate")
+
+
+def finished_run(rundir: str | Path, config: str | Path | None = None) -> tuple[dict, Path, Path]:
+    """(config, results folder, generator checkpoint) of a finished digits run in ``rundir``; ``config``: the run's
+    config file (None: RUNDIR/config.yaml)."""
+    run = Path(rundir)
+    with open(config or run / "config.yaml") as f:
+        cfg = yaml.safe_load(f)
+    results = run / "results" / "digits"
+    checkpoint = (results / "dlsgan" / "dls" / "checkpoint.pt" if cfg["dlsgan"]["retrain"]
+                  else run / cfg["dlsgan"]["checkpoint"])
+    return cfg, results, checkpoint
 
 
 def judged(judge, rendered: np.ndarray, alphas: np.ndarray, input_pred: dict, latent_logits: np.ndarray, edit: str,

@@ -34,12 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, judged, write_grid  # noqa: E402
+from _judging import cells, finished_run, judged, write_grid  # noqa: E402
 from latentedit.data.digits import DigitsConfig, add_one_digit, load_glyphs  # noqa: E402
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.edits.affine import AffineEdit  # noqa: E402
@@ -94,15 +93,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    run = Path(args.rundir)
-    cfg = yaml.safe_load(open(args.config or run / "config.yaml"))
-    results = run / "results" / "digits"
+    cfg, results, checkpoint = finished_run(args.rundir, args.config)
     store = read_latent_store(results / "latents.h5")
     space = latent_space(store.attrs, results / "latents.h5")
     images = read_image_store(results / "images.h5")
     classifier = load_latent_classifiers(results / "labels" / "classifiers.pt")
-    checkpoint = (results / "dlsgan" / "dls" / "checkpoint.pt" if cfg["dlsgan"]["retrain"]
-                  else run / cfg["dlsgan"]["checkpoint"])
     generator, _, scale, _ = load_dlsgan(checkpoint, "cpu")
     encoder, encoder_space = load_code_encoder(results / "projection" / "encoder.pt", "cpu")
     if encoder_space != space:
@@ -114,7 +109,7 @@ def main() -> None:
     digits_cfg = DigitsConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["digits"].items()})
     glyphs = load_glyphs(digits_cfg, np.random.default_rng(digits_cfg.seed))
     names = list(store.attribute_names)
-    print(f"run {run}: {space} codes {store.latents.shape[1:]}; projection {projection}")
+    print(f"run {args.rundir}: {space} codes {store.latents.shape[1:]}; projection {projection}")
 
     for edit in args.edits:
         definition = cfg["edits"]["definitions"][edit]

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
+
+from _judging import finished_run  # noqa: E402
 
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.model import apply_edit, load_edit  # noqa: E402
@@ -84,13 +86,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    run = Path(args.rundir)
-    cfg = yaml.safe_load(open(args.config or run / "config.yaml"))
-    results = run / "results" / "digits"
+    cfg, results, checkpoint = finished_run(args.rundir, args.config)
     store = read_latent_store(results / "latents.h5")
     images = read_image_store(results / "images.h5")
-    checkpoint = (results / "dlsgan" / "dls" / "checkpoint.pt" if cfg["dlsgan"]["retrain"]
-                  else run / cfg["dlsgan"]["checkpoint"])
     renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": store.attrs["latent_space"]})
     judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
 

@@ -41,7 +41,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, judged, write_grid  # noqa: E402
+from _judging import cells, finished_run, judged, write_grid  # noqa: E402
 
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.dlsgan.scale import sample_latent  # noqa: E402
@@ -126,16 +126,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
 
-    run = Path(args.rundir)
-    cfg = yaml.safe_load(open(args.config or run / "config.yaml"))
-    results = run / "results" / "digits"
+    cfg, results, checkpoint = finished_run(args.rundir, args.config)
     run_store = read_latent_store(results / "latents.h5")
     space = latent_space(run_store.attrs, results / "latents.h5")
     if space != "wplus":
         raise SystemExit(f"{results / 'latents.h5'} holds {space} codes; this benchmark compares W+ runs")
     names = list(run_store.attribute_names)
-    checkpoint = (results / "dlsgan" / "dls" / "checkpoint.pt" if cfg["dlsgan"]["retrain"]
-                  else run / cfg["dlsgan"]["checkpoint"])
     generator, _, scale, ck = load_dlsgan(checkpoint, "cpu")
     renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": "wplus"})
     judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
