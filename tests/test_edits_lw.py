@@ -482,6 +482,12 @@ def test_low_rank_edit_starts_at_the_identity_and_composes_to_a_plain_edit():
     assert full.rank is None and "rank" not in full.spec() and edit.spec()["rank"] == 2
     torch.testing.assert_close(full(z), edit(z))
     assert AffineEdit.from_spec(edit.spec()).rank == 2
+    for other in (AffineEdit(6, rank=3), AffineEdit(6, n_layers=3, couple_layers=True, rank=3)):  # flat, coupled
+        with torch.no_grad():
+            other.v.normal_()
+        codes = torch.randn(5, 6) if other.n_layers is None else z
+        assert int(torch.linalg.matrix_rank(other.linear())) == 3
+        torch.testing.assert_close(other.full_rank()(codes), other(codes))
     with pytest.raises(ValueError, match="rank"):
         AffineEdit(4, rank=0)
 

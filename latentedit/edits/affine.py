@@ -19,10 +19,10 @@ whose gradient would be blocked). α scales the edit at inference (α = 1 during
 **Low rank** (``rank`` = r; a deviation from the paper, whose H_k is a full affine map). Each linear part is trained as
 W = U Vᵀ with U, V of shape (D, r) (per layer, or (L_e·D, r) coupled), so a code's step W z + c moves it along at
 most r directions per layer besides the shared offset. U starts random (N(0, 1/D)), V at 0: W = 0 again, and V's
-gradient Uᵀ ∂L/∂W does not vanish. :meth:`AffineEdit.full_rank` composes the trained factors into the plain W that
+gradient (∂L/∂W)ᵀ U does not vanish. :meth:`AffineEdit.full_rank` composes the trained factors into the plain W that
 the edit-model file stores. Why: on the digits W+ the part of LW's step that differs between codes both adds the
 digit and redraws the digits already there; at r = 8 per layer the existing digits are kept 1.6–2.2 times as often
-at a lower count (README "What LW's edit does to the digits already there").
+at a lower count (README "What LW's edit does to the digits already there", "Low rank").
 """
 
 from __future__ import annotations
