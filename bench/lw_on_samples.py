@@ -8,7 +8,8 @@ s the checkpoint's scale), so that the two runs differ only in where the codes c
 
 1. draw codes, render them, and label each image by the image oracle (the count of digits as one-hot ``count_k``,
    ``has_d`` for the presence of each digit); images the oracle reads with less than ``--confidence`` on any label
-   are left out (mostly malformed digits and empty canvases), and the kept codes are split as the run's store is
+   are left out (mostly digits whose class it is unsure of, and a few empty canvases), and the kept codes are split
+   as the run's store is
    (``--n-train`` / ``--n-val`` / ``--n-test``);
 2. train the latent classifiers F and γ on them with the run's ``labels`` config;
 3. train each ``--methods`` edit (``lw``, ``lw_nopres`` …) with the run's config section and seed 0
@@ -21,7 +22,7 @@ s the checkpoint's scale), so that the two runs differ only in where the codes c
 The run's own LW models go through the same judging on the run's test sources for the comparison in one table
 (their reference: the real test images, as in the run).
 
-Usage (in a finished default run's directory; ≈ 10 min on one thread)::
+Usage (in a finished default run's directory; ≈ 5 min on one thread)::
 
     python bench/lw_on_samples.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3 add_digit_3to4]
         [--methods lw lw_nopres] [--grid DIR]
