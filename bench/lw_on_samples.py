@@ -9,8 +9,7 @@ s the checkpoint's scale), so that the two runs differ only in where the codes c
 1. draw codes, render them, and label each image by the image oracle (the count of digits as one-hot ``count_k``,
    ``has_d`` for the presence of each digit); images the oracle reads with less than ``--confidence`` on any label
    are left out (mostly digits whose class it is unsure of, and a few empty canvases), and the kept codes are split
-   as the run's store is
-   (``--n-train`` / ``--n-val`` / ``--n-test``);
+   as the run's store is (``--n-train`` / ``--n-val`` / ``--n-test``);
 2. train the latent classifiers F and γ on them with the run's ``labels`` config;
 3. train each ``--methods`` edit (``lw``, ``lw_nopres`` …) with the run's config section and seed 0
    (:func:`latentedit.edits.train.train_edit`, what the workflow's jobs call);
