@@ -46,6 +46,7 @@ from _judging import cells, finished_run, judged, write_grid  # noqa: E402
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.dlsgan.scale import sample_latent  # noqa: E402
 from latentedit.edits.definitions import select_codes  # noqa: E402
+from latentedit.edits.methods import get_method  # noqa: E402
 from latentedit.edits.model import load_edit  # noqa: E402
 from latentedit.edits.train import train_edit  # noqa: E402
 from latentedit.imaging import generate_uint8  # noqa: E402
@@ -57,6 +58,12 @@ from latentedit.labels.correlations import correlation_matrix  # noqa: E402
 from latentedit.render.calibrate import calibrate, latent_rate_function, natural_unit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
+
+def confident(probs: np.ndarray, n_counts: int, confidence: float) -> np.ndarray:
+    """(N,) whether the oracle read each image's count and every digit's presence with at least ``confidence``."""
+    count, has = probs[:, :n_counts], probs[:, n_counts:]
+    return (count.max(1) >= confidence) & ((has <= 1 - confidence) | (has >= confidence)).all(1)
+
 
 @torch.no_grad()
 def sampled_store(generator, scale, renderer, judge, names: list[str], distribution: str, n_split: dict,
@@ -71,7 +78,7 @@ def sampled_store(generator, scale, renderer, judge, names: list[str], distribut
         codes = generator.broadcast(generator.mapping(z * scale))  # (B, L, D)
         probs = judge.predict(generate_uint8(renderer, codes, 128).numpy())["probs"]  # (B, n_counts + 10)
         count, has = probs[:, :n_counts], probs[:, n_counts:]
-        sure = (count.max(1) >= confidence) & ((has <= 1 - confidence) | (has >= confidence)).all(1)
+        sure = confident(probs, n_counts, confidence)
         labels = np.concatenate([np.eye(n_counts, dtype=np.uint8)[count.argmax(1)], (has > 0.5).astype(np.uint8)], 1)
         kept.append((codes.numpy()[sure], labels[sure]))
         drawn += batch
@@ -147,9 +154,7 @@ def main() -> None:
     with torch.no_grad():
         probs = judge.predict(generate_uint8(renderer, torch.as_tensor(run_store.select("test").latents), 128)
                               .numpy())["probs"]
-    n_counts = sum(n.startswith("count_") for n in names)
-    sure = ((probs[:, :n_counts].max(1) >= args.confidence)
-            & ((probs[:, n_counts:] <= 1 - args.confidence) | (probs[:, n_counts:] >= args.confidence)).all(1))
+    sure = confident(probs, sum(n.startswith("count_") for n in names), args.confidence)
     print(f"  for comparison, the run's test reconstructions read with that confidence: {sure.mean():.3f} of "
           f"{len(sure)}")
     for label, s in (("samples", train), ("the run's projections", run_store.select("train"))):
@@ -174,10 +179,10 @@ def main() -> None:
               f"change / digits kept / clean edit [95 %]")
         columns, labels = [], []
         for method in args.methods:
-            family = "lw" if method.startswith("lw") else method
             t0 = time.perf_counter()
             model, history, _ = train_edit(method, store, definition, classifier, gamma,
-                                           {**cfg["edits"][family], "seed": 0, **overrides}, name=edit,
+                                           {**cfg["edits"][get_method(method).options], "seed": 0, **overrides},
+                                           name=edit,
                                            weight_attributes=cfg["labels"]["weight_attributes"])
             seconds = time.perf_counter() - t0
             line, grid = evaluate(model, store, classifier, renderer, judge, edit, definition, cfg["render"],
