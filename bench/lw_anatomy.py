@@ -41,7 +41,7 @@ from latentedit.edits.model import apply_edit, load_edit  # noqa: E402
 from latentedit.evaluation.uncertainty import bootstrap_counts, bootstrap_mean_interval  # noqa: E402
 from latentedit.imaging import generate_uint8  # noqa: E402
 from latentedit.io.image_store import read_image_store  # noqa: E402
-from latentedit.io.latent_store import read_latent_store  # noqa: E402
+from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
 from latentedit.io.render_store import read_render_store_info  # noqa: E402
 from latentedit.render.render import render_codes  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
@@ -89,7 +89,8 @@ def main() -> None:
     cfg, results, checkpoint = finished_run(args.rundir, args.config)
     store = read_latent_store(results / "latents.h5")
     images = read_image_store(results / "images.h5")
-    renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": store.attrs["latent_space"]})
+    renderer = load_renderer("digits", checkpoint, "cpu",
+                             {"latent_space": latent_space(store.attrs, results / "latents.h5")})
     judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
 
     for edit in args.edits:
@@ -103,6 +104,8 @@ def main() -> None:
         codes = torch.as_tensor(codes)
         source_slots = images.extra["slot_labels"][images.rows_of(ids, "the test sources")]
         train_codes = torch.as_tensor(select_codes(store, definition["source"], "train")[0])
+        centre = train_codes.mean(0)
+        targets = torch.as_tensor(select_codes(store, definition["target"], "test")[0])
         resamples = bootstrap_counts(len(codes), args.n_boot, seed=0)
         for method in args.methods:
             model = load_edit(results / "edits" / method / edit / "seed0" / "model.pt")
@@ -112,9 +115,7 @@ def main() -> None:
                 step = apply_edit(model, codes, 1.0) - codes
             # the narrower cloud without the step: the sources shrunk toward their mean by the ratio of the edited
             # codes' spread to the test targets'
-            targets = torch.as_tensor(select_codes(store, definition["target"], "test")[0])
             shrink = float(spread(codes + d * step) / spread(targets))
-            centre = train_codes.mean(0)
             print(f"\n{edit}, {method} at its calibrated d = {d:.3f}, {len(codes)} test sources of {k} digit(s); "
                   f"95 % intervals over the images. σ_rms of the edited codes / the test targets' = {shrink:.3f}")
             for part, delta in (("none (α = 0)", torch.zeros_like(step)), ("whole step", step),
