@@ -1,11 +1,22 @@
 """What every workflow script does first (:func:`setup_job`): log to the rule's log, keep the memory a step frees for
-the next (:func:`latentedit.allocator.keep_freed_memory`) and give torch the rule's thread count.
+the next (:func:`latentedit.allocator.keep_freed_memory`), give torch the rule's thread count and make MKL's first
+vector-math call on one thread.
 
 This module does not import torch. The jobs that draw figures, build the digits or aggregate tables never touch it,
 and ``import torch`` is 1.5–1.9 s of a fresh interpreter (and ≈ 90 MB): when a job has not imported torch by the time
 it calls :func:`setup_job`, the thread count goes into ``OMP_NUM_THREADS``, which torch reads when it is first
 imported, so a job that imports it later still runs on the rule's threads. (In a local run most jobs start as forks
 of :mod:`latentedit.forkserver`'s server, with torch already imported and set to the rule's threads.)
+
+**MKL's first vector-math call** (:func:`warm_up_vector_math`). ATen computes ``exp``, ``log``, ``sqrt``, ``tanh``,
+``erf``, ``sin`` … of a float tensor with MKL's vector-math library (VML), each thread on its own chunk, and MKL sets
+VML up at its first call in a process. When that first call comes from two threads at once, it races: one thread's
+chunk may go through another code path, and its results differ in the last bits. A job's outputs then depended on
+the race. Under Slurm, where every job is a fresh process, the encoder refinement's first evaluation read val PSNR
+5.1764717 or 5.1764708 instead of 5.1764817, and 2 of the 416 cells of ``metrics.parquet`` differed. Two of four
+Slurm runs of the tiny pipeline differed from the local run this way, which made tests/test_slurm_integration.py's
+byte-for-byte checks fail at random. ``bench/vml_first_call.py`` measures the race. So :func:`setup_job` makes one
+8-element call on the job's main thread, as soon as torch is imported.
 
 **Timing.** Each job writes its own timing record (``setup_job(..., timing=path)``, the rule's output ``timing``) when
 its interpreter exits: one tab-separated row with the columns of Snakemake's ``benchmark:`` files (``s``, ``h:m:s``,
@@ -31,6 +42,8 @@ it; a job that ends with an uncaught exception does not write it.
 from __future__ import annotations
 
 import atexit
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
@@ -56,13 +69,44 @@ def setup_job(log_path: str | None, threads: int | None = None, timing: str | No
         sys.excepthook = excepthook
         atexit.register(lambda: failed or write_timing(timing))
     keep_freed_memory()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        warm_up_vector_math(torch)
+    elif not any(isinstance(finder, _WarmUpOnTorchImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WarmUpOnTorchImport())
     if threads is not None:
-        torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(int(threads))
         else:
             os.environ["OMP_NUM_THREADS"] = str(int(threads))
     return logger
+
+
+def warm_up_vector_math(torch) -> None:
+    """Make this process's first call into MKL's vector math on this thread alone (module docstring): 8 elements
+    are below ATen's parallel grain, so no other thread takes part."""
+    torch.exp(torch.zeros(8))
+
+
+class _WarmUpOnTorchImport(importlib.abc.MetaPathFinder):
+    """For a job that imports torch after :func:`setup_job`: finds nothing itself, but when ``torch`` is imported it
+    removes itself, lets the other finders find it and wraps their loader, so that :func:`warm_up_vector_math` runs
+    once the module has executed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            execute = spec.loader.exec_module
+
+            def execute_then_warm_up(module):
+                execute(module)
+                warm_up_vector_math(module)
+
+            spec.loader.exec_module = execute_then_warm_up
+        return spec
 
 
 def setup_logging(log_path: str | None = None) -> logging.Logger:

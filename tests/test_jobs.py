@@ -56,6 +56,33 @@ print(torch.get_num_threads())
     assert out.stdout.split() == ["1"]
 
 
+def test_setup_job_makes_the_first_vector_math_call_once_torch_is_imported(monkeypatch):
+    import latentedit.jobs as jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "warm_up_vector_math", calls.append)
+    setup_job(None)
+    assert calls == [torch]
+
+
+def test_setup_job_before_torch_is_imported_makes_the_first_vector_math_call_when_it_is():
+    """The import hook: torch is imported by the job after setup_job (twice: one hook), and the warm-up runs once
+    torch has executed; the hook then leaves sys.meta_path."""
+    code = """
+import sys
+import latentedit.jobs as jobs
+calls = []
+jobs.warm_up_vector_math = lambda torch: calls.append(torch.exp(torch.zeros(2)).tolist())
+jobs.setup_job(None)
+jobs.setup_job(None)
+assert "torch" not in sys.modules, "setup_job imported torch"
+import torch
+print(calls, sum(isinstance(f, jobs._WarmUpOnTorchImport) for f in sys.meta_path))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[[1.0, 1.0]] 0"
+
+
 def _run_job(code: str, timing: Path) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter after ``setup_job(None, 1, timing=...)``."""
     prelude = f"from latentedit.jobs import setup_job\nsetup_job(None, 1, timing={str(timing)!r})\n"

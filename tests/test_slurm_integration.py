@@ -205,6 +205,72 @@ def _sacct(run_id: str, since: dt.datetime, n_jobs: int) -> list[dict[str, str]]
     return rows
 
 
+def _difference(a: Path, b: Path) -> str:
+    """What differs between two result files, in words (a byte dump of two checkpoints says nothing): for a
+    checkpoint its entries, for an HDF5 store its datasets and attributes, for a table its cells; else the first
+    differing byte."""
+    import h5py
+    import numpy as np
+    import torch
+
+    def walk(x, y, where: str) -> str | None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            if x.keys() != y.keys():
+                return f"{where}: keys {sorted(x.keys() ^ y.keys())} in one only"
+            return next((d for k in x if (d := walk(x[k], y[k], f"{where}[{k!r}]"))), None)
+        if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+            if len(x) != len(y):
+                return f"{where}: length {len(x)} != {len(y)}"
+            return next((d for i, (u, v) in enumerate(zip(x, y)) if (d := walk(u, v, f"{where}[{i}]"))), None)
+        if isinstance(x, (torch.Tensor, np.ndarray)) and isinstance(y, (torch.Tensor, np.ndarray)):
+            x, y = np.asarray(x), np.asarray(y)
+            if x.shape != y.shape or x.dtype != y.dtype:
+                return f"{where}: {x.dtype}{x.shape} != {y.dtype}{y.shape}"
+            bad = (x != y) & ~(np.isnan(x) & np.isnan(y)) if x.dtype.kind in "fc" else x != y
+            if not bad.any():
+                return None
+            by = f", by at most {float(np.abs(x[bad] - y[bad]).max()):.3g}" if x.dtype.kind in "fc" else ""
+            return f"{where}: {int(bad.sum())} of {x.size} values differ{by}"
+        if type(x) is not type(y) or (x != y and not (x != x and y != y)):
+            return f"{where}: {x!r} != {y!r}"
+        return None
+
+    if a.suffix == ".pt":
+        found = walk(torch.load(a, weights_only=True), torch.load(b, weights_only=True), a.name)
+    elif a.suffix == ".h5":
+        def contents(path: Path) -> dict:
+            out = {}
+            with h5py.File(path, "r") as f:
+                f.visititems(lambda name, obj: out.update(
+                    {f"{name} attrs": dict(obj.attrs),
+                     **({name: obj[()]} if isinstance(obj, h5py.Dataset) else {})}))
+                out["/ attrs"] = dict(f.attrs)
+            return out
+        found = walk(contents(a), contents(b), a.name)
+    elif a.suffix == ".parquet":
+        x, y = pd.read_parquet(a), pd.read_parquet(b)
+        if list(x.columns) != list(y.columns) or len(x) != len(y):
+            found = f"{a.name}: columns {list(x.columns)}, {len(x)} rows != {list(y.columns)}, {len(y)} rows"
+        else:
+            bad = {c: int(((x[c] != y[c]) & ~(x[c].isna() & y[c].isna())).fillna(True).sum()) for c in x}
+            found = ", ".join(f"{a.name}[{c!r}]: {n} of {len(x)} values differ" for c, n in bad.items() if n) or None
+    else:
+        found = None
+    if found is None:  # the same contents in other bytes (for instance a container's layout)
+        x, y = a.read_bytes(), b.read_bytes()
+        i = next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
+        found = f"{a.name}: the same contents, but the bytes differ from offset {i} (sizes {len(x)}, {len(y)})"
+    return found
+
+
+def _assert_same_files(local: Path, remote: Path, paths: list[str]) -> None:
+    """Each path under the two results folders holds the same bytes; the failure says what differs."""
+    for rel in paths:
+        if (local / rel).read_bytes() != (remote / rel).read_bytes():
+            pytest.fail(f"{rel} differs between the local and the Slurm run: {_difference(local / rel, remote / rel)}",
+                        pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def slurm_jobs(runs) -> list[dict[str, str]]:
     """sacct's records of the Slurm run's jobs (in submission order), checked to be the jobs Snakemake submitted."""
@@ -263,8 +329,7 @@ def test_a_job_killed_at_its_time_limit_is_retried_with_twice_the_time(runs, slu
     assert mem[1] == 2 * mem[0], mem
     assert re.search(rf"SLURM-job '{killed['JobID']}' failed, SLURM status is: 'TIMEOUT'", output), output[-6000:]
     assert output.count("Trying to restart job") == 1  # and no other job was retried
-    for rel in ["edits/latent_target_change.csv", "edits/latent_target_change.md"]:
-        assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
+    _assert_same_files(local, remote, ["edits/latent_target_change.csv", "edits/latent_target_change.md"])
 
 
 @pytest.mark.slurm
@@ -273,8 +338,7 @@ def test_results_tables_equal_the_local_run_byte_for_byte(runs):
     tables = ["metrics.parquet", "summary.csv", "summary.md",
               *(str(p.relative_to(local)) for p in (local / "metrics").rglob("*.parquet"))]
     assert len(tables) == 5
-    for rel in tables:
-        assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
+    _assert_same_files(local, remote, tables)
     table = pd.read_parquet(remote / "metrics.parquet")
     assert len(table) > 100 and table["created"].nunique() == 1
 
@@ -285,8 +349,7 @@ def test_stores_equal_the_local_run_byte_for_byte(runs):
     local, remote, _, _ = runs
     stores = sorted(str(p.relative_to(local)) for p in local.rglob("*.h5"))
     assert {"images.h5", "latents.h5"} < set(stores) and len(stores) == 4, stores
-    for rel in stores:
-        assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
+    _assert_same_files(local, remote, stores)
 
 
 @pytest.mark.slurm
@@ -295,8 +358,7 @@ def test_checkpoints_equal_the_local_run_byte_for_byte(runs):
     paths = ["dlsgan/dls/checkpoint.pt", "projection/encoder.pt", "oracle/model.pt", "labels/classifiers.pt",
              *(str(p.relative_to(local)) for p in (local / "edits").rglob("model.pt"))]
     assert len(paths) == 6
-    for rel in paths:
-        assert (local / rel).read_bytes() == (remote / rel).read_bytes(), rel
+    _assert_same_files(local, remote, paths)
 
 
 # ---------------------------------------------------------------------------------------------------------------
