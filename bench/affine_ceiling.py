@@ -51,7 +51,7 @@ from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
 from latentedit.projection.options import RefineConfig  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
 from latentedit.projection.wplus import load_code_encoder  # noqa: E402
-from latentedit.render.calibrate import calibrate, latent_rate_function, natural_unit  # noqa: E402
+from latentedit.render.calibrate import calibrate_edit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
@@ -149,8 +149,7 @@ def main() -> None:
             for ridge in args.ridge:
                 models[f"{rule}: affine per layer, ridge {ridge:g}"] = affine_fit(store.latents[train], targets, ridge)
         for name, model in models.items():
-            cal = calibrate(latent_rate_function(model, val_source, classifier, k, t), tau=1.0,
-                            unit=natural_unit(model, val_source, val_target), n_codes=len(val_source))
+            cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=1.0)
             alphas = np.array([0.0, cal.d, 1.0])
             rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=name)
             values = judged(judge, rendered, alphas, pred_in, logits, edit, definition, names, args.n_boot)

@@ -55,7 +55,7 @@ from latentedit.io.latent_store import LatentStore, latent_space, read_latent_st
 from latentedit.labels.classifiers import (ClassifierConfig, load_latent_classifiers,  # noqa: E402
                                            train_latent_classifiers)
 from latentedit.labels.correlations import correlation_matrix  # noqa: E402
-from latentedit.render.calibrate import calibrate, latent_rate_function, natural_unit  # noqa: E402
+from latentedit.render.calibrate import calibrate_edit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
@@ -98,8 +98,7 @@ def evaluate(model: dict, store: LatentStore, classifier, renderer, judge, edit:
     k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
     val_source = torch.as_tensor(select_codes(store, definition["source"], "val")[0])
     val_target = torch.as_tensor(select_codes(store, definition["target"], "val")[0])
-    cal = calibrate(latent_rate_function(model, val_source, classifier, k, t), tau=render_cfg["calibration_rate"],
-                    unit=natural_unit(model, val_source, val_target), n_codes=len(val_source))
+    cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=render_cfg["calibration_rate"])
     codes, _ = render_codes(store, definition["source"], render_cfg["max_images"], render_cfg["seed"])
     alphas = np.array([0.0, cal.d, 1.0])
     rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=edit)

@@ -3,6 +3,7 @@ rules/metrics.smk)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,7 +18,7 @@ from latentedit.evaluation.edit_metrics import edit_metric_rows
 from latentedit.io.h5 import StoreError
 from latentedit.io.latent_store import LatentStore
 from latentedit.io.render_store import RenderStore, read_render_store, write_render_store
-from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
+from latentedit.render.calibrate import alpha_grid, calibrate, calibrate_edit, latent_rate_function, natural_unit
 from latentedit.imaging import generate_uint8
 from latentedit.render.render import render_codes, render_edit
 
@@ -97,6 +98,9 @@ def test_latent_rate_and_natural_unit_of_a_direction():
     assert rate(0.0) == 0.0 and rate(2.0) == 0.5 and rate(3.5) == 1.0
     cal = calibrate(rate, tau=1.0, unit=natural_unit(model, codes, torch.tensor([[1.0, 0.0]])))
     assert cal.d == pytest.approx(3.0, rel=2e-3)
+    # the one call the evaluation makes: the same search, on the source codes, from the same unit
+    assert calibrate_edit(model, codes, torch.tensor([[1.0, 0.0]]), _Threshold(2), 0, 1) == dataclasses.replace(
+        cal, n_codes=2)
     assert natural_unit(model, codes, torch.tensor([[1.0, 0.0]])) == pytest.approx(3.0)  # mean gap along n
     assert natural_unit({"type": "affine"}, codes, codes) == 1.0
 

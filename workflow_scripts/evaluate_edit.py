@@ -24,7 +24,7 @@ from latentedit.io.provenance import file_hash
 from latentedit.io.render_store import RenderStore, write_render_store
 from latentedit.jobs import setup_job
 from latentedit.labels.classifiers import load_latent_classifiers
-from latentedit.render.calibrate import alpha_grid, calibrate, latent_rate_function, natural_unit
+from latentedit.render.calibrate import alpha_grid, calibrate_edit
 from latentedit.render.render import render_codes, render_edit
 from latentedit.training_utils import pick_device
 from latentedit.worlds import load_judge, load_renderer
@@ -50,8 +50,7 @@ val_source = torch.as_tensor(select_codes(store, definition["source"], "val")[0]
 val_target = torch.as_tensor(select_codes(store, definition["target"], "val")[0])
 if len(val_source) == 0:
     raise ValueError(f"edit {edit}: no validation source codes to calibrate on")
-cal = calibrate(latent_rate_function(model, val_source, classifier, k, t), tau=opts["calibration_rate"],
-                unit=natural_unit(model, val_source, val_target), n_codes=len(val_source))
+cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=opts["calibration_rate"])
 log.info("calibration of %s/%s on %d val codes: %s", method, edit, len(val_source), cal)
 if not cal.reached:
     log.warning("%s/%s: the latent classifier never reads %.3f of the edits as done (best %.3f at alpha %.4g)",

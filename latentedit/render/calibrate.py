@@ -131,6 +131,15 @@ def calibrate(rate: Callable[[float], float], tau: float = 1.0, unit: float = 1.
     return bisect(lo, hi)
 
 
+def calibrate_edit(model: Mapping, source: torch.Tensor, target: torch.Tensor, classifier, k: int, t: int,
+                   tau: float = 1.0) -> Calibration:
+    """d for one edit model: :func:`calibrate` of its latent rate on the validation ``source`` codes (attribute k
+    read as t by ``classifier``), from its :func:`natural_unit` (``source`` and ``target``: the validation codes of
+    the edit's source and target sets)."""
+    return calibrate(latent_rate_function(model, source, classifier, k, t), tau=tau,
+                     unit=natural_unit(model, source, target), n_codes=len(source))
+
+
 def alpha_grid(d: float, n_alphas: int) -> list[float]:
     """[0] + n_alphas values evenly spaced over [d, 2d] (just [0] when d = 0 would repeat it)."""
     if n_alphas < 1:
