@@ -70,6 +70,7 @@ def check_config(cfg: Mapping, dry_run: bool = False, checkout: str | Path | Non
             DigitsConfig(**{**cfg["digits"], "source_fractions": tuple(cfg["digits"]["source_fractions"])})
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        check_dlsgan_train(cfg["dlsgan"]["train"])
         check_projection(cfg, checkout)
         check_oracle(cfg, checkout)
         check_projection_encoder(cfg, checkout)
@@ -109,6 +110,14 @@ def projection_space(cfg: Mapping) -> str:
         return RefineConfig(**cfg["projection"]).space
     except (TypeError, ValueError) as e:
         raise ConfigError(f"projection: {e}") from None
+
+
+def check_dlsgan_train(train: Mapping) -> None:
+    """``dlsgan.train.style_dim`` is the StyleGAN2's style dimension: the DCGAN has none."""
+    arch = train.get("arch", DLSGAN_DEFAULT_ARCH)
+    if train.get("style_dim") is not None and arch != "stylegan2":
+        raise ConfigError(f"dlsgan.train.style_dim: only a stylegan2 generator has a style dimension; "
+                          f"dlsgan.train.arch is {arch} (set style_dim: null)")
 
 
 def generator_arch(cfg: Mapping, checkout: str | Path | None = None) -> str:

@@ -216,3 +216,12 @@ def test_the_parse_time_defaults_agree_with_the_library():
     old = {k: v for k, v in cfg["projection"].items() if k in ("refine", "epochs", "batch_size", "lr",
                                                                  "lambda_latent", "seed")}
     assert projection_space({**cfg, "projection": old}) == "wplus"  # a config without the key: the default world
+
+
+def test_dlsgan_style_dim_needs_the_stylegan2():
+    from latentedit.config import check_dlsgan_train
+
+    check_dlsgan_train({"arch": "stylegan2", "style_dim": 64})
+    check_dlsgan_train({"arch": "dcgan", "style_dim": None})
+    with pytest.raises(ConfigError, match="dlsgan.train.style_dim"):
+        check_dlsgan_train({"arch": "dcgan", "style_dim": 64})

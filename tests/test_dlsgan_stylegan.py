@@ -231,3 +231,43 @@ def test_ship_records_the_arch(trained, tmp_path, repo_root):
     (results / "dls" / "curves.png").write_bytes(b"png")
     recipe = ship(results, tmp_path / "shipped", "snakemake …", repo_root / "config.yaml")
     assert recipe["arch"] == "stylegan2" and (tmp_path / "shipped" / "dlsgan.pt").exists()
+
+
+# ------------------------------------------------------------------------------ a style narrower than d_z
+def test_style_dim_narrower_than_z_dim_trains_saves_and_loads(tmp_path):
+    """d_z 12 into an 8-wide style: only ``style.1`` changes shape, the DLS scale acts on the 12 inputs, and the
+    checkpoint goes through load_dlsgan and the faces loader like a square one."""
+    g = DLSStyleGenerator(**{**TINY_G, "z_dim": 12}, style_dim=8)
+    assert (g.z_dim, g.style_dim, g.g.z_dim) == (12, 8, 12)
+    assert g.spec["style_dim"] == 8 and g.spec["z_dim"] == 12
+    shapes = {k: tuple(v.shape) for k, v in g.g.state_dict().items()}
+    square = {k: tuple(v.shape) for k, v in DLSStyleGenerator(**TINY_G).g.state_dict().items()}
+    assert shapes.keys() == square.keys()
+    assert {k for k in shapes if shapes[k] != square[k]} == {"style.1.weight"} and shapes["style.1.weight"] == (8, 12)
+    assert infer_generator_config(g.g.state_dict())["z_dim"] == 12
+    with torch.no_grad():
+        z = torch.randn(3, 12)
+        w = g.mapping(z)
+        assert w.shape == (3, 8) and torch.equal(g.render(z, "z"), g.render(w, "w"))
+    with pytest.raises(ValueError, match=r"z codes must be \(B, 12\)"):
+        g.render(w, "z")
+    with pytest.raises(ValueError, match=r"w codes must be \(B, 8\)"):
+        g.render(z, "w")
+
+    cfg = dataclasses.replace(TINY, z_dim=12, style_dim=8, epochs=1, steps_per_epoch=2)
+    result = train_dlsgan(_images(20, 0), _images(10, 1), cfg, torch.device("cpu"))
+    assert result["scale"].shape == (12,) and result["options"]["style_dim"] == 8
+    path = tmp_path / "dlsgan.pt"
+    save_dlsgan(path, result)
+    loaded, _, s, _ = load_dlsgan(path)
+    assert loaded.spec == result["generator"].spec and s.shape == (12,)
+    with torch.no_grad():
+        wplus = loaded.broadcast(loaded.mapping(torch.randn(2, 12) * s))
+        assert wplus.shape == (2, 6, 8)
+        assert torch.equal(load_generator(path).synthesis(wplus), loaded.synthesis(wplus))
+    assert DLSGANConfig.from_options(result["options"]).style_dim == 8
+
+
+def test_style_dim_is_refused_for_the_dcgan():
+    with pytest.raises(ValueError, match="style_dim"):
+        DLSGANConfig(arch="dcgan", style_dim=8)

@@ -2,9 +2,10 @@
 for small images and without noise inputs, as the DLSGAN seed trains it (Kang et al. 2022: "StyleGAN2 with a reduced
 filter size of convolution layers", no noise inputs, mapping network at 0.01× learning rate).
 
-Notation: B = batch, d = d_z = D = style_dim (the mapping network is square), L = ``n_latent`` = 2·log2(canvas) − 2.
+Notation: B = batch, d = d_z, D = style_dim (= d_z unless ``style_dim`` is set), L = ``n_latent`` = 2·log2(canvas) − 2.
 
-    w  = f(z∘s)                      f = PixelNorm → n_mlp × EqualLinear(D, D, lr_mul 0.01) + leaky ReLU    (B, D)
+    w  = f(z∘s)                      f = PixelNorm → EqualLinear(d, D) → (n_mlp − 1) × EqualLinear(D, D),
+                                     each at lr_mul 0.01 with a leaky ReLU                               (B, D)
     W+ = broadcast(w) = (w, …, w)                                                                          (B, L, D)
     x  = synthesis(W+)               StyleGAN2 synthesis (Karras et al. 2020), g_channels[i] at 4·2^i px,
                                      ``channels`` image channels, not clamped (``to_uint8`` clips)       (B, C, H, W)
@@ -13,6 +14,12 @@ No noise, with the layout kept: the ``NoiseInjection`` strengths and the stored 
 the strengths frozen, so the stored-noise synthesis (``noise="const"``) would add exactly 0 and the state_dict is a
 rosinality generator's (``load_generator`` and the faces renderer read it and draw the same images). Synthesis here
 skips the noise (``noise="none"``): the same images, one pass over the activations less per layer.
+
+**d_z and the style dimension.** The seed trains d_z = 512 = D. On two CPU cores a 512-wide style does not start
+drawing digits within a session's budget (README "DLSGAN": 2,400 steps, 0.7 s each, count agreement at chance), so
+``style_dim`` may be narrower than d_z: only the first mapping layer is then (D, d_z), and the DLS scale still acts on
+all d_z inputs, which is what the seed's ablation is about. With ``style_dim`` unset (the shipped generator) the layout
+is upstream's, key for key and shape for shape.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ class DLSStyleGenerator(nn.Module):
     Parameters
     ----------
     z_dim : int
-        d_z, which is also the style dimension D (the mapping network is square).
+        d_z, the mapping network's input.
+    style_dim : int or None
+        The style dimension D of w and W+; None: d_z (a square mapping network, upstream's layout).
     canvas : int
         Image side in pixels, a power of two ≥ 4.
     channels : int
@@ -52,14 +61,15 @@ class DLSStyleGenerator(nn.Module):
     Attributes
     ----------
     spec : dict
-        {arch: "stylegan2", z_dim, canvas, channels, g_channels, n_mlp}: what the checkpoint stores.
-    n_latent, style_dim : int
-        L and D.
+        {arch: "stylegan2", z_dim, canvas, channels, g_channels, n_mlp[, style_dim]}: what the checkpoint stores
+        (``style_dim`` only when it differs from d_z).
+    n_latent, style_dim, z_dim : int
+        L, D and d_z.
     """
 
     def __init__(self, z_dim: int = 128, canvas: int = 32, channels: int = 1,
                  g_channels: Sequence[int] = (64, 64, 64, 32), n_mlp: int = 4,
-                 generator: StyleGAN2Generator | None = None):
+                 generator: StyleGAN2Generator | None = None, style_dim: int | None = None):
         super().__init__()
         g_channels = [int(c) for c in g_channels]
         log_size = int(math.log2(canvas)) if canvas >= 4 else 0
@@ -69,15 +79,16 @@ class DLSStyleGenerator(nn.Module):
             raise ValueError(f"g_channels needs one width per resolution 4 ... {canvas} px ({log_size - 1}), "
                              f"got {len(g_channels)}: {g_channels}")
         widths = {4 * 2**i: c for i, c in enumerate(g_channels)}
+        style = z_dim if style_dim is None else int(style_dim)
         if generator is None:
-            generator = StyleGAN2Generator(canvas, style_dim=z_dim, n_mlp=n_mlp, channels=widths,
-                                           out_channels=channels)
+            generator = StyleGAN2Generator(canvas, style_dim=style, n_mlp=n_mlp, channels=widths,
+                                           out_channels=channels, z_dim=z_dim)
             self._zero_noise(generator)
         else:
-            found = {"canvas": generator.size, "z_dim": generator.style_dim, "n_mlp": generator.n_mlp,
-                     "channels": generator.out_channels,
+            found = {"canvas": generator.size, "z_dim": generator.z_dim, "style_dim": generator.style_dim,
+                     "n_mlp": generator.n_mlp, "channels": generator.out_channels,
                      "g_channels": [generator.channels[res] for res in sorted(widths)]}
-            expected = {"canvas": canvas, "z_dim": z_dim, "n_mlp": n_mlp, "channels": channels,
+            expected = {"canvas": canvas, "z_dim": z_dim, "style_dim": style, "n_mlp": n_mlp, "channels": channels,
                         "g_channels": g_channels}
             differ = {k: (found[k], expected[k]) for k in expected if found[k] != expected[k]}
             if differ:
@@ -88,10 +99,12 @@ class DLSStyleGenerator(nn.Module):
         for _, t in self._noise_tensors(generator):
             t.requires_grad_(False)
         self.g = generator
-        self.z_dim = self.style_dim = z_dim
+        self.z_dim, self.style_dim = z_dim, style
         self.n_latent = generator.n_latent
         self.spec = {"arch": "stylegan2", "z_dim": z_dim, "canvas": canvas, "channels": channels,
                      "g_channels": g_channels, "n_mlp": n_mlp}
+        if style != z_dim:
+            self.spec["style_dim"] = style
 
     @staticmethod
     def _noise_tensors(g: StyleGAN2Generator) -> list[tuple[str, torch.Tensor]]:
@@ -106,7 +119,7 @@ class DLSStyleGenerator(nn.Module):
             t.zero_()
 
     def mapping(self, z_scaled: torch.Tensor) -> torch.Tensor:
-        """z∘s (B, D) → w (B, D)."""
+        """z∘s (B, d_z) → w (B, D)."""
         return self.g.mapping(z_scaled)
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
@@ -122,14 +135,16 @@ class DLSStyleGenerator(nn.Module):
         return self.synthesis(self.broadcast(self.mapping(z_scaled)))
 
     def render(self, codes: torch.Tensor, space: str) -> torch.Tensor:
-        """Images of codes in ``space``: "z" (z∘s, (B, D)) → forward; "w" ((B, D)) → synthesis(broadcast);
-        "wplus" ((B, L, D)) → synthesis. z and w codes share a shape, so the space is always said, never guessed."""
+        """Images of codes in ``space``: "z" (z∘s, (B, d_z)) → forward; "w" ((B, D)) → synthesis(broadcast);
+        "wplus" ((B, L, D)) → synthesis. z and w codes may share a shape, so the space is always said, never
+        guessed."""
         if space not in LATENT_SPACES:
             raise ValueError(f"space must be one of {LATENT_SPACES}, got {space!r}")
         if space == "wplus":
             return self.synthesis(codes)
-        if codes.ndim != 2 or codes.shape[1] != self.style_dim:
-            raise ValueError(f"{space} codes must be (B, {self.style_dim}), got {tuple(codes.shape)}")
+        dim = self.z_dim if space == "z" else self.style_dim
+        if codes.ndim != 2 or codes.shape[1] != dim:
+            raise ValueError(f"{space} codes must be (B, {dim}), got {tuple(codes.shape)}")
         return self.forward(codes) if space == "z" else self.synthesis(self.broadcast(codes))
 
     @torch.no_grad()

@@ -14,8 +14,8 @@ uninterrupted run (``tests/test_dlsgan_train.py``). A file from another config o
 overwritten. An hours-long CPU training then survives a killed job, a Slurm preemption or a session's end.
 
 G is the DCGAN of :mod:`latentedit.dlsgan.models` (``arch: dcgan``) or the narrow, noise-free StyleGAN2 of
-:mod:`latentedit.dlsgan.stylegan` (``arch: stylegan2``: mapping network at 0.01× lr, d_z = style_dim); D is the
-same two-headed network for both (no minibatch-stddev layer). Frozen parameters (the StyleGAN2's zero noise
+:mod:`latentedit.dlsgan.stylegan` (``arch: stylegan2``: mapping network at 0.01× lr; its style dimension is d_z unless
+``style_dim`` sets a narrower one); D is the same two-headed network for both (no minibatch-stddev layer). Frozen parameters (the StyleGAN2's zero noise
 strengths) are left out of G's optimiser, and stay 0 in the EMA.
 """
 
@@ -50,7 +50,8 @@ class DLSGANConfig:
     # The defaults train the shipped StyleGAN2 (checkpoints/digits_stylegan2/RECIPE.json); configs/digits_z.yaml
     # holds the shipped 64-d DCGAN's (checkpoints/digits/RECIPE.json).
     arch: str = "stylegan2"  # generator: "dcgan" (models.Generator) or "stylegan2" (stylegan.DLSStyleGenerator)
-    z_dim: int = 128  # d_z; for stylegan2 also the style dimension D
+    z_dim: int = 128  # d_z
+    style_dim: int | None = None  # stylegan2: the style dimension D of w and W+; None: d_z (a square mapping network)
     distribution: str = "normal"  # or "uniform": U(−√3, √3)
     dls: bool = True  # False → the paper's "No DLS" baseline (s ≡ 1); set from the rule's {variant}
     lambda_enc: float = 1.0
@@ -91,6 +92,8 @@ class DLSGANConfig:
         object.__setattr__(self, "g_channels", tuple(int(c) for c in self.g_channels))  # YAML gives a list
         if self.arch not in GENERATORS:
             raise ValueError(f"dlsgan arch must be one of {sorted(GENERATORS)}, got {self.arch!r}")
+        if self.style_dim is not None and self.arch != "stylegan2":
+            raise ValueError(f"dlsgan style_dim is a stylegan2 option (the {self.arch} generator reads z∘s directly)")
 
 
 # what a checkpoint's options lacking these keys trained with (DLSGANConfig.from_options)
@@ -99,7 +102,7 @@ PRE_ARCH_OPTIONS = {"arch": "dcgan", "g_lr": None, "g_beta1": None}
 GENERATORS = {  # arch → G built from (config, canvas, image channels)
     "dcgan": lambda cfg, canvas, channels: Generator(cfg.z_dim, canvas, channels, cfg.width, cfg.max_channels),
     "stylegan2": lambda cfg, canvas, channels: DLSStyleGenerator(cfg.z_dim, canvas, channels, cfg.g_channels,
-                                                                 cfg.n_mlp),
+                                                                 cfg.n_mlp, style_dim=cfg.style_dim),
 }
 
 

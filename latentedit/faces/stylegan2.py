@@ -396,7 +396,7 @@ class Generator(nn.Module):
     size : int
         Output resolution, a power of two in 4 … 1024 (1024 for FFHQ).
     style_dim : int
-        Dimension D of z and w (512 for FFHQ).
+        Dimension D of w (512 for FFHQ).
     n_mlp : int
         Number of mapping layers (8 for FFHQ): keys ``style.1`` … ``style.{n_mlp}`` (``style.0`` is PixelNorm).
     channel_multiplier : int
@@ -411,6 +411,10 @@ class Generator(nn.Module):
         generator); keys are resolutions 4 … ``size``. None keeps upstream's table.
     out_channels : int
         Image channels of the ToRGB layers (3 upstream; 1 for grey-scale images).
+    z_dim : int or None
+        Dimension of z, the mapping network's input; None: ``style_dim`` (upstream, where the mapping is square). Other
+        values make ``style.1`` a (style_dim, z_dim) layer, the only change to the layout (a DLSGAN with a wide d_z
+        and a narrow style, :mod:`latentedit.dlsgan.stylegan`).
 
     Attributes
     ----------
@@ -424,20 +428,22 @@ class Generator(nn.Module):
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
                  blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01,
-                 channels: Mapping[int, int] | None = None, out_channels: int = 3):
+                 channels: Mapping[int, int] | None = None, out_channels: int = 3, z_dim: int | None = None):
         super().__init__()
         if not 4 <= size <= 1024 or size & (size - 1):
             raise ValueError(f"size must be a power of two in 4 ... 1024, got {size}")
         self.size = size
         self.style_dim = style_dim
+        self.z_dim = style_dim if z_dim is None else int(z_dim)
         self.n_mlp = n_mlp
         self.channel_multiplier = channel_multiplier
         self.out_channels = out_channels
         blur_kernel = tuple(blur_kernel)
 
         layers: list[nn.Module] = [PixelNorm()]
-        for _ in range(n_mlp):
-            layers.append(EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu"))
+        for i in range(n_mlp):
+            layers.append(EqualLinear(self.z_dim if i == 0 else style_dim, style_dim, lr_mul=lr_mlp,
+                                      activation="fused_lrelu"))
         self.style = nn.Sequential(*layers)
 
         self.channels = default_channels(channel_multiplier)
@@ -478,7 +484,7 @@ class Generator(nn.Module):
 
         Parameters
         ----------
-        z : (B, D) tensor
+        z : (B, z_dim) tensor
 
         Returns
         -------
@@ -495,7 +501,7 @@ class Generator(nn.Module):
         (1, D) tensor, usable as ``truncation_latent``.
         """
         gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.style_dim, generator=gen).to(self.input.input.device)
+        z = torch.randn(n, self.z_dim, generator=gen).to(self.input.input.device)
         return self.mapping(z).mean(0, keepdim=True)
 
     def make_noise(self, batch: int = 1, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -601,7 +607,8 @@ class Generator(nn.Module):
 def infer_generator_config(state_dict: dict) -> dict:
     """Generator hyper-parameters read from a rosinality-layout state_dict's keys and shapes.
 
-    ``size`` from the number of ``to_rgbs.N`` blocks (size = 2^(n + 2)), ``style_dim`` from ``style.1.weight``,
+    ``size`` from the number of ``to_rgbs.N`` blocks (size = 2^(n + 2)), ``style_dim`` and ``z_dim`` from
+    ``style.1.weight`` (style_dim, z_dim),
     ``n_mlp`` from the count of ``style.N.weight`` keys, the width at 4 px from ``input.input`` and at 2^i px from
     the non-upsampling conv ``convs.{2(i − 3) + 1}`` (its weight (1, out, in, 3, 3) must be square, and the
     upsampling conv before it must lead from the previous width), ``out_channels`` from ``to_rgb1.bias``.
@@ -610,9 +617,11 @@ def infer_generator_config(state_dict: dict) -> dict:
 
     Returns
     -------
-    dict(size=int, style_dim=int, n_mlp=int, channel_multiplier=int[, channels={res: width}][, out_channels=int])
-        ``channels`` (only the widths that differ from upstream's table) and ``out_channels`` appear only when they
-        are not the defaults, so an upstream layout gives exactly the four upstream keys.
+    dict(size=int, style_dim=int, n_mlp=int, channel_multiplier=int[, channels={res: width}][, out_channels=int]
+         [, z_dim=int])
+        ``channels`` (only the widths that differ from upstream's table), ``out_channels`` and ``z_dim`` (a
+        non-square first mapping layer) appear only when they are not the defaults, so an upstream layout gives
+        exactly the four upstream keys.
 
     Raises
     ------
@@ -630,9 +639,9 @@ def infer_generator_config(state_dict: dict) -> dict:
     if mlp != list(range(1, len(mlp) + 1)):
         raise ValueError(f"mapping layers must be style.1 ... style.{len(mlp)}, found indices {mlp}")
     w = shape("style.1.weight")
-    if len(w) != 2 or w[0] != w[1]:
-        raise ValueError(f"style.1.weight must be square (style_dim, style_dim), got {w}")
-    style_dim = w[0]
+    if len(w) != 2:
+        raise ValueError(f"style.1.weight must be a matrix (style_dim, z_dim), got shape {w}")
+    style_dim, z_dim = w
 
     rgbs = {int(m.group(1)) for k in state_dict if (m := re.fullmatch(r"to_rgbs\.(\d+)\..*", k))}
     convs = {int(m.group(1)) for k in state_dict if (m := re.fullmatch(r"convs\.(\d+)\..*", k))}
@@ -669,6 +678,8 @@ def infer_generator_config(state_dict: dict) -> dict:
     out_channels = shape("to_rgb1.bias")[1]
     if out_channels != 3:
         config["out_channels"] = out_channels
+    if z_dim != style_dim:
+        config["z_dim"] = z_dim
     return config
 
 
