@@ -64,9 +64,9 @@ class LatentPrior:
 
 def latent_prior(generator: torch.nn.Module) -> LatentPrior:
     """The prior of ``generator``'s mapping network: the ``latent_prior`` :func:`load_generator_network` attached
-    (digits: the DLS prior, scaled), else N(0, I) of its ``style_dim`` (a StyleGAN2's)."""
+    (digits: the DLS prior, scaled), else N(0, I) of its ``z_dim`` (a StyleGAN2's mapping input)."""
     prior = getattr(generator, "latent_prior", None)
-    return prior if prior is not None else LatentPrior(int(generator.style_dim))
+    return prior if prior is not None else LatentPrior(int(generator.z_dim))
 
 
 def job_latent_space(job) -> str:
@@ -93,7 +93,7 @@ def load_generator_network(world: str, checkpoint, device) -> torch.nn.Module:
     from latentedit.faces.stylegan2 import load_generator
 
     g = load_generator(checkpoint).to(device).eval()
-    g.latent_prior = LatentPrior(int(g.style_dim))
+    g.latent_prior = LatentPrior(int(g.z_dim))
     return g
 
 
