@@ -62,7 +62,7 @@ class _LinearMapping(nn.Module):
 
     def __init__(self, u: np.ndarray):
         super().__init__()
-        self.style_dim = len(u)
+        self.z_dim = self.style_dim = len(u)
         m = torch.eye(len(u), dtype=torch.float64) + 3.0 * torch.outer(torch.as_tensor(u), torch.as_tensor(u))
         self.lin = nn.Linear(len(u), len(u), bias=False)
         with torch.no_grad():
