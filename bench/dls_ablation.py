@@ -54,13 +54,33 @@ def main(argv=None) -> None:
         print(f"DLS / No-DLS at epoch {args.epoch} (held-out L_enc; ratio = No-DLS / DLS)")
         print(table.to_string(index=False))
     if args.figure:
-        from latentedit.plotting import plot_curves
-
-        histories = {f"{label}: {variant}": h for label, (d, n) in runs.items()
-                     for variant, h in (("DLS", d), ("No DLS", n))}
-        plot_curves(histories, COLUMNS, args.figure, title=f"DLS vs No DLS, epochs 0-{args.epoch}")
+        plot(runs, args.figure, args.epoch)
         print(f"figure: {args.figure}")
 
+
+def plot(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], path: Path, epoch: int) -> None:
+    """One panel per quantity; a colour per setting, DLS solid and No DLS dashed; one legend for all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.8))
+    for ax, col in zip(axes.flat, COLUMNS):
+        for i, (label, (dls, nodls)) in enumerate(runs.items()):
+            for h, style, variant in ((dls, "-", "DLS"), (nodls, "--", "No DLS")):
+                ax.plot(h["epoch"], h[col], style, marker=".", color=f"C{i}", label=f"{label}: {variant}")
+        ax.set_title(col)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes.flat[COLUMNS.index("frechet_oracle")].set_yscale("log")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.suptitle(f"DLS (solid) vs No DLS (dashed), epochs 0-{epoch}")
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 if __name__ == "__main__":
     main()
