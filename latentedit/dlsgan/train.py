@@ -15,8 +15,8 @@ overwritten. An hours-long CPU training then survives a killed job, a Slurm pree
 
 G is the DCGAN of :mod:`latentedit.dlsgan.models` (``arch: dcgan``) or the narrow, noise-free StyleGAN2 of
 :mod:`latentedit.dlsgan.stylegan` (``arch: stylegan2``: mapping network at 0.01× lr; its style dimension is d_z unless
-``style_dim`` sets a narrower one); D is the same two-headed network for both (no minibatch-stddev layer). Frozen parameters (the StyleGAN2's zero noise
-strengths) are left out of G's optimiser, and stay 0 in the EMA.
+``style_dim`` sets a narrower one); D is the same two-headed network for both (no minibatch-stddev layer). Frozen
+parameters (the StyleGAN2's zero noise strengths) are left out of G's optimiser, and stay 0 in the EMA.
 """
 
 from __future__ import annotations
