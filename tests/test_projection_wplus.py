@@ -343,3 +343,19 @@ def test_a_failed_compile_falls_back_to_the_eager_renderer_and_a_small_run_does_
     with caplog.at_level("INFO"):
         optimize_codes(renderer, start, images, "cpu", steps=2, lr=0.05, batch_size=3, compile=True)  # 8 < 12
     assert "too few to repay compiling" in caplog.text and "failed" not in caplog.text
+
+
+def test_a_style_narrower_than_d_z_inverts_into_its_own_wplus():
+    """d_z 12 into an 8-wide style (``dlsgan.train.style_dim``): the encoder predicts 12-d z', the head and the
+    per-image steps work in the 8-wide W+."""
+    torch.manual_seed(0)
+    g = DLSStyleGenerator(12, CANVAS, 1, (8, 8, 4), n_mlp=2, style_dim=8).eval()
+    torch.manual_seed(1)
+    d = Discriminator(12, CANVAS, 1, width=4, max_channels=8, hidden=16).eval()
+    s = torch.linspace(0.5, 1.5, 12)
+    cfg = RefineConfig(space="wplus", epochs=1, batch_size=16, lr=1.0e-3, lambda_latent=1.0, lambda_w_latent=1.0)
+    e, history = refine_wplus(g, d, s, "normal", real_images(32), real_images(8, 5), cfg, torch.device("cpu"))
+    assert all(np.isfinite(r["val_psnr"]) for r in history)
+    images = real_images(6, 7)
+    codes = project_images(e, s, images, "cpu", batch_size=3, space="wplus", generator=g, optimize_steps=2)
+    assert codes.shape == (6, g.n_latent, 8)
