@@ -82,5 +82,6 @@ def plot(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], path: Path, epoch: 
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
+
 if __name__ == "__main__":
     main()
