@@ -60,10 +60,7 @@ def main(argv=None) -> None:
 
 def plot(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], path: Path, epoch: int) -> None:
     """One panel per quantity; a colour per setting, DLS solid and No DLS dashed; one legend for all."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from latentedit.plotting import plt, save_figure
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.8))
     for ax, col in zip(axes.flat, COLUMNS):
@@ -77,10 +74,7 @@ def plot(runs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], path: Path, epoch: 
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(f"DLS (solid) vs No DLS (dashed), epochs 0-{epoch}")
-    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, bottom=0.06 + 0.03 * ((len(labels) - 1) // 4))
 
 
 if __name__ == "__main__":

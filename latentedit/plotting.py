@@ -15,9 +15,11 @@ import pandas as pd  # noqa: E402
 from latentedit.io.atomic import atomic_path  # noqa: E402
 
 
-def _save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Lay out (below the figure's title, when it has one), write atomically as PNG, and release the figure."""
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if fig.get_suptitle() else None)
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100, bottom: float = 0.0) -> None:
+    """Lay out (below the figure's title, when it has one, and above the lowest ``bottom`` fraction of the figure,
+    kept for a figure-wide legend), write atomically as PNG, and release the figure."""
+    top = 1 - 0.35 / fig.get_figheight() if fig.get_suptitle() else 1
+    fig.tight_layout(rect=(0, bottom, 1, top) if (bottom or top < 1) else None)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
@@ -44,7 +46,7 @@ def plot_curves(histories: dict[str, pd.DataFrame], columns: list[str], path: st
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_training_curves(histories: dict[str, tuple[pd.DataFrame, Sequence[str]]], path: str | os.PathLike,
@@ -81,7 +83,7 @@ def plot_training_curves(histories: dict[str, tuple[pd.DataFrame, Sequence[str]]
             ax.axis("off")
     if title:
         fig.suptitle(title)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def image_grid(rows: list[np.ndarray], path: str | os.PathLike, row_labels: list[str] | None = None,
@@ -199,7 +201,7 @@ def plot_preservation_vs_change(df: pd.DataFrame, path: str | os.PathLike, dpi: 
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(edits):]:
         ax.axis("off")
-    _save_figure(fig, path, dpi)
+    save_figure(fig, path, dpi)
 
 
 def _yerr(frame: pd.DataFrame, metric: str) -> np.ndarray:
@@ -248,7 +250,7 @@ def plot_latent_vs_image(summary: pd.DataFrame, path: str | os.PathLike, dpi: in
         ax.set_ylim(0, 1.05)
     axes.flat[0].set_ylabel("target change rate at α = d")
     axes.flat[0].legend(fontsize=7)
-    _save_figure(fig, path, dpi)
+    save_figure(fig, path, dpi)
 
 
 def plot_realism(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100) -> None:
@@ -264,7 +266,7 @@ def plot_realism(summary: pd.DataFrame, path: str | os.PathLike, dpi: int = 100)
             ax.axhline(source, ls="--", color="0.3", lw=1, label="real source images")
             ax.legend(fontsize=7)
     axes.flat[0].set_ylabel("Fréchet distance to real target\nimages at α = d")
-    _save_figure(fig, path, dpi)
+    save_figure(fig, path, dpi)
 
 
 def plot_rescoring(matrices: dict[str, pd.DataFrame], path: str | os.PathLike, dpi: int = 100) -> None:
@@ -318,4 +320,4 @@ def plot_heatmap(matrix: np.ndarray, labels: list[str], path: str | os.PathLike,
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         ax.set_title(title)
-    _save_figure(fig, path)
+    save_figure(fig, path)

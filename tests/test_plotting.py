@@ -13,7 +13,7 @@ IFG = pd.DataFrame({"epoch": [0], "train_accuracy": [1.0], "val_accuracy": [0.9]
 
 def _drawn(monkeypatch, histories):
     figures = []
-    monkeypatch.setattr(plotting, "_save_figure", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig))
     plot_training_curves(histories, "unused.png", title="training: add_7")
     (fig,) = figures
     return {ax.get_title(): ax for ax in fig.axes if ax.axison}
