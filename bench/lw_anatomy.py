@@ -17,6 +17,13 @@ every slot with the image oracle and reports, with 95 % bootstrap intervals over
 For the whole step it also prints what the existing digits become and which classes the new digits take, as shares
 over the ten classes, beside the source digits' own shares.
 
+Two more tables read the run's stored renders (no rendering):
+
+- **along α**: at every step of the render store (d … 2d), the share of images that gain no digit, exactly one, or
+  more than one, and the α where exactly one peaks — whether some other single step would reach the count;
+- **by layout**: for each layout of the source digits (which slots are filled, ``x``; 0 1 / 2 3 row by row), the same
+  three shares at d and how often each empty slot receives a digit — where the map must choose between empty slots.
+
 Usage (in a finished default run's directory; ≈ 1 min)::
 
     python bench/lw_anatomy.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--methods lw]
@@ -42,7 +49,7 @@ from latentedit.evaluation.uncertainty import bootstrap_counts, bootstrap_mean_i
 from latentedit.imaging import generate_uint8  # noqa: E402
 from latentedit.io.image_store import read_image_store  # noqa: E402
 from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
-from latentedit.io.render_store import read_render_store_info  # noqa: E402
+from latentedit.io.render_store import read_render_store  # noqa: E402
 from latentedit.render.render import render_codes  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
@@ -62,6 +69,29 @@ def slot_outcomes(edited_slots: np.ndarray, source_slots: np.ndarray, empty: int
             "digits kept": kept.sum(1) / n_digits, "digits changed": (occupied & ~kept & ~emptied).sum(1) / n_digits,
             "digits emptied": emptied.sum(1) / n_digits,
             "clean edit": (count == k + 1) & (kept.sum(1) == n_digits)}
+
+
+def count_shares(counts: np.ndarray, k: int) -> dict:
+    """Shares of the images (last axis) whose digit count is below k + 1 (no digit added, or fewer), exactly k + 1,
+    and above it (more than one added)."""
+    return {"none added": (counts < k + 1).mean(-1), "one added": (counts == k + 1).mean(-1),
+            "more added": (counts > k + 1).mean(-1)}
+
+
+def layout_rows(edited_slots: np.ndarray, source_slots: np.ndarray, empty: int, k: int) -> list[tuple]:
+    """Per source layout (``x`` a filled slot, ``.`` an empty one, in slot order): (layout, images, the three
+    :func:`count_shares`, and per slot the share of the images whose empty slot there now holds a digit (NaN for a
+    filled slot))."""
+    occupied = source_slots >= 0
+    layouts = np.array(["".join("x" if o else "." for o in row) for row in occupied])
+    count = (edited_slots != empty).sum(1)
+    rows = []
+    for layout in sorted(set(layouts)):
+        sel = layouts == layout
+        filled = (edited_slots[sel] != empty) & ~occupied[sel]
+        per_slot = np.where(occupied[sel][0], np.nan, filled.mean(0))
+        rows.append((layout, int(sel.sum()), count_shares(count[sel], k), per_slot))
+    return rows
 
 
 def spread(z: torch.Tensor) -> torch.Tensor:
@@ -109,7 +139,8 @@ def main() -> None:
         resamples = bootstrap_counts(len(codes), args.n_boot, seed=0)
         for method in args.methods:
             model = load_edit(results / "edits" / method / edit / "seed0" / "model.pt")
-            d = read_render_store_info(results / "render" / method / edit / "seed0.h5").calibration["d"]
+            renders = read_render_store(results / "render" / method / edit / "seed0.h5")
+            d = renders.calibration["d"]
             with torch.no_grad():
                 mean_step = (apply_edit(model, train_codes, 1.0) - train_codes).mean(0)
                 step = apply_edit(model, codes, 1.0) - codes
@@ -138,6 +169,20 @@ def main() -> None:
                     print(f"  {'':20s} source digits          {class_shares(source_slots[occupied])}\n"
                           f"  {'':20s} they become            {class_shares(slots[occupied])}\n"
                           f"  {'':20s} the new digits are     {class_shares(added[added != judge.empty_slot])}")
+            if list(renders.ids) != list(ids):
+                raise SystemExit(f"{edit}/{method}: the render store's test sources are not the benchmark's")
+            stored = np.stack([judge.predict(images_at)["slots"] for images_at in renders.images])  # (A, N, S)
+            shares = count_shares((stored != judge.empty_slot).sum(2), k)
+            peak = int(np.argmax(shares["one added"]))
+            print(f"  along α (the stored renders; the peak of 'one added' at α = {renders.alphas[peak]:.3f}):")
+            for name, values in shares.items():
+                print(f"    {name:10s} " + " ".join(f"{v:.3f}" for v in values) + "   at α = "
+                      + " ".join(f"{a:.3f}" for a in renders.alphas))
+            print("  by source layout, at d: images, none / one / more added, share of each empty slot given a digit")
+            for layout, n, by_count, per_slot in layout_rows(stored[1], source_slots, judge.empty_slot, k):
+                slots_text = " ".join("  -  " if np.isnan(v) else f"{v:.2f}" for v in per_slot)
+                print(f"    {layout}  {n:4d}  " + " / ".join(f"{v:.2f}" for v in by_count.values())
+                      + f"   slots {slots_text}")
 
 
 if __name__ == "__main__":

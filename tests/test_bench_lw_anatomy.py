@@ -21,3 +21,30 @@ def test_slot_outcomes_of_two_digit_sources():
     np.testing.assert_array_equal(out["digits changed"], [0.0, 0.5, 0.0, 0.0])
     np.testing.assert_array_equal(out["digits emptied"], [0.0, 0.0, 0.5, 0.0])
     np.testing.assert_array_equal(out["clean edit"], [True, False, False, False])
+
+
+def test_count_shares_along_alpha():
+    count_shares = load_bench("lw_anatomy").count_shares
+    counts = np.array([[1, 1, 1, 1],  # α = 0: nothing added
+                       [1, 2, 2, 3]])  # one image short, two right, one with two new digits
+    shares = count_shares(counts, k=1)
+    np.testing.assert_allclose(shares["none added"], [1.0, 0.25])
+    np.testing.assert_allclose(shares["one added"], [0.0, 0.5])
+    np.testing.assert_allclose(shares["more added"], [0.0, 0.25])
+
+
+def test_layout_rows_split_by_filled_slots():
+    layout_rows = load_bench("lw_anatomy").layout_rows
+    source = np.array([[3, -1, -1, -1], [4, -1, -1, -1], [-1, -1, 5, -1]])
+    edited = np.array([[3, 7, EMPTY, EMPTY],  # slot 1 gains a digit
+                       [4, EMPTY, 2, 9],  # slots 2 and 3: two new digits
+                       [EMPTY, EMPTY, 5, EMPTY]])  # nothing added
+    rows = {layout: (n, shares, per_slot) for layout, n, shares, per_slot in layout_rows(edited, source, EMPTY, k=1)}
+    assert set(rows) == {"x...", "..x."}
+    n, shares, per_slot = rows["x..."]
+    assert n == 2
+    assert (shares["one added"], shares["more added"]) == (0.5, 0.5)
+    np.testing.assert_allclose(per_slot, [np.nan, 0.5, 0.5, 0.5])
+    n, shares, per_slot = rows["..x."]
+    assert n == 1 and shares["none added"] == 1.0
+    np.testing.assert_allclose(per_slot, [0.0, 0.0, np.nan, 0.0])
