@@ -24,9 +24,12 @@ Two more tables read the run's stored renders (no rendering):
 - **by layout**: for each layout of the source digits (which slots are filled, ``x``; 0 1 / 2 3 row by row), the same
   three shares at d and how often each empty slot receives a digit — where the map must choose between empty slots.
 
+``--grid DIR`` writes ``DIR/{edit}_{method}_misses.png``: test sources that gain no digit at d, then some that gain
+more than one, then some that gain exactly one, each along α (0, d and the stored steps above it).
+
 Usage (in a finished default run's directory; ≈ 1 min)::
 
-    python bench/lw_anatomy.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--methods lw]
+    python bench/lw_anatomy.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--methods lw] [--grid DIR]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from latentedit.imaging import generate_uint8  # noqa: E402
 from latentedit.io.image_store import read_image_store  # noqa: E402
 from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
 from latentedit.io.render_store import read_render_store  # noqa: E402
+from latentedit.plotting import image_grid  # noqa: E402
 from latentedit.render.render import render_codes  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
@@ -94,6 +98,24 @@ def layout_rows(edited_slots: np.ndarray, source_slots: np.ndarray, empty: int, 
     return rows
 
 
+def write_misses_grid(renders, counts_at_d: np.ndarray, k: int, path: Path, per_kind: int = 5) -> None:
+    """A PNG of the stored renders along α: up to ``per_kind`` test sources that gain no digit at d, as many that
+    gain more than one, and half as many that gain exactly one (rows), at α = 0, d and every other stored step."""
+    columns = [0, 1] + list(range(2, len(renders.alphas), 2))
+    kinds = (("none", counts_at_d < k + 1, per_kind), ("more", counts_at_d > k + 1, per_kind),
+             ("one", counts_at_d == k + 1, max(per_kind // 2, 1)))
+    rows, labels = [], []
+    for name, selected, n in kinds:
+        for j in np.flatnonzero(selected)[:n]:
+            rows.append(renders.images[columns, j])
+            labels.append(f"{name} added #{j}")
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows, path, row_labels=labels, col_labels=[f"a={renders.alphas[i]:.2f}" for i in columns])
+    print(f"  wrote {path}")
+
+
 def spread(z: torch.Tensor) -> torch.Tensor:
     """σ_rms: the root mean squared distance of the codes to their mean."""
     z = z.flatten(1)
@@ -113,6 +135,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["lw"])
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grid", default=None, help="write a PNG per (edit, method) of the misses along α here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -183,6 +206,9 @@ def main() -> None:
                 slots_text = " ".join("  -  " if np.isnan(v) else f"{v:.2f}" for v in per_slot)
                 print(f"    {layout}  {n:4d}  " + " / ".join(f"{v:.2f}" for v in by_count.values())
                       + f"   slots {slots_text}")
+            if args.grid:
+                write_misses_grid(renders, (stored[1] != judge.empty_slot).sum(1), k,
+                                  Path(args.grid) / f"{edit}_{method}_misses.png")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,20 @@ def test_layout_rows_split_by_filled_slots():
     n, shares, per_slot = rows["..x."]
     assert n == 1 and shares["none added"] == 1.0
     np.testing.assert_allclose(per_slot, [0.0, 0.0, np.nan, 0.0])
+
+
+def test_misses_grid_has_a_row_per_chosen_source(tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    write_misses_grid = load_bench("lw_anatomy").write_misses_grid
+    alphas = np.array([0.0, 0.9, 1.0, 1.1, 1.2])
+    renders = SimpleNamespace(images=np.zeros((5, 6, 1, 8, 8), np.uint8), alphas=alphas)
+    counts = np.array([1, 2, 3, 1, 2, 2])  # k = 1: two gain nothing, three gain one, one gains two
+    write_misses_grid(renders, counts, 1, tmp_path / "a.png", per_kind=2)  # 2 none + 1 more + 1 one = 4 rows
+    write_misses_grid(renders, counts, 1, tmp_path / "b.png", per_kind=1)  # 1 + 1 + 1 = 3 rows
+    (wa, ha), (wb, hb) = Image.open(tmp_path / "a.png").size, Image.open(tmp_path / "b.png").size
+    assert wa == wb and ha > hb
+    write_misses_grid(SimpleNamespace(images=renders.images[:, :0], alphas=alphas), counts[:0], 1, tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()  # no source, no figure
