@@ -15,11 +15,12 @@ the strengths frozen, so the stored-noise synthesis (``noise="const"``) would ad
 rosinality generator's (``load_generator`` and the faces renderer read it and draw the same images). Synthesis here
 skips the noise (``noise="none"``): the same images, one pass over the activations less per layer.
 
-**d_z and the style dimension.** The seed trains d_z = 512 = D. On two CPU cores a 512-wide style does not start
-drawing digits within a session's budget (README "DLSGAN": 2,400 steps, 0.7 s each, count agreement at chance), so
-``style_dim`` may be narrower than d_z: only the first mapping layer is then (D, d_z), and the DLS scale still acts on
-all d_z inputs, which is what the seed's ablation is about. With ``style_dim`` unset (the shipped generator) the layout
-is upstream's, key for key and shape for shape.
+**d_z and the style dimension.** The seed trains d_z = 512 = D. ``style_dim`` may differ from d_z: only the first
+mapping layer is then (D, d_z), and the DLS scale still acts on all d_z inputs, which is what the seed's ablation is
+about. The shipped generator is D = d_z = 128, its layout upstream's key for key and shape for shape. A 512-wide style
+costs the same per training step on CPU, but needs G's lr 1e-3 instead of StyleGAN2's 2e-3 (at 2e-3 it does not start
+drawing digits in 2,400 steps; README "DLSGAN", "A 512-wide style": its W+ edits keep more digits and reach the count
+less often).
 """
 
 from __future__ import annotations
