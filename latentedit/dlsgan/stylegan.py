@@ -17,10 +17,10 @@ skips the noise (``noise="none"``): the same images, one pass over the activatio
 
 **d_z and the style dimension.** The seed trains d_z = 512 = D. ``style_dim`` may differ from d_z: only the first
 mapping layer is then (D, d_z), and the DLS scale still acts on all d_z inputs, which is what the seed's ablation is
-about. The shipped generator is D = d_z = 128, its layout upstream's key for key and shape for shape. A 512-wide style
-costs the same per training step on CPU, but needs G's lr 1e-3 instead of StyleGAN2's 2e-3 (at 2e-3 it does not start
-drawing digits in 2,400 steps; README "DLSGAN", "A 512-wide style": its W+ edits keep more digits and reach the count
-less often).
+about. With ``style_dim`` unset (the shipped generator, D = d_z = 128) the layout is upstream's, key for key and shape
+for shape. A 512-wide style costs the same per training step on CPU, but needs G's lr 1e-3 instead of StyleGAN2's
+2e-3 (at 2e-3 it does not start drawing digits in 2,400 steps; README "DLSGAN", "A 512-wide style": its W+ edits keep
+more digits and reach the count less often).
 """
 
 from __future__ import annotations
