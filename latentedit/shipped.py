@@ -10,10 +10,11 @@ asks for what it is:
 
 - **Which images.** A shipped network must not have seen the test split's handwriting. ``latentedit.data.digits``
   splits scikit-learn's 1797 source digits into train/val/test before composing, by ``digits.seed`` and
-  ``digits.source_fractions``; the layout keys (``canvas``, ``grid``, ``digit_size``, ``max_digits``) fix what the
+  ``digits.source_fractions``; the geometry keys (``canvas``, ``grid``, ``digit_size``, ``max_digits``) fix what the
   network reads. Those six keys (:data:`DATA_KEYS`) must equal the recipe's. The image counts (``n_train``,
   ``n_val``, ``n_test``) may differ: they change how many images are composed from each split's digits, not which
-  digits a split holds.
+  digits a split holds. So may ``layout``: a ``reading_order`` image (n digits in the first n slots) is one the
+  ``random`` law also draws.
 - **Which training** (the encoder). Its refinement options (``projection.*`` but the per-image optimisation and the
   train subset, :data:`latentedit.projection.options.PROJECTION_ONLY_KEYS`) must equal the recipe's, and the
   generator it was refined against (``dlsgan.checkpoint``) must be the file whose SHA-256 the recipe records.

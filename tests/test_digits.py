@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -60,6 +63,10 @@ def test_attributes_follow_slot_labels(world):
 
 def test_labels_match_pixels(world, source_targets):
     """Empty slots are black; an occupied slot holds exactly the resized source glyph its labels name."""
+    assert_labels_match_pixels(world, source_targets)
+
+
+def assert_labels_match_pixels(world, source_targets):
     glyphs = _resized_sources(load_digits().images, CFG.digit_size)
     slot, size = CFG.canvas // CFG.grid, CFG.digit_size
     labels, index = world.extra["slot_labels"], world.extra["source_index"]
@@ -78,6 +85,26 @@ def test_labels_match_pixels(world, source_targets):
                     if np.array_equal(patch[dy:dy + size, dx:dx + size], glyphs[k])
                     and patch.sum(dtype=np.int64) == glyphs[k].sum(dtype=np.int64)]
             assert fits, f"image {i} slot {s}: glyph of source digit {k} not found"
+
+
+def test_the_random_layout_world_is_the_one_the_shipped_networks_saw():
+    """``layout: random`` draws exactly what the builder drew before the option existed (the shipped oracle, encoder
+    and generator were trained on it): a digest of this world taken before the change."""
+    w = build_digits(CFG)
+    digest = hashlib.sha256(w.images.tobytes() + w.extra["slot_labels"].tobytes()
+                            + w.extra["source_index"].tobytes()).hexdigest()[:16]
+    assert digest == "205cdc4413312725"
+
+
+def test_reading_order_puts_n_digits_in_the_first_n_slots(source_targets):
+    world = build_digits(replace(CFG, layout="reading_order"))
+    slots = world.extra["slot_labels"]
+    counts = (slots >= 0).sum(1)
+    np.testing.assert_array_equal(slots >= 0, np.arange(CFG.grid ** 2)[None] < counts[:, None])
+    assert set(counts) == set(range(1, CFG.max_digits + 1))
+    np.testing.assert_array_equal(world.attributes, attributes_from_slots(slots, CFG.max_digits))
+    assert world.attrs["layout"] == "reading_order"
+    assert_labels_match_pixels(world, source_targets)
 
 
 def test_test_digits_never_seen_in_training(world):
@@ -127,6 +154,7 @@ def test_attributes_from_slots_by_hand():
     ({"grid": 2, "max_digits": 5}, "max_digits"),
     ({"max_digits": 0}, "max_digits"),
     ({"source_fractions": (0.5, 0.2, 0.2)}, "source_fractions"),
+    ({"layout": "diagonal"}, "layout"),
 ])
 def test_config_errors_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f"digits.{key}"):

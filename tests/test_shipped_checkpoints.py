@@ -44,6 +44,8 @@ def test_the_stylegan2_checkpoint_reads_as_rosinality_and_draws_digits(repo_root
 
 
 @pytest.mark.parametrize("overlay, folder, space", [(None, "checkpoints/digits_stylegan2", "wplus"),
+                                                    ("configs/digits_reading_order.yaml",
+                                                     "checkpoints/digits_stylegan2", "wplus"),
                                                     ("configs/digits_z.yaml", "checkpoints/digits", "z")])
 def test_each_world_plans_a_run_on_its_shipped_generator(repo_root, tmp_path, write_config, run_snakemake, overlay,
                                                          folder, space):
@@ -55,3 +57,4 @@ def test_each_world_plans_a_run_on_its_shipped_generator(repo_root, tmp_path, wr
     proc = run_snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "rule project:" in proc.stdout and "rule train_dlsgan:" not in proc.stdout
+    assert "rule train_oracle:" not in proc.stdout  # the shipped oracle reads every world

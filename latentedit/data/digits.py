@@ -1,7 +1,11 @@
 """MultiMNIST-like digits world, composed from scikit-learn's bundled 8×8 digits (no download).
 
 A square canvas is cut into a ``grid × grid`` array of slots; each image holds 1..``max_digits`` digits, each in
-its own slot (so digits never overlap), resized to ``digit_size`` pixels and jittered inside the slot. The 1797
+its own slot (so digits never overlap), resized to ``digit_size`` pixels and jittered inside the slot. ``layout``
+says which slots: ``random`` (the default) draws them at random, so an image of n digits may show any n of the
+slots; ``reading_order`` puts n digits in the first n slots (row by row), so "add one digit" has one right answer,
+the next slot. Every reading-order image is one the random law also draws, so networks trained on the random world
+read it (README "One place for the new digit": what the choice of slot costs LW). The 1797
 source digits are split disjointly into train/val/test *before* composing, so test images only contain digits never
 seen in training.
 
@@ -28,6 +32,9 @@ from PIL import Image
 from latentedit.io.image_store import SPLITS, ImageStore
 
 
+LAYOUTS = ("random", "reading_order")
+
+
 @dataclass(frozen=True)
 class DigitsConfig:
     """Options of the digits world; defaults mirror ``config.yaml`` (``digits:`` section)."""
@@ -41,6 +48,7 @@ class DigitsConfig:
     n_test: int = 2000
     source_fractions: tuple = (0.6, 0.2, 0.2)  # share of the 1797 source digits per split
     seed: int = 0
+    layout: str = "random"  # random | reading_order: which slots an image's digits take (module docstring)
 
     def __post_init__(self):
         if self.canvas % self.grid:
@@ -51,6 +59,8 @@ class DigitsConfig:
                              f"(canvas {self.canvas} / grid {self.grid})")
         if not 1 <= self.max_digits <= self.grid ** 2:
             raise ValueError(f"digits.max_digits={self.max_digits} must be in 1..{self.grid ** 2} (grid²)")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"digits.layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
         if abs(sum(self.source_fractions) - 1.0) > 1e-6:
             raise ValueError(f"digits.source_fractions must sum to 1, got {self.source_fractions}")
 
@@ -141,7 +151,9 @@ def build_digits(cfg: DigitsConfig) -> ImageStore:
         index = np.full((n, n_slots), -1, dtype=np.int32)
         counts = rng.integers(1, cfg.max_digits + 1, size=n)
         for i in range(n):
-            for s in rng.choice(n_slots, size=counts[i], replace=False):
+            taken = (np.arange(counts[i]) if cfg.layout == "reading_order"
+                     else rng.choice(n_slots, size=counts[i], replace=False))
+            for s in taken:
                 k = pool[rng.integers(len(pool))]
                 dy, dx = rng.integers(0, jitter + 1, size=2)
                 _place(canvas[i], glyphs.images[k], s, dy, dx, cfg)
@@ -161,7 +173,7 @@ def build_digits(cfg: DigitsConfig) -> ImageStore:
         split=np.array(splits, dtype=object),
         ids=np.array(ids, dtype=object),
         extra={"slot_labels": slot_labels, "source_index": np.concatenate(source_idx)},
-        attrs={"world": "digits", "seed": cfg.seed, "grid": cfg.grid, "canvas": cfg.canvas},
+        attrs={"world": "digits", "seed": cfg.seed, "grid": cfg.grid, "canvas": cfg.canvas, "layout": cfg.layout},
     )
 
 

@@ -1,0 +1,236 @@
+"""Is the choice of an empty slot what keeps LW's count edits under 0.90? LW where the new digit's slot is fixed.
+
+In the digits world a count edit ("add one digit", n → n + 1) has no single right answer: an image with n digits has
+4 − n empty slots, and the target codes put the new digit in any of them. An affine step can only choose between
+slots as a linear function of the code, and ``bench/lw_anatomy.py`` finds LW misses most where it must choose (2 → 3
+by source layout: 0.98 where its map commits to one slot, 0.71 where it splits between two). This benchmark removes
+the choice without changing the generator, the inversion or the judge. The sources of an n → n + 1 edit are
+restricted to one layout, the first n slots in reading order (0 1 / 2 3; ``xx..`` for n = 2), and two sets of
+targets are compared (``--rules``):
+
+- ``next``: the targets fill the first empty slot too (``xxx.``), so the new digit has one place to go;
+- ``any``: the targets fill any one of the empty slots (``xxx.`` and ``xx.x``), the data's own law on these sources:
+  the control, which differs from ``next`` only in the choice.
+
+1. **Codes.** Train codes of the source layout and of each rule's target layouts are projected from the run's image
+   store exactly as the run projected its own (encoder, then ``projection``'s per-image steps), as many per side as
+   the run's edit has train sources (``--n-train``): the run's store holds only a quarter to a sixth of that per
+   layout. Val and test codes are the run's own, restricted to the same layouts.
+2. **Training.** Each ``--methods`` edit is trained on those codes with the run's config section, once per
+   ``--seeds``, with the run's latent classifier and γ (:func:`latentedit.edits.train.train_edit`, what the
+   workflow's jobs call).
+3. **Judging**, like the ``evaluate_edit`` jobs: d calibrated on the restricted val codes with the latent classifier
+   (τ = ``render.calibration_rate``), the restricted test sources rendered at d and at α = 1, the image oracle's
+   target change, digits kept and clean-edit rate with 95 % bootstrap intervals over the images, and the share of
+   images that receive a digit in each empty slot.
+
+The run's own models (trained on every layout) are judged on all of Table 2's test sources and on the restricted
+ones (d calibrated as in the run, on the val codes of every layout).
+
+Usage (in a finished default run's directory; ≈ 6 min on two threads for two edits, two rules, one seed)::
+
+    python bench/lw_slot_choice.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--rules next any]
+        [--methods lw lw_nopres] [--seeds 0 1 2] [--grid DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
+
+from _judging import cells, finished_run, judged, write_grid  # noqa: E402
+
+from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
+from latentedit.edits.definitions import select_codes  # noqa: E402
+from latentedit.edits.methods import get_method  # noqa: E402
+from latentedit.edits.model import load_edit  # noqa: E402
+from latentedit.edits.train import train_edit  # noqa: E402
+from latentedit.io.image_store import read_image_store  # noqa: E402
+from latentedit.io.latent_store import LatentStore, latent_space, read_latent_store  # noqa: E402
+from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
+from latentedit.labels.correlations import read_correlations  # noqa: E402
+from latentedit.projection.options import RefineConfig  # noqa: E402
+from latentedit.projection.project import project_images  # noqa: E402
+from latentedit.projection.wplus import load_code_encoder  # noqa: E402
+from latentedit.render.calibrate import calibrate_edit  # noqa: E402
+from latentedit.render.render import render_codes, render_edit  # noqa: E402
+from latentedit.worlds import load_judge, load_renderer  # noqa: E402
+
+
+def layouts(slot_labels: np.ndarray) -> np.ndarray:
+    """(N,) str: which slots each image fills, ``x`` filled and ``.`` empty, in slot order (``xx..``)."""
+    filled = np.where(np.asarray(slot_labels) >= 0, "x", ".")
+    return np.array(["".join(row) for row in filled])
+
+
+def reading_order(n: int, n_slots: int) -> str:
+    """The layout of n digits in the first n slots: ``reading_order(2, 4) == "xx.."``."""
+    return "x" * n + "." * (n_slots - n)
+
+
+def count_of(selection: dict) -> int:
+    """n of an edit selection that sets ``count_n`` to 1 (SystemExit for any other selection)."""
+    counts = [int(name.split("_")[1]) for name, value in selection.items() if name.startswith("count_") and value]
+    if len(counts) != 1:
+        raise SystemExit(f"{selection} is not a count selection (one count_n: 1); this benchmark needs count edits")
+    return counts[0]
+
+
+def target_layouts(source: str, rule: str) -> list[str]:
+    """The layouts an "add one digit" edit of ``source`` may end in: ``next`` fills its first empty slot only (one
+    place for the new digit), ``any`` fills any one of its empty slots (the data's own law, restricted to ``source``'s
+    filled slots)."""
+    empty = [i for i, c in enumerate(source) if c == "."]
+    if not empty:
+        raise ValueError(f"layout {source} has no empty slot")
+    return [source[:i] + "x" + source[i + 1:] for i in (empty[:1] if rule == "next" else empty)]
+
+
+def filled_shares(edited_slots: np.ndarray, source: str, empty: int) -> dict[int, float]:
+    """{slot: share of the images whose slot holds a digit after the edit} for each slot ``source`` leaves empty."""
+    return {i: float((edited_slots[:, i] != empty).mean()) for i, c in enumerate(source) if c == "."}
+
+
+def evaluate(model: dict, store: LatentStore, calibration_store: LatentStore, classifier, renderer, judge,
+             edit: str, definition: dict, cfg: dict, inputs: np.ndarray, source: str | None, n_boot: int):
+    """One edit model judged like an ``evaluate_edit`` job on ``store``'s test sources, d calibrated on
+    ``calibration_store``'s val codes; ``source``: the sources' one layout (None: every layout). Returns the table
+    line and the renders at d of the first 8 sources."""
+    names = list(store.attribute_names)
+    k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
+    val_source = torch.as_tensor(select_codes(calibration_store, definition["source"], "val")[0])
+    val_target = torch.as_tensor(select_codes(calibration_store, definition["target"], "val")[0])
+    cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=cfg["render"]["calibration_rate"])
+    codes, _ = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])
+    alphas = np.array([0.0, cal.d, 1.0])
+    rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=edit)
+    values = judged(judge, rendered, alphas, judge.predict(inputs), logits, edit, definition, names, n_boot)
+    slots = ""
+    if source is not None:
+        shares = filled_shares(judge.predict(rendered[1])["slots"], source, judge.empty_slot)
+        slots = "; filled at d: " + ", ".join(f"slot {i} {v:.3f}" for i, v in shares.items())
+    reached = "" if cal.reached else f" †{cal.rate:.3f}"
+    line = (f"d = {cal.d:.3f}{reached} (n = {len(codes)}): {cells(values, 1, ' / ', False)}{slots} | α = 1: "
+            f"{cells(values, 2, ' / ', False)}")
+    return line, rendered[1][:8]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("rundir", nargs="?", default=".")
+    ap.add_argument("--config", default=None, help="the run's config (default RUNDIR/config.yaml)")
+    ap.add_argument("--edits", nargs="+", default=["add_digit_1to2", "add_digit_2to3"])
+    ap.add_argument("--methods", nargs="+", default=["lw"])
+    ap.add_argument("--rules", nargs="+", default=["next", "any"], choices=["next", "any"],
+                    help="where the targets put the new digit: the first empty slot only, or any empty slot")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="train each model once per seed")
+    ap.add_argument("--n-train", type=int, default=None,
+                    help="train codes per side (default: as many as the run's edit has train sources)")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grid", default=None, help="write a PNG per edit here: 8 restricted test sources, the run's "
+                                                 "models and each rule's first seed at d (a folder)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg, results, checkpoint = finished_run(args.rundir, args.config)
+    run_store = read_latent_store(results / "latents.h5")
+    space = latent_space(run_store.attrs, results / "latents.h5")
+    names = list(run_store.attribute_names)
+    images = read_image_store(results / "images.h5")
+    classifier = load_latent_classifiers(results / "labels" / "classifiers.pt")
+    gamma, _ = read_correlations(results / "labels" / "correlations.csv", names)
+    generator, _, scale, _ = load_dlsgan(checkpoint, "cpu")
+    encoder, encoder_space = load_code_encoder(results / "projection" / "encoder.pt", "cpu")
+    if encoder_space != space:
+        raise SystemExit(f"the run's encoder gives {encoder_space} codes, its latent store holds {space}")
+    renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": space})
+    judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
+    projection = RefineConfig(**cfg["projection"]).optimization()
+    projection["optimize_compile"] = False  # a few thousand images: compiling costs more than it saves here
+    image_layouts = layouts(images.extra["slot_labels"])
+    store_layouts = image_layouts[images.rows_of(run_store.ids, "the latent store's codes")]
+    n_slots = images.extra["slot_labels"].shape[1]
+    rng = np.random.default_rng(0)
+    print(f"run {args.rundir}: {space} codes {run_store.latents.shape[1:]}; projection {projection}")
+
+    for edit in args.edits:
+        definition = cfg["edits"]["definitions"][edit]
+        n = count_of(definition["source"])
+        if count_of(definition["target"]) != n + 1:
+            raise SystemExit(f"{edit}: not an 'add one digit' edit ({definition['source']} → {definition['target']})")
+        source = reading_order(n, n_slots)
+        n_train = args.n_train or len(select_codes(run_store, definition["source"], "train")[0])
+
+        def projected(layouts_wanted: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            """(rows, codes) of ``n_train`` train images of the given layouts, projected like the run's codes."""
+            pool = np.flatnonzero((images.split == "train") & np.isin(image_layouts, layouts_wanted))
+            rows = np.sort(rng.choice(pool, size=n_train, replace=False))
+            return rows, project_images(encoder, scale, images.images[rows], "cpu", space=space,
+                                        generator=generator, **projection)
+
+        t0 = time.perf_counter()
+        source_rows, source_codes = projected([source])
+        print(f"\n{edit}: {n_train} train sources of layout {source} projected in {time.perf_counter() - t0:.0f} s. "
+              f"Cells: target change / digits kept / clean edit [95 %]")
+        columns, labels, inputs = [], [], None
+        for rule in args.rules:
+            targets = target_layouts(source, rule)
+            t0 = time.perf_counter()
+            target_rows, target_codes = projected(targets)
+            rows = np.concatenate([source_rows, target_rows])
+            held_out = (run_store.split != "train") & np.isin(store_layouts, [source, *targets])
+            store = LatentStore(
+                np.concatenate([source_codes, target_codes, run_store.latents[held_out]]),
+                np.concatenate([images.ids[rows], run_store.ids[held_out]]),
+                np.concatenate([np.full(len(rows), "train"), run_store.split[held_out]]),
+                np.concatenate([images.attributes[rows], run_store.attributes[held_out]]), names,
+                dict(run_store.attrs))
+            sizes = {s: "/".join(str(len(select_codes(store, definition[side], s)[0])) for side in ("source", "target"))
+                     for s in ("train", "val", "test")}
+            print(f"  targets {' '.join(targets)} ({rule}): source/target codes per split {sizes}, targets projected "
+                  f"in {time.perf_counter() - t0:.0f} s")
+            if inputs is None:  # the test sources are the same for every rule: judge the run's models on them once
+                ids = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])[1]
+                inputs = images.images[images.rows_of(ids, "the restricted test sources")]
+                all_ids = render_codes(run_store, definition["source"], cfg["render"]["max_images"],
+                                       cfg["render"]["seed"])[1]
+                all_inputs = images.images[images.rows_of(all_ids, "Table 2's test sources")]
+                columns, labels = [inputs[:8]], ["input"]
+                for method in args.methods:
+                    model = load_edit(results / "edits" / method / edit / "seed0" / "model.pt")
+                    line, _ = evaluate(model, run_store, run_store, classifier, renderer, judge, edit, definition,
+                                       cfg, all_inputs, None, args.n_boot)
+                    print(f"    {method:10s} the run's, every layout (Table 2)  {line}")
+                    line, grid = evaluate(model, store, run_store, classifier, renderer, judge, edit, definition, cfg,
+                                          inputs, source, args.n_boot)
+                    print(f"    {method:10s} the run's, {source} sources           {line}")
+                    columns.append(grid)
+                    labels.append(f"{method}\nrun's")
+            for method in args.methods:
+                for seed in args.seeds:
+                    t0 = time.perf_counter()
+                    model, history, _ = train_edit(method, store, definition, classifier, gamma,
+                                                   {**cfg["edits"][get_method(method).options], "seed": seed},
+                                                   name=edit, weight_attributes=cfg["labels"]["weight_attributes"])
+                    steps = history[-1].get("steps", "?") if history else "?"
+                    line, grid = evaluate(model, store, store, classifier, renderer, judge, edit, definition, cfg,
+                                          inputs, source, args.n_boot)
+                    print(f"    {method:10s} {rule}, seed {seed} ({steps} steps, {time.perf_counter() - t0:.0f} s)  "
+                          f"{line}")
+                    if seed == args.seeds[0]:
+                        columns.append(grid)
+                        labels.append(f"{method}\n{rule}")
+        if args.grid:
+            write_grid(columns, labels, args.grid, edit)
+
+if __name__ == "__main__":
+    main()
