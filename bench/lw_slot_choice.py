@@ -27,7 +27,7 @@ targets are compared (``--rules``):
 The run's own models (trained on every layout) are judged on all of Table 2's test sources and on the restricted
 ones (d calibrated as in the run, on the val codes of every layout).
 
-Usage (in a finished default run's directory; ≈ 6 min on two threads for two edits, two rules, one seed)::
+Usage (in a finished default run's directory; both edits with one rule, method and seed: 5 min on two threads)::
 
     python bench/lw_slot_choice.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--rules next any]
         [--methods lw lw_nopres] [--seeds 0 1 2] [--grid DIR]
