@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
@@ -134,12 +135,16 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="train each model once per seed")
     ap.add_argument("--n-train", type=int, default=None,
                     help="train codes per side (default: as many as the run's edit has train sources)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="override options of the methods' config section for this benchmark's trainings, e.g. "
+                         "rank=1 (YAML values)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--grid", default=None, help="write a PNG per edit here: 8 restricted test sources, the run's "
                                                  "models and each rule's first seed at d (a folder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
 
     cfg, results, checkpoint = finished_run(args.rundir, args.config)
     run_store = read_latent_store(results / "latents.h5")
@@ -219,7 +224,8 @@ def main() -> None:
                 for seed in args.seeds:
                     t0 = time.perf_counter()
                     model, history, _ = train_edit(method, store, definition, classifier, gamma,
-                                                   {**cfg["edits"][get_method(method).options], "seed": seed},
+                                                   {**cfg["edits"][get_method(method).options], "seed": seed,
+                                                    **overrides},
                                                    name=edit, weight_attributes=cfg["labels"]["weight_attributes"])
                     steps = history[-1].get("steps", "?") if history else "?"
                     line, grid = evaluate(model, store, store, classifier, renderer, judge, edit, definition, cfg,
