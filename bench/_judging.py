@@ -1,10 +1,14 @@
 """What the benchmarks that score edits like Table 2 share: a finished run's config, results folder and generator
-checkpoint; the image oracle's target change, digits kept and clean-edit rate of renders, with 95 % bootstrap
-intervals over the images (``evaluate_edit``'s metrics); and the PNG grid of what was judged."""
+checkpoint, and what they load from it (:func:`load_run`); the image oracle's target change, digits kept and
+clean-edit rate of renders, with 95 % bootstrap intervals over the images (``evaluate_edit``'s metrics); the PNG grid
+of what was judged; and ``--set KEY=VALUE`` overrides of a method's config section."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -25,6 +29,63 @@ def finished_run(rundir: str | Path, config: str | Path | None = None) -> tuple[
     checkpoint = (results / "dlsgan" / "dls" / "checkpoint.pt" if cfg["dlsgan"]["retrain"]
                   else run / cfg["dlsgan"]["checkpoint"])
     return cfg, results, checkpoint
+
+
+@dataclass
+class Run:
+    """What a finished digits run holds that the benchmarks re-project codes, render and judge with."""
+
+    cfg: dict
+    results: Path
+    checkpoint: Path
+    store: Any  # LatentStore of results/digits/latents.h5
+    space: str  # the codes' latent space
+    images: Any  # ImageStore of results/digits/images.h5
+    classifier: Any  # the latent classifiers F
+    generator: Any
+    scale: Any  # the DLS scale s
+    encoder: Any  # the run's projection encoder
+    renderer: Any
+    judge: Any
+    projection: dict  # project_images' per-image optimisation options, uncompiled
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.store.attribute_names)
+
+
+def load_run(rundir: str | Path, config: str | Path | None = None) -> Run:
+    """Load a finished digits run on CPU (:func:`finished_run`); its encoder must give the store's latent space."""
+    from latentedit.dlsgan.checkpoint import load_dlsgan
+    from latentedit.io.image_store import read_image_store
+    from latentedit.io.latent_store import latent_space, read_latent_store
+    from latentedit.labels.classifiers import load_latent_classifiers
+    from latentedit.projection.options import RefineConfig
+    from latentedit.projection.wplus import load_code_encoder
+    from latentedit.worlds import load_judge, load_renderer
+
+    cfg, results, checkpoint = finished_run(rundir, config)
+    store = read_latent_store(results / "latents.h5")
+    space = latent_space(store.attrs, results / "latents.h5")
+    generator, _, scale, _ = load_dlsgan(checkpoint, "cpu")
+    encoder, encoder_space = load_code_encoder(results / "projection" / "encoder.pt", "cpu")
+    if encoder_space != space:
+        raise SystemExit(f"the run's encoder gives {encoder_space} codes, its latent store holds {space}")
+    projection = RefineConfig(**cfg["projection"]).optimization()
+    projection["optimize_compile"] = False  # a few thousand images at most: compiling costs more than it saves
+    return Run(cfg, results, checkpoint, store, space, read_image_store(results / "images.h5"),
+               load_latent_classifiers(results / "labels" / "classifiers.pt"), generator, scale, encoder,
+               load_renderer("digits", checkpoint, "cpu", {"latent_space": space}),
+               load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu"), projection)
+
+
+def overrides(items: Sequence[str]) -> dict:
+    """``--set KEY=VALUE …`` as {key: YAML value}: options of a method's config section for a benchmark's trainings."""
+    pairs = [item.split("=", 1) for item in items]
+    bad = [item for item, pair in zip(items, pairs) if len(pair) != 2]
+    if bad:
+        raise SystemExit(f"--set takes KEY=VALUE, got {bad}")
+    return {key: yaml.safe_load(value) for key, value in pairs}
 
 
 def judged(judge, rendered: np.ndarray, alphas: np.ndarray, input_pred: dict, latent_logits: np.ndarray, edit: str,

@@ -38,22 +38,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, finished_run, judged, write_grid  # noqa: E402
+from _judging import cells, judged, load_run, write_grid  # noqa: E402
 from latentedit.data.digits import DigitsConfig, add_one_digit, load_glyphs  # noqa: E402
-from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.edits.affine import AffineEdit  # noqa: E402
 from latentedit.edits.definitions import split_selection_mask  # noqa: E402
 from latentedit.edits.model import affine_parameters, load_edit  # noqa: E402
 from latentedit.imaging import generate_uint8  # noqa: E402
-from latentedit.io.image_store import read_image_store  # noqa: E402
-from latentedit.io.latent_store import latent_space, read_latent_store  # noqa: E402
-from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
-from latentedit.projection.options import RefineConfig  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
-from latentedit.projection.wplus import load_code_encoder  # noqa: E402
 from latentedit.render.calibrate import calibrate_edit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
-from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
 def affine_fit(source: np.ndarray, target: np.ndarray, ridge: float | None) -> dict:
     """The edit model of z_t − z_s ≈ A z_s + b, ridge ``ridge``·n on A per layer (None: the mean step, A = 0)."""
@@ -93,19 +86,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    cfg, results, checkpoint = finished_run(args.rundir, args.config)
-    store = read_latent_store(results / "latents.h5")
-    space = latent_space(store.attrs, results / "latents.h5")
-    images = read_image_store(results / "images.h5")
-    classifier = load_latent_classifiers(results / "labels" / "classifiers.pt")
-    generator, _, scale, _ = load_dlsgan(checkpoint, "cpu")
-    encoder, encoder_space = load_code_encoder(results / "projection" / "encoder.pt", "cpu")
-    if encoder_space != space:
-        raise SystemExit(f"the run's encoder gives {encoder_space} codes, its latent store holds {space}")
-    renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": space})
-    judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
-    projection = RefineConfig(**cfg["projection"]).optimization()
-    projection["optimize_compile"] = False  # a few hundred images: compiling would cost more than it saves
+    run = load_run(args.rundir, args.config)
+    cfg, results, store, space, images = run.cfg, run.results, run.store, run.space, run.images
+    classifier, generator, scale, encoder = run.classifier, run.generator, run.scale, run.encoder
+    renderer, judge, projection = run.renderer, run.judge, run.projection
     digits_cfg = DigitsConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["digits"].items()})
     glyphs = load_glyphs(digits_cfg, np.random.default_rng(digits_cfg.seed))
     names = list(store.attribute_names)

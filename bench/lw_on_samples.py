@@ -36,12 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, finished_run, judged, write_grid  # noqa: E402
+from _judging import cells, finished_run, judged, overrides, write_grid  # noqa: E402
 
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.dlsgan.scale import sample_latent  # noqa: E402
@@ -130,7 +129,7 @@ def main() -> None:
                                                  "and at d (a folder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    options = overrides(args.set)
 
     cfg, results, checkpoint = finished_run(args.rundir, args.config)
     run_store = read_latent_store(results / "latents.h5")
@@ -180,7 +179,7 @@ def main() -> None:
         for method in args.methods:
             t0 = time.perf_counter()
             model, history, _ = train_edit(method, store, definition, classifier, gamma,
-                                           {**cfg["edits"][get_method(method).options], "seed": 0, **overrides},
+                                           {**cfg["edits"][get_method(method).options], "seed": 0, **options},
                                            name=edit,
                                            weight_attributes=cfg["labels"]["weight_attributes"])
             seconds = time.perf_counter() - t0

@@ -42,28 +42,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, finished_run, judged, write_grid  # noqa: E402
+from _judging import cells, judged, load_run, overrides, write_grid  # noqa: E402
 
-from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.methods import get_method  # noqa: E402
 from latentedit.edits.model import load_edit  # noqa: E402
 from latentedit.edits.train import train_edit  # noqa: E402
-from latentedit.io.image_store import read_image_store  # noqa: E402
-from latentedit.io.latent_store import LatentStore, latent_space, read_latent_store  # noqa: E402
-from latentedit.labels.classifiers import load_latent_classifiers  # noqa: E402
+from latentedit.io.latent_store import LatentStore  # noqa: E402
 from latentedit.labels.correlations import read_correlations  # noqa: E402
-from latentedit.projection.options import RefineConfig  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
-from latentedit.projection.wplus import load_code_encoder  # noqa: E402
 from latentedit.render.calibrate import calibrate_edit  # noqa: E402
 from latentedit.render.render import render_codes, render_edit  # noqa: E402
-from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
 
 def layouts(slot_labels: np.ndarray) -> np.ndarray:
@@ -144,28 +137,17 @@ def main() -> None:
                                                  "models and each rule's first seed at d (a folder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    options = overrides(args.set)
 
-    cfg, results, checkpoint = finished_run(args.rundir, args.config)
-    run_store = read_latent_store(results / "latents.h5")
-    space = latent_space(run_store.attrs, results / "latents.h5")
-    names = list(run_store.attribute_names)
-    images = read_image_store(results / "images.h5")
-    classifier = load_latent_classifiers(results / "labels" / "classifiers.pt")
+    run = load_run(args.rundir, args.config)
+    cfg, results, run_store, space, images, names = run.cfg, run.results, run.store, run.space, run.images, run.names
     gamma, _ = read_correlations(results / "labels" / "correlations.csv", names)
-    generator, _, scale, _ = load_dlsgan(checkpoint, "cpu")
-    encoder, encoder_space = load_code_encoder(results / "projection" / "encoder.pt", "cpu")
-    if encoder_space != space:
-        raise SystemExit(f"the run's encoder gives {encoder_space} codes, its latent store holds {space}")
-    renderer = load_renderer("digits", checkpoint, "cpu", {"latent_space": space})
-    judge = load_judge("digits", {"oracle": results / "oracle" / "model.pt"}, "cpu")
-    projection = RefineConfig(**cfg["projection"]).optimization()
-    projection["optimize_compile"] = False  # a few thousand images: compiling costs more than it saves here
+    classifier, renderer, judge = run.classifier, run.renderer, run.judge
     image_layouts = layouts(images.extra["slot_labels"])
     store_layouts = image_layouts[images.rows_of(run_store.ids, "the latent store's codes")]
     n_slots = images.extra["slot_labels"].shape[1]
     rng = np.random.default_rng(0)
-    print(f"run {args.rundir}: {space} codes {run_store.latents.shape[1:]}; projection {projection}")
+    print(f"run {args.rundir}: {space} codes {run_store.latents.shape[1:]}; projection {run.projection}")
 
     for edit in args.edits:
         definition = cfg["edits"]["definitions"][edit]
@@ -179,8 +161,8 @@ def main() -> None:
             """(rows, codes) of ``n_train`` train images of the given layouts, projected like the run's codes."""
             pool = np.flatnonzero((images.split == "train") & np.isin(image_layouts, layouts_wanted))
             rows = np.sort(rng.choice(pool, size=n_train, replace=False))
-            return rows, project_images(encoder, scale, images.images[rows], "cpu", space=space,
-                                        generator=generator, **projection)
+            return rows, project_images(run.encoder, run.scale, images.images[rows], "cpu", space=space,
+                                        generator=run.generator, **run.projection)
 
         t0 = time.perf_counter()
         source_rows, source_codes = projected([source])
@@ -225,7 +207,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     model, history, _ = train_edit(method, store, definition, classifier, gamma,
                                                    {**cfg["edits"][get_method(method).options], "seed": seed,
-                                                    **overrides},
+                                                    **options},
                                                    name=edit, weight_attributes=cfg["labels"]["weight_attributes"])
                     steps = history[-1].get("steps", "?") if history else "?"
                     line, grid = evaluate(model, store, store, classifier, renderer, judge, edit, definition, cfg,

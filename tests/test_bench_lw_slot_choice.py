@@ -1,6 +1,6 @@
 """bench/lw_slot_choice.py: the layouts its restriction rests on — which slots an image fills, the reading-order
 layout of n digits, the n of a count edit, the target layouts of each rule, and the share of edits that fill each
-empty slot."""
+empty slot; and the ``--set`` overrides it shares with the other benchmarks (``_judging.overrides``)."""
 
 import numpy as np
 import pytest
@@ -45,3 +45,11 @@ def test_filled_shares_reads_each_slot_the_source_leaves_empty(bench):
     edited = np.array([[3, 5, empty, empty], [3, empty, 4, empty], [8, 9, empty, 1], [empty, 1, empty, empty]])
     shares = bench.filled_shares(edited, "x...", empty)
     assert shares == pytest.approx({1: 0.75, 2: 0.25, 3: 0.25})
+
+
+def test_set_overrides_parse_yaml_values_and_refuse_a_missing_value():
+    judging = load_bench("_judging")
+    assert judging.overrides(["rank=8", "lr=1.0e-3", "pres_mode=per_code", "rank_note=a=b"]) == {
+        "rank": 8, "lr": 1.0e-3, "pres_mode": "per_code", "rank_note": "a=b"}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        judging.overrides(["rank"])
