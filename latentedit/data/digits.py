@@ -5,9 +5,8 @@ its own slot (so digits never overlap), resized to ``digit_size`` pixels and jit
 says which slots: ``random`` (the default) draws them at random, so an image of n digits may show any n of the
 slots; ``reading_order`` puts n digits in the first n slots (row by row), so "add one digit" has one right answer,
 the next slot. Every reading-order image is one the random law also draws, so networks trained on the random world
-read it (README "One place for the new digit": what the choice of slot costs LW). The 1797
-source digits are split disjointly into train/val/test *before* composing, so test images only contain digits never
-seen in training.
+read it (README "One place for the new digit": what the choice of slot costs LW). The 1797 source digits are split
+disjointly into train/val/test *before* composing, so test images only contain digits never seen in training.
 
 Attributes (binary, in this column order):
 
