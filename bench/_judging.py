@@ -1,7 +1,8 @@
 """What the benchmarks that score edits like Table 2 share: a finished run's config, results folder and generator
 checkpoint, and what they load from it (:func:`load_run`); the image oracle's target change, digits kept and
-clean-edit rate of renders, with 95 % bootstrap intervals over the images (``evaluate_edit``'s metrics); the PNG grid
-of what was judged; and ``--set KEY=VALUE`` overrides of a method's config section."""
+clean-edit rate of renders, with 95 % bootstrap intervals over the images (``evaluate_edit``'s metrics), for a model
+judged at its calibrated step d (:func:`judge_at_d`); the digits' slot layouts and which empty slots an edit fills;
+the PNG grid of what was judged; and ``--set KEY=VALUE`` overrides of a method's config section."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
+from latentedit.edits.definitions import select_codes
 from latentedit.evaluation.edit_metrics import edit_metric_rows
 from latentedit.plotting import image_grid
+from latentedit.render.calibrate import calibrate_edit
+from latentedit.render.render import render_codes, render_edit
 
 METRICS = ("target_change_rate", "slots_kept", "clean_edit_rate")
 
@@ -105,6 +110,47 @@ def judged(judge, rendered: np.ndarray, alphas: np.ndarray, input_pred: dict, la
             row = rows[(rows.metric == metric) & np.isclose(rows.alpha, alpha)].iloc[0]
             out[metric, i] = (row.value, row.ci_low, row.ci_high)
     return out
+
+
+def judge_at_d(model: dict, store, classifier, renderer, judge, edit: str, definition: dict, render_cfg: dict,
+               n_boot: int, inputs: np.ndarray | None = None, calibration_store=None) -> tuple:
+    """One edit model judged like an ``evaluate_edit`` job: d calibrated with the latent classifier on the val codes
+    of ``calibration_store`` (None: ``store``), ``render.max_images`` of ``store``'s test sources rendered at α = 0,
+    d and 1, and :func:`judged` against the judge's reading of ``inputs``, the sources' real images (None: their
+    renders at α = 0). Returns (the calibration, the renders (3, N, C, H, W), :func:`judged`'s values)."""
+    names = list(store.attribute_names)
+    k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
+    calibration_store = store if calibration_store is None else calibration_store
+    val_source = torch.as_tensor(select_codes(calibration_store, definition["source"], "val")[0])
+    val_target = torch.as_tensor(select_codes(calibration_store, definition["target"], "val")[0])
+    cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=render_cfg["calibration_rate"])
+    codes, _ = render_codes(store, definition["source"], render_cfg["max_images"], render_cfg["seed"])
+    alphas = np.array([0.0, cal.d, 1.0])
+    rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=edit)
+    input_pred = judge.predict(rendered[0] if inputs is None else inputs)
+    return cal, rendered, judged(judge, rendered, alphas, input_pred, logits, edit, definition, names, n_boot)
+
+
+def at_d_line(cal, n_images: int, values: dict, extra: str = "") -> str:
+    """The table line of :func:`judge_at_d`: d (with † and the classifier's peak reading where τ was not reached),
+    the three metrics at d, ``extra``, and the three at α = 1."""
+    reached = "" if cal.reached else f" †{cal.rate:.3f}"
+    return (f"d = {cal.d:.3f}{reached} (n = {n_images}): {cells(values, 1, ' / ', False)}{extra} | α = 1: "
+            f"{cells(values, 2, ' / ', False)}")
+
+
+def layouts(slot_labels: np.ndarray) -> np.ndarray:
+    """(N,) str: which slots each image fills, ``x`` filled and ``.`` empty, in slot order (``xx..``; 0 1 / 2 3 row by
+    row)."""
+    filled = np.where(np.asarray(slot_labels) >= 0, "x", ".")
+    return np.array(["".join(row) for row in filled])
+
+
+def empty_slots_filled(edited_slots: np.ndarray, layout: str, empty: int) -> np.ndarray:
+    """(S,) per slot, the share of the edited images (their slots' classes (N, S), ``empty`` that of an empty slot)
+    that hold a digit there, for the slots their source ``layout`` leaves empty; NaN for the slots it fills."""
+    shares = (np.asarray(edited_slots) != empty).mean(0)
+    return np.where(np.array(list(layout)) == "x", np.nan, shares)
 
 
 def cells(values: dict, i: int, sep: str = "  ", named: bool = True) -> str:

@@ -44,7 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import finished_run  # noqa: E402
+from _judging import empty_slots_filled, finished_run, layouts  # noqa: E402
 
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.model import apply_edit, load_edit  # noqa: E402
@@ -86,14 +86,12 @@ def layout_rows(edited_slots: np.ndarray, source_slots: np.ndarray, empty: int, 
     """Per source layout (``x`` a filled slot, ``.`` an empty one, in slot order): (layout, images, the three
     :func:`count_shares`, and per slot the share of the images whose empty slot there now holds a digit (NaN for a
     filled slot))."""
-    occupied = source_slots >= 0
-    layouts = np.array(["".join("x" if o else "." for o in row) for row in occupied])
+    source_layouts = layouts(source_slots)
     count = (edited_slots != empty).sum(1)
     rows = []
-    for layout in sorted(set(layouts)):
-        sel = layouts == layout
-        filled = (edited_slots[sel] != empty) & ~occupied[sel]
-        per_slot = np.where(occupied[sel][0], np.nan, filled.mean(0))
+    for layout in sorted(set(source_layouts)):
+        sel = source_layouts == layout
+        per_slot = empty_slots_filled(edited_slots[sel], layout, empty)
         rows.append((layout, int(sel.sum()), count_shares(count[sel], k), per_slot))
     return rows
 

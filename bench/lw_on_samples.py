@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, finished_run, judged, overrides, write_grid  # noqa: E402
+from _judging import at_d_line, finished_run, judge_at_d, overrides, write_grid  # noqa: E402
 
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.dlsgan.scale import sample_latent  # noqa: E402
@@ -54,8 +54,7 @@ from latentedit.io.latent_store import LatentStore, latent_space, read_latent_st
 from latentedit.labels.classifiers import (ClassifierConfig, load_latent_classifiers,  # noqa: E402
                                            train_latent_classifiers)
 from latentedit.labels.correlations import correlation_matrix  # noqa: E402
-from latentedit.render.calibrate import calibrate_edit  # noqa: E402
-from latentedit.render.render import render_codes, render_edit  # noqa: E402
+from latentedit.render.render import render_codes  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
 def confident(probs: np.ndarray, n_counts: int, confidence: float) -> np.ndarray:
@@ -93,19 +92,9 @@ def evaluate(model: dict, store: LatentStore, classifier, renderer, judge, edit:
              render_cfg: dict, n_boot: int, inputs: np.ndarray | None) -> tuple[str, np.ndarray]:
     """One edit model judged like an ``evaluate_edit`` job; ``inputs``: the real test images of the sources (None:
     the renders of their codes). Returns the table line and the renders at d of the first 8 sources."""
-    names = list(store.attribute_names)
-    k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
-    val_source = torch.as_tensor(select_codes(store, definition["source"], "val")[0])
-    val_target = torch.as_tensor(select_codes(store, definition["target"], "val")[0])
-    cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=render_cfg["calibration_rate"])
-    codes, _ = render_codes(store, definition["source"], render_cfg["max_images"], render_cfg["seed"])
-    alphas = np.array([0.0, cal.d, 1.0])
-    rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=edit)
-    input_pred = judge.predict(rendered[0] if inputs is None else inputs)
-    values = judged(judge, rendered, alphas, input_pred, logits, edit, definition, names, n_boot)
-    reached = "" if cal.reached else f" †{cal.rate:.3f}"
-    return (f"d = {cal.d:.3f}{reached} (n = {len(codes)}): {cells(values, 1, ' / ', False)} | α = 1: "
-            f"{cells(values, 2, ' / ', False)}", rendered[:, :8])
+    cal, rendered, values = judge_at_d(model, store, classifier, renderer, judge, edit, definition, render_cfg,
+                                       n_boot, inputs)
+    return at_d_line(cal, rendered.shape[1], values), rendered[:, :8]
 
 
 def main() -> None:

@@ -46,7 +46,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import cells, judged, load_run, overrides, write_grid  # noqa: E402
+from _judging import (at_d_line, empty_slots_filled, judge_at_d, layouts, load_run, overrides,  # noqa: E402
+                      write_grid)
 
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.methods import get_method  # noqa: E402
@@ -55,14 +56,7 @@ from latentedit.edits.train import train_edit  # noqa: E402
 from latentedit.io.latent_store import LatentStore  # noqa: E402
 from latentedit.labels.correlations import read_correlations  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
-from latentedit.render.calibrate import calibrate_edit  # noqa: E402
-from latentedit.render.render import render_codes, render_edit  # noqa: E402
-
-
-def layouts(slot_labels: np.ndarray) -> np.ndarray:
-    """(N,) str: which slots each image fills, ``x`` filled and ``.`` empty, in slot order (``xx..``)."""
-    filled = np.where(np.asarray(slot_labels) >= 0, "x", ".")
-    return np.array(["".join(row) for row in filled])
+from latentedit.render.render import render_codes  # noqa: E402
 
 
 def reading_order(n: int, n_slots: int) -> str:
@@ -88,33 +82,18 @@ def target_layouts(source: str, rule: str) -> list[str]:
     return [source[:i] + "x" + source[i + 1:] for i in (empty[:1] if rule == "next" else empty)]
 
 
-def filled_shares(edited_slots: np.ndarray, source: str, empty: int) -> dict[int, float]:
-    """{slot: share of the images whose slot holds a digit after the edit} for each slot ``source`` leaves empty."""
-    return {i: float((edited_slots[:, i] != empty).mean()) for i, c in enumerate(source) if c == "."}
-
-
 def evaluate(model: dict, store: LatentStore, calibration_store: LatentStore, classifier, renderer, judge,
              edit: str, definition: dict, cfg: dict, inputs: np.ndarray, source: str | None, n_boot: int):
     """One edit model judged like an ``evaluate_edit`` job on ``store``'s test sources, d calibrated on
     ``calibration_store``'s val codes; ``source``: the sources' one layout (None: every layout). Returns the table
     line and the renders at d of the first 8 sources."""
-    names = list(store.attribute_names)
-    k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
-    val_source = torch.as_tensor(select_codes(calibration_store, definition["source"], "val")[0])
-    val_target = torch.as_tensor(select_codes(calibration_store, definition["target"], "val")[0])
-    cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=cfg["render"]["calibration_rate"])
-    codes, _ = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])
-    alphas = np.array([0.0, cal.d, 1.0])
-    rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=edit)
-    values = judged(judge, rendered, alphas, judge.predict(inputs), logits, edit, definition, names, n_boot)
+    cal, rendered, values = judge_at_d(model, store, classifier, renderer, judge, edit, definition, cfg["render"],
+                                       n_boot, inputs, calibration_store)
     slots = ""
     if source is not None:
-        shares = filled_shares(judge.predict(rendered[1])["slots"], source, judge.empty_slot)
-        slots = "; filled at d: " + ", ".join(f"slot {i} {v:.3f}" for i, v in shares.items())
-    reached = "" if cal.reached else f" †{cal.rate:.3f}"
-    line = (f"d = {cal.d:.3f}{reached} (n = {len(codes)}): {cells(values, 1, ' / ', False)}{slots} | α = 1: "
-            f"{cells(values, 2, ' / ', False)}")
-    return line, rendered[1][:8]
+        shares = empty_slots_filled(judge.predict(rendered[1])["slots"], source, judge.empty_slot)
+        slots = "; filled at d: " + ", ".join(f"slot {i} {v:.3f}" for i, v in enumerate(shares) if not np.isnan(v))
+    return at_d_line(cal, rendered.shape[1], values, slots), rendered[1][:8]
 
 
 def main() -> None:
@@ -219,6 +198,7 @@ def main() -> None:
                         labels.append(f"{method}\n{rule}")
         if args.grid:
             write_grid(columns, labels, args.grid, edit)
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """bench/lw_slot_choice.py: the layouts its restriction rests on — which slots an image fills, the reading-order
 layout of n digits, the n of a count edit, the target layouts of each rule, and the share of edits that fill each
-empty slot; and the ``--set`` overrides it shares with the other benchmarks (``_judging.overrides``)."""
+empty slot; and the ``--set`` overrides it shares with the other benchmarks (the shared pieces live in
+``bench/_judging.py``)."""
 
 import numpy as np
 import pytest
@@ -13,9 +14,14 @@ def bench():
     return load_bench("lw_slot_choice")
 
 
-def test_layouts_mark_filled_slots_in_slot_order(bench):
+@pytest.fixture(scope="module")
+def judging():
+    return load_bench("_judging")
+
+
+def test_layouts_mark_filled_slots_in_slot_order(judging):
     slots = np.array([[3, -1, -1, -1], [-1, 0, -1, 7], [1, 2, 3, 4]], np.int8)
-    assert bench.layouts(slots).tolist() == ["x...", ".x.x", "xxxx"]
+    assert judging.layouts(slots).tolist() == ["x...", ".x.x", "xxxx"]
 
 
 def test_reading_order_fills_the_first_n_slots(bench):
@@ -31,7 +37,6 @@ def test_count_of_reads_the_count_selection_and_refuses_others(bench):
         bench.count_of({"count_1": 1, "count_2": 1})
 
 
-
 def test_target_layouts_next_fills_the_first_empty_slot_any_fills_each(bench):
     assert bench.target_layouts("xx..", "next") == ["xxx."]
     assert bench.target_layouts("xx..", "any") == ["xxx.", "xx.x"]
@@ -40,15 +45,15 @@ def test_target_layouts_next_fills_the_first_empty_slot_any_fills_each(bench):
         bench.target_layouts("xxxx", "next")
 
 
-def test_filled_shares_reads_each_slot_the_source_leaves_empty(bench):
+def test_empty_slots_filled_reads_each_slot_the_source_leaves_empty(judging):
     empty = 10
     edited = np.array([[3, 5, empty, empty], [3, empty, 4, empty], [8, 9, empty, 1], [empty, 1, empty, empty]])
-    shares = bench.filled_shares(edited, "x...", empty)
-    assert shares == pytest.approx({1: 0.75, 2: 0.25, 3: 0.25})
+    shares = judging.empty_slots_filled(edited, "x...", empty)
+    assert np.isnan(shares[0])
+    assert shares[1:] == pytest.approx([0.75, 0.25, 0.25])
 
 
-def test_set_overrides_parse_yaml_values_and_refuse_a_missing_value():
-    judging = load_bench("_judging")
+def test_set_overrides_parse_yaml_values_and_refuse_a_missing_value(judging):
     assert judging.overrides(["rank=8", "lr=1.0e-3", "pres_mode=per_code", "rank_note=a=b"]) == {
         "rank": 8, "lr": 1.0e-3, "pres_mode": "per_code", "rank_note": "a=b"}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
