@@ -5,9 +5,10 @@ The workflow tests share two tiny runs of the default target `all` (module fixtu
 
 - ``reference``: uninterrupted;
 - ``crashed``: the same config from scratch, SIGKILLed (the whole Snakemake process group) once in the middle of an
-  edit-training job and once in the middle of an HDF5 write (a render store, paused there by the test hook
-  ``LATENTEDIT_TEST_PAUSE_WRITING`` of :mod:`latentedit.io.atomic`), each time unlocked (``snakemake --unlock``: a
-  SIGKILLed Snakemake leaves its directory lock) and rerun with the same command.
+  edit-training job and once in the middle of an HDF5 write (a render store), each time unlocked (``snakemake
+  --unlock``: a SIGKILLed Snakemake leaves its directory lock) and rerun with the same command. The test hook
+  ``LATENTEDIT_TEST_PAUSE_WRITING`` of :mod:`latentedit.io.atomic` holds the killed job before its output reaches
+  its final name, so the kill cannot come after the job has finished, however loaded the machine.
 
 Every bad-input scenario corrupts one file of a copy of ``reference`` and asks for one output of the job that reads
 it. ``SOURCE_DATE_EPOCH`` fixes the results table's ``created`` stamp, so two runs can be compared byte for byte.
@@ -194,9 +195,12 @@ def crashed(tmp_path_factory, reference_run):
         proc = _snakemake(work, "--unlock")
         assert proc.returncode == 0, proc.stdout[-4000:]
 
-    # 1. mid-training: the LW job has logged its starting point and is in its epochs
+    # 1. mid-training: the LW job has logged its starting point and is in its epochs. Its tiny training (4 steps)
+    # can end within the watcher's polling on a busy machine, so the job also pauses before its model file reaches
+    # its final name: whenever the watcher sees the log line, the job has not finished.
     seen["wall_1"] = _run_until_killed(work, work / "run1.log",
-                                       _log_has(work / "logs/digits/edits/lw/add_7/seed0.log", "before training"))
+                                       _log_has(work / "logs/digits/edits/lw/add_7/seed0.log", "before training"),
+                                       **{PAUSE_ENV: f"*{KILLED_TRAINING[1]}"})
     after_kill(1)
     # a SIGKILLed Snakemake cannot release its directory lock: the same command refuses to start, saying what to do
     seen["locked"] = _snakemake(work)
