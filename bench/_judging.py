@@ -131,6 +131,13 @@ def judge_at_d(model: dict, store, classifier, renderer, judge, edit: str, defin
     return cal, rendered, judged(judge, rendered, alphas, input_pred, logits, edit, definition, names, n_boot)
 
 
+def test_source_images(images, store, definition: dict, render_cfg: dict, what: str) -> np.ndarray:
+    """The real images of the test sources :func:`judge_at_d` renders from ``store`` (the same ``render_codes``
+    draw), read from the image store ``images``; ``what`` names them in the error when one is missing."""
+    ids = render_codes(store, definition["source"], render_cfg["max_images"], render_cfg["seed"])[1]
+    return images.images[images.rows_of(ids, what)]
+
+
 def at_d_line(cal, n_images: int, values: dict, extra: str = "") -> str:
     """The table line of :func:`judge_at_d`: d (with † and the classifier's peak reading where τ was not reached),
     the three metrics at d, ``extra``, and the three at α = 1."""

@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import at_d_line, finished_run, judge_at_d, overrides, write_grid  # noqa: E402
+from _judging import at_d_line, finished_run, judge_at_d, overrides, test_source_images, write_grid  # noqa: E402
 
 from latentedit.dlsgan.checkpoint import load_dlsgan  # noqa: E402
 from latentedit.dlsgan.scale import sample_latent  # noqa: E402
@@ -54,7 +54,6 @@ from latentedit.io.latent_store import LatentStore, latent_space, read_latent_st
 from latentedit.labels.classifiers import (ClassifierConfig, load_latent_classifiers,  # noqa: E402
                                            train_latent_classifiers)
 from latentedit.labels.correlations import correlation_matrix  # noqa: E402
-from latentedit.render.render import render_codes  # noqa: E402
 from latentedit.worlds import load_judge, load_renderer  # noqa: E402
 
 def confident(probs: np.ndarray, n_counts: int, confidence: float) -> np.ndarray:
@@ -181,8 +180,7 @@ def main() -> None:
                 labels.append("sample")
             columns.append(grid[1])
             labels.append(f"{method}\nsamples")
-        ids = render_codes(run_store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])[1]
-        inputs = images.images[images.rows_of(ids, "the test sources")]
+        inputs = test_source_images(images, run_store, definition, cfg["render"], "the test sources")
         for method in args.methods:
             model = load_edit(results / "edits" / method / edit / "seed0" / "model.pt")
             line, grid = evaluate(model, run_store, run_classifier, renderer, judge, edit, definition, cfg["render"],

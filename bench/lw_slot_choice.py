@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
 from _judging import (at_d_line, empty_slots_filled, judge_at_d, layouts, load_run, overrides,  # noqa: E402
-                      write_grid)
+                      test_source_images, write_grid)
 
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.methods import get_method  # noqa: E402
@@ -56,7 +56,6 @@ from latentedit.edits.train import train_edit  # noqa: E402
 from latentedit.io.latent_store import LatentStore  # noqa: E402
 from latentedit.labels.correlations import read_correlations  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
-from latentedit.render.render import render_codes  # noqa: E402
 
 
 def reading_order(n: int, n_slots: int) -> str:
@@ -165,11 +164,8 @@ def main() -> None:
             print(f"  targets {' '.join(targets)} ({rule}): source/target codes per split {sizes}, targets projected "
                   f"in {time.perf_counter() - t0:.0f} s")
             if inputs is None:  # the test sources are the same for every rule: judge the run's models on them once
-                ids = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])[1]
-                inputs = images.images[images.rows_of(ids, "the restricted test sources")]
-                all_ids = render_codes(run_store, definition["source"], cfg["render"]["max_images"],
-                                       cfg["render"]["seed"])[1]
-                all_inputs = images.images[images.rows_of(all_ids, "Table 2's test sources")]
+                inputs = test_source_images(images, store, definition, cfg["render"], "the restricted test sources")
+                all_inputs = test_source_images(images, run_store, definition, cfg["render"], "Table 2's test sources")
                 columns, labels = [inputs[:8]], ["input"]
                 for method in args.methods:
                     model = load_edit(results / "edits" / method / edit / "seed0" / "model.pt")

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also when loaded by the tests
 
-from _judging import at_d_line, judge_at_d, load_run, overrides, write_grid  # noqa: E402
+from _judging import at_d_line, judge_at_d, load_run, overrides, test_source_images, write_grid  # noqa: E402
 
 import latentedit.edits.lw as lw  # noqa: E402
 from latentedit.edits.definitions import select_codes  # noqa: E402
@@ -42,7 +42,6 @@ from latentedit.edits.model import load_edit  # noqa: E402
 from latentedit.edits.sinkhorn import DEFAULT_SCALING, _weights, flatten_codes  # noqa: E402
 from latentedit.edits.train import train_edit  # noqa: E402
 from latentedit.labels.correlations import read_correlations  # noqa: E402
-from latentedit.render.render import render_codes  # noqa: E402
 
 
 def unbalanced_divergence(reach: float | None) -> Callable:
@@ -94,8 +93,7 @@ def main() -> None:
         definition = cfg["edits"]["definitions"][edit]
         delta = nearest_target_distance(torch.as_tensor(select_codes(store, definition["source"], "train")[0]),
                                         torch.as_tensor(select_codes(store, definition["target"], "train")[0]))
-        ids = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])[1]
-        inputs = run.images.images[run.images.rows_of(ids, "Table 2's test sources")]
+        inputs = test_source_images(run.images, store, definition, cfg["render"], "Table 2's test sources")
         model = load_edit(run.results / "edits" / "lw" / edit / "seed0" / "model.pt")
         cal, rendered, values = judge_at_d(model, store, run.classifier, run.renderer, run.judge, edit, definition,
                                            cfg["render"], args.n_boot, inputs)
@@ -103,6 +101,7 @@ def main() -> None:
         columns, labels = [inputs[:8], rendered[1][:8]], ["input", "run's lw"]
         for r in reaches:
             lw.sinkhorn_divergence = unbalanced_divergence(None if r is None else r * delta)
+            name, label = ("balanced", "balanced") if r is None else (f"reach {r:g}·δ", f"reach {r:g} x nn")
             try:
                 for seed in args.seeds:
                     t0 = time.perf_counter()
@@ -111,13 +110,12 @@ def main() -> None:
                                                    weight_attributes=cfg["labels"]["weight_attributes"])
                     cal, rendered, values = judge_at_d(model, store, run.classifier, run.renderer, run.judge, edit,
                                                        definition, cfg["render"], args.n_boot, inputs)
-                    name = "balanced" if r is None else f"reach {r:g}·δ"
                     print(f"  {name:12s} seed {seed} ({history[-1].get('steps', '?')} steps, "
                           f"{time.perf_counter() - t0:.0f} s)  {at_d_line(cal, rendered.shape[1], values)}",
                           flush=True)
                     if seed == args.seeds[0]:
                         columns.append(rendered[1][:8])
-                        labels.append("balanced" if r is None else f"reach {r:g} x nn")  # the grid's font lacks δ
+                        labels.append(label)  # the grid's font lacks δ
             finally:
                 lw.sinkhorn_divergence = balanced
         if args.grid:
