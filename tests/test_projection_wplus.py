@@ -18,8 +18,8 @@ from latentedit.imaging import to_model_range, to_uint8
 from latentedit.io.checkpoints import CheckpointError
 from latentedit.oracles.digits_oracle import SlotOracle
 from latentedit.projection.options import PROJECTION_ONLY_KEYS, RefineConfig
-from latentedit.projection.project import (encode_images, inversion_quality, optimize_codes, project_images,
-                                           projected_rows, projection_stages)
+from latentedit.projection.project import (encode_images, inversion_quality, layer_spread, optimize_codes,
+                                           project_images, projected_rows, projection_stages)
 from latentedit.projection.refine import refine_projection_encoder
 from latentedit.projection.wplus import (WPlusEncoder, encode_codes, load_code_encoder, refine_wplus,
                                          save_code_encoder)
@@ -124,6 +124,26 @@ def test_optimisation_lowers_every_images_error_and_does_not_depend_on_its_batch
     flags = [p.requires_grad for p in g.parameters()]
     optimize_codes(renderer, start[:2], images[:2], "cpu", 1, 0.05, 2)
     assert [p.requires_grad for p in g.parameters()] == flags  # the generator's own flags are restored
+
+
+def test_layer_spread_pulls_the_layers_of_wplus_codes_together():
+    g, d, s = tiny_generator(), tiny_discriminator(), scale()
+    images = real_images(5)
+    start = encode_images(d, s, images, "cpu", space="wplus", generator=g)
+    renderer = digits_renderer(g, "wplus")
+    free = optimize_codes(renderer, start, images, "cpu", steps=15, lr=0.05, batch_size=5)
+    assert np.array_equal(free, optimize_codes(renderer, start, images, "cpu", steps=15, lr=0.05, batch_size=5,
+                                               layer_spread_weight=0.0))
+    tied = optimize_codes(renderer, start, images, "cpu", steps=15, lr=0.05, batch_size=5, layer_spread_weight=10.0)
+    spread = {name: layer_spread(torch.as_tensor(c)).numpy() for name, c in (("free", free), ("tied", tied))}
+    assert np.all(layer_spread(torch.as_tensor(start)).numpy() < 1e-10)  # the encoder's broadcast W: no spread
+    assert spread["free"].min() > 0 and np.all(spread["tied"] < 0.5 * spread["free"])
+    assert np.all(_pixel_errors(g, tied, "wplus", images) <= _pixel_errors(g, start, "wplus", images) + 1e-7)
+    np.testing.assert_array_equal(layer_spread(torch.ones(3, 4)).numpy(), np.zeros(3))  # flat codes: no layers
+    cfg = RefineConfig(optimize_layer_spread=0.5)
+    assert cfg.optimization()["optimize_layer_spread"] == 0.5 and "optimize_layer_spread" not in cfg.encoder_options()
+    with pytest.raises(ValueError, match="optimize_layer_spread"):
+        RefineConfig(optimize_layer_spread=-1.0)
 
 
 def test_project_images_encodes_then_optimises():

@@ -14,7 +14,7 @@ from latentedit.io.latent_store import LATENT_SPACES
 # Options only the projection step reads (which codes, and their per-image optimisation); the encoder's training
 # (rule refine_encoder) does not depend on them, so changing one reruns the projection, not the training.
 PROJECTION_ONLY_KEYS = ("optimize_steps", "optimize_lr", "optimize_beta1", "optimize_batch_size", "optimize_compile",
-                        "max_train_images")
+                        "optimize_layer_spread", "max_train_images")
 # Where the encoder comes from (trained here, or the shipped one: latentedit.shipped); not how it is trained.
 SHIPPING_KEYS = ("retrain", "checkpoint")
 
@@ -55,6 +55,9 @@ class RefineConfig:
     # torch.compile the renderer for the optimisation (≈ 2× faster on CPU after a ≈ 40-s compile; falls back to eager
     # with a warning where compiling fails; runs of fewer than COMPILE_MIN_IMAGE_STEPS image-steps stay eager).
     optimize_compile: bool = True
+    # W+ codes: weight λ of the layers' spread around their mean in those steps' objective (e4e's editability
+    # regulariser; latentedit.projection.project; 0: the pixel error alone)
+    optimize_layer_spread: float = 0.0
     # Train images given codes: a seeded subset of this many (None: all). Val and test images always get codes. Per-
     # image optimisation costs K generator passes per image, and only the latent classifiers read every train code.
     max_train_images: int | None = 3000
@@ -67,6 +70,8 @@ class RefineConfig:
         if self.optimize_steps < 0 or self.optimize_batch_size < 1 or self.optimize_lr <= 0:
             raise ValueError("projection.optimize_steps must be ≥ 0, optimize_batch_size ≥ 1 and optimize_lr > 0, got "
                              f"{self.optimize_steps}, {self.optimize_batch_size}, {self.optimize_lr}")
+        if self.optimize_layer_spread < 0:
+            raise ValueError(f"projection.optimize_layer_spread must be ≥ 0, got {self.optimize_layer_spread}")
         if not 0 <= self.optimize_beta1 < 1:
             raise ValueError(f"projection.optimize_beta1 must be in [0, 1), got {self.optimize_beta1}")
 
@@ -80,4 +85,4 @@ class RefineConfig:
         (:func:`latentedit.projection.project.project_images`)."""
         return {"optimize_steps": self.optimize_steps, "optimize_lr": self.optimize_lr,
                 "optimize_beta1": self.optimize_beta1, "optimize_batch_size": self.optimize_batch_size,
-                "optimize_compile": self.optimize_compile}
+                "optimize_compile": self.optimize_compile, "optimize_layer_spread": self.optimize_layer_spread}

@@ -6,12 +6,16 @@ how well they come back.
   ``optimize_steps`` > 0, per-image optimisation (:func:`optimize_codes`).
 - :func:`optimize_codes`: K Adam steps from c_0 on the pixel error of each image,
 
-      c* = argmin over the iterates c_0 … c_K of e_i(c),   e_i(c) = mean_pixels (G_c(c) − x_i)²,
+      c* = argmin over the iterates c_0 … c_K of e_i(c),   e_i(c) = mean_pixels (G_c(c) − x_i)² + λ·R(c),
+      R(c) = mean_{l,k} (c_lk − c̄_k)²,   c̄ = mean_l c_l   (W+ codes (L, D) only; 0 for flat codes),
 
   the loss of a batch being the **sum** Σ_i e_i(c_i): each code's gradient, and so its Adam update (element-wise),
   depends on its own image only, and a code is the same whatever batch it was optimised in (the command-line
   ``latentedit edit`` reproduces the store's codes). Keeping the best iterate per image means the optimisation never
-  raises an image's error. (The prototype of issue 13: 20 steps of per-layer W+ codes, started from the broadcast
+  raises an image's objective. R is the spread of the code's layers around their mean (``layer_spread`` λ,
+  ``projection.optimize_layer_spread``; default 0): e4e's observation (Tov et al., "Designing an Encoder for StyleGAN
+  Image Manipulation", SIGGRAPH 2021, its L_d-reg on the offsets Δ_l = w_l − w_0) that W+ codes near W, all layers
+  alike, edit better than codes each of whose layers is fitted on its own, traded against reconstruction. (The prototype of issue 13: 20 steps of per-layer W+ codes, started from the broadcast
   W, raised the oracle's all-presence agreement of reconstructions from 0.17 to 0.92.) With ``compile``, the steps
   run through ``torch.compile`` of the renderer (inductor fuses the modulation, bias and activation work around the
   convolutions), every batch padded to the full batch size so that one graph serves all of them; where compiling
@@ -93,8 +97,17 @@ def compiled_renderer(renderer: nn.Module, example: torch.Tensor) -> tuple[nn.Mo
     return compiled, True
 
 
+def layer_spread(codes: torch.Tensor) -> torch.Tensor:
+    """R(c) per code (module docstring): the mean squared deviation of a W+ code's layers (B, L, D) from their mean
+    over layers, shape (B,); zeros for flat codes (B, D)."""
+    if codes.dim() < 3:
+        return codes.new_zeros(len(codes))
+    return (codes - codes.mean(1, keepdim=True)).pow(2).flatten(1).mean(1)
+
+
 def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, device, steps: int, lr: float,
-                   batch_size: int, compile: bool = False, beta1: float = 0.9) -> np.ndarray:
+                   batch_size: int, compile: bool = False, beta1: float = 0.9, layer_spread_weight: float = 0.0
+                   ) -> np.ndarray:
     """Per-image Adam on the pixel error, keeping each image's best iterate (module docstring).
 
     Parameters
@@ -116,6 +129,8 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
         image-steps (module docstring); the result is the same up to rounding.
     beta1 : float
         Adam's β1 (β2 stays 0.999).
+    layer_spread_weight : float
+        λ of the layer-spread term R of W+ codes (module docstring; 0: the pixel error alone).
 
     Returns
     -------
@@ -148,6 +163,8 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
             best, best_err = c.detach().clone(), torch.full((len(c),), float("inf"), device=device)
             for step in range(steps + 1):
                 err = (forward(c) - x).pow(2).flatten(1).mean(1)  # (b,) e_i of the current iterate
+                if layer_spread_weight:
+                    err = err + layer_spread_weight * layer_spread(c)
                 better = err.detach() < best_err
                 best[better], best_err[better] = c.detach()[better], err.detach()[better]
                 if step == steps:
@@ -159,7 +176,7 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
             best_err = best_err[:n]
             done = i + n
             elapsed = time.perf_counter() - t0
-            log.info("optimised %d/%d codes (%d steps): mean pixel error %.4f, %.0f s, about %.0f s to go", done,
+            log.info("optimised %d/%d codes (%d steps): mean objective %.4f, %.0f s, about %.0f s to go", done,
                      len(codes), steps, float(best_err.mean()), elapsed, elapsed * (len(codes) - done) / done)
     finally:
         for p, flag in zip(renderer.parameters(), flags, strict=True):
@@ -170,7 +187,7 @@ def optimize_codes(renderer: nn.Module, codes: np.ndarray, images: np.ndarray, d
 def project_images(encoder: nn.Module, s: torch.Tensor, images: np.ndarray, device, batch_size: int = 1000, *,
                    space: str = "z", generator: nn.Module | None = None, optimize_steps: int = 0,
                    optimize_lr: float = 1.0e-2, optimize_beta1: float = 0.9, optimize_batch_size: int = 256,
-                   optimize_compile: bool = False) -> np.ndarray:
+                   optimize_compile: bool = False, optimize_layer_spread: float = 0.0) -> np.ndarray:
     """uint8 images (N, C, H, W) → float32 codes (N, *S) of ``space``: the encoder's codes
     (:func:`encode_images`), then ``optimize_steps`` of :func:`optimize_codes` through ``generator`` rendering
     ``space`` codes (required for w / wplus, and for any optimisation)."""
@@ -180,7 +197,8 @@ def project_images(encoder: nn.Module, s: torch.Tensor, images: np.ndarray, devi
     if generator is None:
         raise ValueError("optimising the codes needs the generator")
     return optimize_codes(digits_renderer(generator, space), codes, images, device, optimize_steps, optimize_lr,
-                          optimize_batch_size, optimize_compile, beta1=optimize_beta1)
+                          optimize_batch_size, optimize_compile, beta1=optimize_beta1,
+                          layer_spread_weight=optimize_layer_spread)
 
 
 @torch.no_grad()
@@ -203,7 +221,7 @@ def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.
                       images: np.ndarray, test: np.ndarray, oracle: SlotOracle, device, space: str,
                       optimize_steps: int = 0, optimize_lr: float = 1.0e-2, optimize_beta1: float = 0.9,
                       optimize_batch_size: int = 256, optimize_compile: bool = False,
-                      batch_size: int = 1000) -> tuple[np.ndarray, dict, dict]:
+                      optimize_layer_spread: float = 0.0, batch_size: int = 1000) -> tuple[np.ndarray, dict, dict]:
     """The codes of every image and the inversion quality of each stage on the test images.
 
     Parameters
@@ -221,7 +239,7 @@ def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.
     oracle : SlotOracle
     space : str
         The latent store's space.
-    optimize_steps, optimize_lr, optimize_beta1, optimize_batch_size, optimize_compile
+    optimize_steps, optimize_lr, optimize_beta1, optimize_batch_size, optimize_compile, optimize_layer_spread
         Per-image optimisation of the refined encoder's codes (:func:`optimize_codes`; 0 steps: none).
 
     Returns
@@ -247,7 +265,7 @@ def projection_stages(generator: nn.Module, gan_encoder: nn.Module, encoder: nn.
     stored = "after_refinement"
     if optimize_steps > 0:
         codes = optimize_codes(renderer, codes, images, device, optimize_steps, optimize_lr, optimize_batch_size,
-                               optimize_compile, beta1=optimize_beta1)
+                               optimize_compile, beta1=optimize_beta1, layer_spread_weight=optimize_layer_spread)
         quality["optimized"], recs["optimized"] = inversion_quality(renderer, codes[test], test_images, oracle,
                                                                     device)
         stored = "optimized"
