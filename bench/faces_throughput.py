@@ -46,7 +46,7 @@ def generator_rows(device, batches, repeats) -> list[dict]:
                 rows.append({"model": "generator 1024", "batch": b, "precision": precision,
                              "images_per_s": b / seconds, "max_abs_diff_vs_fp32": float((out - ref).abs().max())})
                 print(rows[-1], flush=True)
-    del g
+    g = None  # free the generator before the next model (the timing lambdas are done with it)
     return rows
 
 

@@ -39,7 +39,7 @@ from _judging import at_d_line, judge_at_d, load_run, overrides, test_source_ima
 import latentedit.edits.lw as lw  # noqa: E402
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.model import load_edit  # noqa: E402
-from latentedit.edits.sinkhorn import DEFAULT_SCALING, _weights, flatten_codes  # noqa: E402
+from latentedit.edits.sinkhorn import DEFAULT_SCALING, flatten_codes, marginal_weights  # noqa: E402
 from latentedit.edits.train import train_edit  # noqa: E402
 from latentedit.labels.correlations import read_correlations  # noqa: E402
 
@@ -52,7 +52,7 @@ def unbalanced_divergence(reach: float | None) -> Callable:
 
     def divergence(x, y, a=None, b=None, blur=None, scaling=DEFAULT_SCALING, **_warm_start):
         x, y = flatten_codes(x), flatten_codes(y)
-        a, b = _weights(a, len(x), x, "a"), _weights(b, len(y), y, "b")
+        a, b = marginal_weights(a, len(x), x, "a"), marginal_weights(b, len(y), y, "b")
         loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=scaling, reach=reach, debias=True,
                            backend="tensorized")
         return loss(a, x, b, y), None

@@ -129,7 +129,7 @@ def annealing_steps(diameter: float, blur: float, scaling: float) -> int:
     return len(epsilon_schedule(diameter, blur, scaling))
 
 
-def _weights(w: torch.Tensor | None, n: int, like: torch.Tensor, name: str) -> torch.Tensor:
+def marginal_weights(w: torch.Tensor | None, n: int, like: torch.Tensor, name: str) -> torch.Tensor:
     """Uniform 1/n when None; otherwise validated and normalised to sum 1. Returns shape (n,)."""
     if w is None:
         return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
@@ -378,8 +378,8 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
         raise ValueError(f"clouds live in different spaces: {tuple(x.shape)} vs {tuple(y.shape)}")
     if blur is None:
         blur = default_blur(x, y)
-    a = _weights(a, len(x), x, "a")
-    b = _weights(b, len(y), y, "b")
+    a = marginal_weights(a, len(x), x, "a")
+    b = marginal_weights(b, len(y), y, "b")
     a_log, b_log = _log_weights(a), _log_weights(b)
     eps_final = blur ** 2
     xd, yd = x.detach(), y.detach()

@@ -84,9 +84,10 @@ def load_perceptual(kind: str, world: str, inputs: Mapping, device, judge_option
     if world == "digits":  # the judge is the oracle: L_ID through its per-slot features of the float render
         oracle = judge.oracle.requires_grad_(False)
 
-        def differentiable(images):
+        def oracle_slot_features(images):
             return oracle(images)[1].flatten(1)
 
+        differentiable = oracle_slot_features
     return Perceptual(kind, features, differentiable, BATCH[world], {"embedding": type(judge).__name__})
 
 
