@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.lw import (LWConfig, PotentialTable, TargetCosts, WarmStarts, epoch_batches,
-                                 per_code_preservation, train_lw)
+                                 nearest_target_distance, per_code_preservation, train_lw)
 from latentedit.edits.sinkhorn import half_squared_distances, sinkhorn_divergence, sinkhorn_loss
 
 # A fast configuration for tiny clouds: a learning rate large enough (Adam moves each parameter by about lr per
@@ -341,6 +341,8 @@ def test_config_validation():
         LWConfig(pres_space="logits")
     with pytest.raises(ValueError, match="min_rel_delta"):
         LWConfig(min_rel_delta=1.0)
+    with pytest.raises(ValueError, match="target_reach"):
+        LWConfig(target_reach=0.0)
     assert LWConfig().to_dict()["batch_cap"] == 512
 
 
@@ -507,3 +509,41 @@ def test_wplus_training_at_low_rank_returns_a_plain_edit_of_that_rank():
             distance[rank] = float(sinkhorn_loss(edit(source).flatten(1), target.flatten(1)))
     start = float(sinkhorn_loss(source.flatten(1), target.flatten(1)))
     assert distance[3] < 0.1 * start and distance[1] > 3 * distance[3], (start, distance)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# target_reach: the semi-relaxed Wasserstein term
+
+
+def _one_source_two_targets(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """256 sources N(0, 0.25 I) in D = 4; 256 targets, half at +3 and half at −3 along axis 0 (same spread)."""
+    g = torch.Generator().manual_seed(seed)
+    source, target = torch.randn(256, 4, generator=g) * 0.5, torch.randn(256, 4, generator=g) * 0.5
+    target[:, 0] += torch.where(torch.arange(256) % 2 == 0, 3.0, -3.0)
+    return source, target
+
+
+def test_nearest_target_distance_is_the_median_distance_to_the_nearest_target():
+    source, target = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]]), torch.tensor([[0.0, 2.0], [5.0, 1.0]])
+    assert nearest_target_distance(source, target) == pytest.approx(2.0)  # 2, √5, 1 → median 2
+    assert nearest_target_distance(source, target, chunk=1) == pytest.approx(2.0)
+
+
+def test_a_relaxed_target_marginal_lets_the_affine_edit_commit_to_one_mode():
+    """An affine map cannot split one blob into two. Balanced, LW must cover both target modes, so it stretches the
+    sources across them; with the targets' marginal relaxed at 0.3·δ it moves every source onto one mode."""
+    source, target = _one_source_two_targets(0)
+    val_source, val_target = _one_source_two_targets(1)
+    moved = {}
+    for reach in (None, 0.3):
+        cfg = dataclasses.replace(FAST, batch_cap=256, max_steps=300, target_reach=reach)
+        edit, history = train_lw(source, target, val_source, val_target, cfg)
+        delta = nearest_target_distance(source, target)
+        assert (math.isnan(history[0]["reach"]) if reach is None
+                else history[0]["reach"] == pytest.approx(reach * delta))
+        with torch.no_grad():
+            moved[reach] = edit(val_source)[:, 0]
+    right = {r: float((m > 0).float().mean()) for r, m in moved.items()}
+    off_mode = {r: float(torch.minimum((m - 3).abs(), (m + 3).abs()).mean()) for r, m in moved.items()}
+    assert 0.3 < right[None] < 0.7 and off_mode[None] > 1.0  # balanced: spread over both modes and between them
+    assert right[0.3] in (0.0, 1.0) and off_mode[0.3] < 0.8  # relaxed: all on one mode

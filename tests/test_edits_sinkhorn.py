@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, Potentials, _log_domain_updates, _warm_updates,
                                        annealing_steps, attribute_cost_loss, attribute_cost_matrix, default_blur,
                                        flatten_codes, half_squared_distances, preservation_weights,
-                                       sinkhorn_divergence, sinkhorn_loss)
+                                       semi_relaxed_divergence, sinkhorn_divergence, sinkhorn_loss)
 
 seeds = st.integers(0, 2**31 - 1)
 
@@ -367,3 +367,51 @@ def test_codes_of_weight_zero_drop_out():
     loss = float(sinkhorn_divergence(x, y, a, blur=0.3)[0])
     assert math.isfinite(loss)
     assert loss == pytest.approx(float(sinkhorn_divergence(x[4:], y, blur=0.3)[0]), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The semi-relaxed divergence (LW's target_reach)
+
+
+@settings(max_examples=10)
+@given(seed=seeds, n=st.integers(3, 30), m=st.integers(3, 30))
+def test_the_semi_relaxed_divergence_at_infinite_reach_is_the_balanced_one(seed, n, m):
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.normal(size=(n, 2, 3))).requires_grad_(True)
+    y = torch.tensor(rng.normal(size=(m, 2, 3)) + 0.5)
+    a, b = torch.tensor(rng.uniform(0.1, 1, n)), torch.tensor(rng.uniform(0.1, 1, m))
+    relaxed, state = semi_relaxed_divergence(x, y, a, b, blur=0.3, scaling=0.8, reach=1e5)
+    balanced, _ = sinkhorn_divergence(x, y, a, b, blur=0.3, scaling=0.8)
+    assert state is None
+    assert float(relaxed) == pytest.approx(float(balanced), rel=1e-6, abs=1e-9)
+    torch.testing.assert_close(torch.autograd.grad(relaxed, x)[0], torch.autograd.grad(balanced, x)[0], rtol=1e-5,
+                               atol=1e-8)
+
+
+def test_the_semi_relaxed_gradient_is_the_derivative_of_its_value():
+    """Central differences of the value against the envelope gradient, on a converged solve (scaling 0.998)."""
+    x, y = _cloud(0, 12, 3), _cloud(1, 15, 3, shift=1.0)
+    solve = partial(semi_relaxed_divergence, blur=0.3, scaling=0.998, reach=1.0)
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(solve(xg, y)[0], xg)
+    h = 1e-5
+    for i, k in ((0, 0), (3, 1), (7, 2)):
+        step = torch.zeros_like(x)
+        step[i, k] = h
+        numeric = (float(solve(x + step, y)[0]) - float(solve(x - step, y)[0])) / (2 * h)
+        assert float(grad[i, k]) == pytest.approx(numeric, rel=0.02, abs=1e-6)
+
+
+def test_only_the_targets_marginal_is_relaxed():
+    """Sources on one of two target modes: balanced, they must still cover the other mode; relaxed, they need not.
+    Swap the roles (targets on one of two source modes) and the sources' marginal still holds: every source is
+    carried, so the relaxed divergence stays as large as the balanced one."""
+    one = _cloud(0, 40, 2, scale=0.3) + torch.tensor([4.0, 0.0], dtype=torch.float64)
+    two = torch.cat([_cloud(1, 40, 2, scale=0.3) + torch.tensor([s, 0.0], dtype=torch.float64) for s in (4.0, -4.0)])
+    kw = dict(blur=0.3, scaling=0.9)
+    balanced, relaxed = float(sinkhorn_loss(one, two, **kw)), float(semi_relaxed_divergence(one, two, reach=1.0, **kw)[0])
+    assert relaxed < 0.2 * balanced
+    balanced, relaxed = float(sinkhorn_loss(two, one, **kw)), float(semi_relaxed_divergence(two, one, reach=1.0, **kw)[0])
+    assert relaxed > 0.5 * balanced
+    with pytest.raises(ValueError, match="reach"):
+        semi_relaxed_divergence(one, two, reach=0.0)

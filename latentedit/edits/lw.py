@@ -18,6 +18,15 @@ falls, (F_l(z_i) − F_l(z'_i))₊, so an "add" edit may raise any presence (the
 charged for every attribute a code loses. Neither needs a Sinkhorn solve (nor ``pres_blur``: NaN in the history).
 README "L_pres per code": the measurement.
 
+``target_reach`` (a deviation from the paper, off by default): S_ε is balanced, so the edited sources must cover the
+whole target law in its proportions. On "add one digit" in the digits world that asks one affine map to spread the
+new digit over every empty slot in the targets' proportions, a per-image choice it makes badly (README "Is the choice
+of slot the limit?"). With ``target_reach`` r, the Wasserstein term is the semi-relaxed divergence
+(:func:`latentedit.edits.sinkhorn.semi_relaxed_divergence`): every source code is carried, the targets' marginal is
+relaxed by ρ·KL with ρ = (r·δ)², δ the median distance from a train source code to its nearest train target code
+(:func:`nearest_target_distance`), so the edited cloud may leave targets further than about r·δ under-covered. Its
+solves are cold (no warm starts). README "Semi-relaxed transport": the measurement.
+
 ``couple_layers`` (W+ codes, off by default): one affine map on the edited layers flattened together instead of one
 per layer (:mod:`latentedit.edits.affine`), so that each layer's step may read every layer's code. Measured on the
 digits W+ (three seeds, README "Is the per-layer form of H_k the limit?"): the count edits fall (2 → 3
@@ -70,7 +79,8 @@ from latentedit.edits.affine import AffineEdit
 from latentedit.edits.model import affine_parameters
 from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, Potentials,
                                        SinkhornState, attribute_cost_divergence, default_blur, flatten_codes,
-                                       half_squared_distances, preservation_weights, sinkhorn_divergence)
+                                       half_squared_distances, preservation_weights, semi_relaxed_divergence,
+                                       sinkhorn_divergence)
 from latentedit.edits.train import EditJob, TrainedEdit
 from latentedit.edits.weights import balanced_weights
 from latentedit.training_utils import Adam, fit
@@ -112,6 +122,8 @@ class LWConfig:
     layers: tuple[int, ...] | None = None  # W+ codes (N, L, D): edited layers (None: all); ignored for flat codes
     couple_layers: bool = False  # W+ codes: one affine map on the edited layers flattened together (module doc)
     rank: int | None = None  # train W = U Vᵀ of this rank (per layer; affine module doc, a deviation); None: full
+    # None: the paper's balanced S_ε; r: the targets' marginal relaxed, reach r·δ (module doc, a deviation)
+    target_reach: float | None = None
     warm_start: str = "auto"  # solves start from each code's last potentials; before those: auto | always | never
     weighting: bool = True  # balanced weights a_i = 1/(n_t^A·n_s^A) over labels.weight_attributes (train_edit_job)
     weight_min_count: int = 1  # codes a combination needs on both sides to be matched
@@ -135,6 +147,8 @@ class LWConfig:
         if self.patience_steps < 0 or self.eval_every_steps < 0:
             raise ValueError("patience_steps and eval_every_steps must be ≥ 0, got "
                              f"{self.patience_steps}, {self.eval_every_steps}")
+        if self.target_reach is not None and not self.target_reach > 0:
+            raise ValueError(f"target_reach must be > 0 (or None: balanced), got {self.target_reach}")
         if self.rank is not None and self.rank < 1:
             raise ValueError(f"rank must be ≥ 1 (or None: full), got {self.rank}")
         if self.lambda_pres < 0 or not 0 <= self.min_last_batch_fraction <= 1:
@@ -297,6 +311,14 @@ class WarmStarts:
         return f"{len(solves)} solves ({counts}), {sum(u for _, u in solves) / len(solves):.1f} updates each on average"
 
 
+@torch.no_grad()
+def nearest_target_distance(source: torch.Tensor, target: torch.Tensor, chunk: int = 1024) -> float:
+    """δ: the median over source codes of the Euclidean distance to the nearest target code (codes flattened)."""
+    target = flatten_codes(target)
+    nearest = [torch.cdist(part, target).min(1).values for part in flatten_codes(source).split(chunk)]
+    return torch.cat(nearest).median().item()
+
+
 def per_code_preservation(f_edited: torch.Tensor, f_src: torch.Tensor, weights: torch.Tensor,
                           a: torch.Tensor | None, mode: str) -> torch.Tensor:
     """L_pres of ``per_code`` / ``per_code_falls`` (module docstring): Σ_i a_i · ½ Σ_l w_l Δ_il², with
@@ -312,20 +334,27 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
               b: torch.Tensor | None, blur: float, scaling: float, pres: Preservation | None = None,
               f_src: torch.Tensor | None = None, warm: WarmStarts | None = None,
               idx_src: torch.Tensor | None = None, idx_tgt: torch.Tensor | None = None,
-              target_costs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              target_costs: torch.Tensor | None = None, reach: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(S_ε(edit(z_src), z_tgt), L_pres) for one pair of clouds; L_pres is 0 without ``pres``.
 
     ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``). ``warm``: where
     the solves start, updated in place (None: cold, annealed solves); it needs ``idx_src``, ``idx_tgt``, the codes'
-    rows in its tables. ``target_costs``: C(z_tgt, z_tgt), when the caller has it (:class:`TargetCosts`).
+    rows in its tables. ``target_costs``: C(z_tgt, z_tgt), when the caller has it (:class:`TargetCosts`). ``reach``
+    (codes' units): the Wasserstein term is the semi-relaxed divergence, solved cold (module docstring); None:
+    balanced.
     """
     if warm is not None and (idx_src is None or idx_tgt is None):
         raise ValueError("warm starts need the batch's code indices (idx_src, idx_tgt)")
     edited = edit(z_src)
-    kwargs = warm.solver_kwargs("wasserstein", idx_src, idx_tgt) if warm else {}
-    l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, cost_yy=target_costs, **kwargs)
-    if warm is not None:
-        warm.record("wasserstein", kwargs, state, idx_src, idx_tgt)
+    if reach is not None:
+        l_w, _ = semi_relaxed_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, reach=reach,
+                                         cost_yy=target_costs)
+    else:
+        kwargs = warm.solver_kwargs("wasserstein", idx_src, idx_tgt) if warm else {}
+        l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, cost_yy=target_costs,
+                                         **kwargs)
+        if warm is not None:
+            warm.record("wasserstein", kwargs, state, idx_src, idx_tgt)
     if pres is None:
         return l_w, torch.zeros((), device=l_w.device)
     if pres.mode != "distribution":
@@ -342,14 +371,15 @@ def lw_step(edit: AffineEdit, opt: Adam, z_src: torch.Tensor, z_tgt: torch.Tenso
             a: torch.Tensor | None, b: torch.Tensor | None, blur: float, scaling: float,
             pres: Preservation | None = None, f_src: torch.Tensor | None = None,
             warm: WarmStarts | None = None, idx_src: torch.Tensor | None = None,
-            idx_tgt: torch.Tensor | None = None,
-            target_costs: torch.Tensor | None = None) -> tuple[float, float, float]:
+            idx_tgt: torch.Tensor | None = None, target_costs: torch.Tensor | None = None,
+            reach: float | None = None) -> tuple[float, float, float]:
     """One optimiser step on L = S_ε + λ·L_pres; returns (S_ε, L_pres, L) before the step.
 
-    ``warm``, ``idx_src``, ``idx_tgt``, ``target_costs``: see :func:`lw_losses`. Raises FloatingPointError on a
-    non-finite loss (before touching the parameters).
+    ``warm``, ``idx_src``, ``idx_tgt``, ``target_costs``, ``reach``: see :func:`lw_losses`. Raises FloatingPointError
+    on a non-finite loss (before touching the parameters).
     """
-    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src, warm, idx_src, idx_tgt, target_costs)
+    l_w, l_p = lw_losses(edit, z_src, z_tgt, a, b, blur, scaling, pres, f_src, warm, idx_src, idx_tgt, target_costs,
+                         reach)
     loss = l_w + (pres.weight * l_p if pres is not None else 0.0)
     if not torch.isfinite(loss):
         raise FloatingPointError("non-finite LW loss")
@@ -399,7 +429,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
     history : list of dict
         One row per epoch (−1 = before training): epoch, steps, train_wasserstein, train_preservation,
         train_edit_loss (means over the epoch's batches; NaN for epoch −1), val_wasserstein, val_preservation,
-        val_edit_loss, best, seconds, blur, pres_blur.
+        val_edit_loss, best, seconds, blur, pres_blur, reach (NaN: balanced).
     """
     device = source.device
     target, val_source, val_target = (t.to(device) for t in (target, val_source, val_target))
@@ -430,6 +460,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
                               couple_layers=cfg.couple_layers, rank=cfg.rank)
     edit = edit.to(device=device, dtype=source.dtype)
     blur = cfg.blur if cfg.blur is not None else default_blur(source, target, cfg.blur_fraction)
+    reach = None if cfg.target_reach is None else cfg.target_reach * nearest_target_distance(source, target)
 
     use_pres = cfg.lambda_pres > 0
     pres_blur, w_pres, f_vs, f_source = float("nan"), None, None, None
@@ -450,9 +481,9 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         log.info("lambda_pres = 0: the classifier is not used")
 
     batch_size = min(len(source), len(target), cfg.batch_cap)
-    log.info("LW: %d source / %d target codes %s, batch %d, blur %.4g, scaling %g, lambda_pres %g, device %s",
+    log.info("LW: %d source / %d target codes %s, batch %d, blur %.4g, scaling %g, lambda_pres %g, %s, device %s",
              len(source), len(target), tuple(source.shape[1:]), batch_size, blur, cfg.scaling, cfg.lambda_pres,
-             device)
+             "balanced" if reach is None else f"targets relaxed at reach {reach:.4g} ({cfg.target_reach:g}·δ)", device)
 
     pres = Preservation(classifier, w_pres, pres_blur, cfg.lambda_pres, cfg.pres_mode) if use_pres else None
 
@@ -471,7 +502,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
     @torch.no_grad()
     def evaluate() -> dict:
         l_w, l_p = lw_losses(edit, z_vs, z_vt, a_val, b_val, blur, cfg.scaling, pres, f_vs, val_warm, *val_rows,
-                             val_target_costs)
+                             val_target_costs, reach)
         return {"val_wasserstein": float(l_w), "val_preservation": float(l_p),
                 "val_edit_loss": float(l_w) + cfg.lambda_pres * float(l_p)}
 
@@ -493,7 +524,8 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
             f_s = f_source[idx_s] if use_pres else None
             try:
                 l_w, l_p, loss = lw_step(edit, opt, z_s, target[idx_t], a, b, blur, cfg.scaling, pres, f_s, warm,
-                                         idx_s, idx_t, target_costs.batch(idx_t) if target_costs is not None else None)
+                                         idx_s, idx_t, target_costs.batch(idx_t) if target_costs is not None else None,
+                                         reach)
             except FloatingPointError as err:
                 raise FloatingPointError(f"{err} at epoch {epoch}") from None
             n += 1
@@ -508,7 +540,7 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
                      max_steps=cfg.max_steps, evaluate_before=True,
                      train_columns=("train_wasserstein", "train_preservation", "train_edit_loss"), name="LW")
     for row in history:
-        row.update(blur=blur, pres_blur=pres_blur)
+        row.update(blur=blur, pres_blur=pres_blur, reach=float("nan") if reach is None else reach)
     if skipped:
         log.warning("%d batches skipped: all their codes had weight 0 on one side", skipped)
     for what, starts in (("training", warm), ("validation", val_warm)):
@@ -545,7 +577,8 @@ def train_edit_job(job: EditJob) -> TrainedEdit:
                              edited_attribute=job.k)
     resolved = {"config": cfg.to_dict(), "weighting": weighting, "weight_min_count": min_count,
                 "weight_attributes": list(job.weight_attributes), "weight_columns": [names[c] for c in columns],
-                "blur": float(history[0]["blur"]), "pres_blur": float(history[0]["pres_blur"])}
+                "blur": float(history[0]["blur"]), "pres_blur": float(history[0]["pres_blur"]),
+                "reach": float(history[0]["reach"])}
     return TrainedEdit(affine_parameters(edit), history, resolved)
 
 

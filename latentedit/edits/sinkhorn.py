@@ -445,6 +445,84 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     return loss, state
 
 
+def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
+                            b: torch.Tensor | None = None, blur: float | None = None, scaling: float = DEFAULT_SCALING,
+                            reach: float = 1.0, diameter: float | None = None, cost_yy: torch.Tensor | None = None,
+                            ) -> tuple[torch.Tensor, None]:
+    """A Sinkhorn divergence that keeps α's marginal and relaxes β's by ρ·KL, ρ = reach² (a deviation from LW).
+
+    The semi-relaxed entropic problem (Séjourné et al. 2019, "Sinkhorn divergences for unbalanced optimal transport",
+    Sect. 2, with ρ = ∞ on α's side) is
+
+        OT_ε,ρ(α, β) = min_π ⟨π, C⟩ + ε KL(π ‖ α⊗β) + ρ KL(π₂ ‖ β)   over π with first marginal α,
+
+    so every point of α is carried in full, but α need not cover β in its proportions: a target further than about
+    ``reach`` from α's points may receive less mass than its weight. Debiased by α's balanced self-transport and β's
+    relaxed one,
+
+        S = ⟨a, f_ba − f_aa⟩ + ρ ⟨b, exp(−g_bb/ρ) − exp(−g_ab/ρ)⟩,
+
+    solved cold like :func:`sinkhorn_divergence` (GeomLoss's annealed, averaged log-domain updates), with β's updates
+    damped by 1/(1 + ε/ρ) (GeomLoss's ``dampening``) and α's not; the gradient reaches x through one last update
+    with autograd through C(x, y) and C(x, x). β's self-term does not depend on x, and its entropic mass term is
+    left out of the value. As ρ → ∞ this is :func:`sinkhorn_divergence` (tested against GeomLoss). LW uses it with
+    ``target_reach`` (:mod:`latentedit.edits.lw`): "add one digit" then need not put the new digit in every empty
+    slot in the targets' proportions, a per-image choice an affine map makes badly (README "Semi-relaxed
+    transport").
+
+    Parameters
+    ----------
+    x, y, a, b, blur, scaling, diameter
+        As :func:`sinkhorn_loss`.
+    reach : float
+        In the codes' units; ρ = reach².
+    cost_yy : Tensor, shape (M, M), optional
+        C(y, y) of a constant y, when the caller has it.
+
+    Returns
+    -------
+    loss : Tensor, shape ()
+        Differentiable in x.
+    state : None
+        Nothing warm-starts these solves.
+    """
+    if not reach > 0:
+        raise ValueError(f"reach must be > 0, got {reach}")
+    x, y = flatten_codes(x), flatten_codes(y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"clouds live in different spaces: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if blur is None:
+        blur = default_blur(x, y)
+    rho = reach ** 2
+    a = marginal_weights(a, len(x), x, "a")
+    b = marginal_weights(b, len(y), y, "b")
+    a_log, b_log = _log_weights(a), _log_weights(b)
+    xd, yd = x.detach(), y.detach()
+    with torch.no_grad():
+        C_xy, C_xx = half_squared_distances(xd, yd), half_squared_distances(xd, xd)
+        C_yx = C_xy.T.contiguous()
+        C_yy = half_squared_distances(yd, yd) if cost_yy is None else cost_yy
+        schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
+        eps = schedule[0]
+        damp = 1 / (1 + eps / rho)
+        f_ba, f_aa = _softmin(eps, C_xy, b_log), _softmin(eps, C_xx, a_log)
+        g_ab, g_bb = damp * _softmin(eps, C_yx, a_log), damp * _softmin(eps, C_yy, b_log)
+        for eps in schedule:
+            damp = 1 / (1 + eps / rho)
+            ft_ba, ft_aa = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_xx, a_log + f_aa / eps)
+            gt_ab = damp * _softmin(eps, C_yx, a_log + f_ba / eps)
+            gt_bb = damp * _softmin(eps, C_yy, b_log + g_bb / eps)
+            f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
+            f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+        g_last = damp * _softmin(eps, C_yx, a_log + f_ba / eps)  # β's side of the last update (no gradient)
+    # the last update, in parallel, with autograd on (the potentials above are constants: envelope theorem)
+    f_ba = _softmin(eps, half_squared_distances(x, yd), b_log + g_ab / eps)
+    f_aa = _softmin(eps, half_squared_distances(x, xd), a_log + f_aa / eps)
+    g_ab = g_last
+    loss = (a * (f_ba - f_aa)).sum() + rho * (b * (torch.exp(-g_bb / rho) - torch.exp(-g_ab / rho))).sum()
+    return loss, None
+
+
 def sinkhorn_loss(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None, b: torch.Tensor | None = None,
                   blur: float | None = None, scaling: float = DEFAULT_SCALING,
                   diameter: float | None = None) -> torch.Tensor:
