@@ -15,10 +15,14 @@ median distance from a train source code to its nearest train target code (print
 (``none``: balanced, GeomLoss's own solve of the loss LW trains; the control for the substitution). L_pres and
 everything else are LW's own. GeomLoss's solves are cold and annealed (LW's own start warm).
 
+``--relax target`` relaxes only the targets' marginal instead: every edited code must still be carried somewhere.
+That is LW's own ``edits.lw.target_reach`` (:func:`latentedit.edits.sinkhorn.semi_relaxed_divergence`, the same δ),
+so those trainings are LW's with that option set, nothing stood in (README "Semi-relaxed transport").
+
 Usage (in a finished default run's directory; 25–45 s per training on two threads, and 10 s to judge it)::
 
     python bench/lw_unbalanced.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--reach none 0.5 1 2]
-        [--seeds 0 1 2] [--grid DIR]
+        [--relax both|target] [--seeds 0 1 2] [--grid DIR]
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from _judging import at_d_line, judge_at_d, load_run, overrides, test_source_ima
 import latentedit.edits.lw as lw  # noqa: E402
 from latentedit.edits.definitions import select_codes  # noqa: E402
 from latentedit.edits.model import load_edit  # noqa: E402
-from latentedit.edits.sinkhorn import (DEFAULT_SCALING, bounding_diameter, epsilon_schedule, flatten_codes,  # noqa: E402
-                                       half_squared_distances, marginal_weights)
+from latentedit.edits.lw import nearest_target_distance  # noqa: E402
+from latentedit.edits.sinkhorn import DEFAULT_SCALING, flatten_codes, marginal_weights  # noqa: E402
 from latentedit.edits.train import train_edit  # noqa: E402
 from latentedit.labels.correlations import read_correlations  # noqa: E402
 
@@ -59,59 +63,6 @@ def unbalanced_divergence(reach: float | None) -> Callable:
         return loss(a, x, b, y), None
 
     return divergence
-
-
-def semi_relaxed_divergence(reach: float) -> Callable:
-    """A stand-in for :func:`latentedit.edits.sinkhorn.sinkhorn_divergence` whose transport keeps the sources'
-    marginal and relaxes only the targets' by ρ·KL (ρ = reach²): every edited code must be carried somewhere, but
-    the edited cloud need not cover the targets in their proportions. The semi-relaxed entropic problem
-    (Séjourné et al. 2019, Sect. 2, with ρ = ∞ on the source side), debiased by the sources' balanced self-transport
-    and the targets' relaxed one:
-
-        S = ⟨a, f_ba − f_aa⟩ + ρ⟨b, exp(−g_bb/ρ) − exp(−g_ab/ρ)⟩,
-
-    solved by GeomLoss's annealed, averaged log-domain updates, with the target-side updates damped by
-    1/(1 + ε/ρ) (the source side's are not), and the gradient from one last update with autograd through C(x, y)
-    and C(x, x̄), x̄ detached, as GeomLoss's tensorized backend. The targets' self-term is a constant in x; its
-    entropic mass term is left out of the value."""
-    rho = reach ** 2
-
-    def softmin(eps, C, h):
-        return -eps * torch.logsumexp(h.unsqueeze(0) - C / eps, dim=1)
-
-    def divergence(x, y, a=None, b=None, blur=None, scaling=DEFAULT_SCALING, **_warm_start):
-        x, y = flatten_codes(x), flatten_codes(y)
-        a, b = marginal_weights(a, len(x), x, "a"), marginal_weights(b, len(y), y, "b")
-        a_log, b_log = a.log(), b.log()
-        eps_list = epsilon_schedule(bounding_diameter(x.detach(), y), blur, scaling)
-        with torch.no_grad():
-            xd = x.detach()
-            C_xy, C_xx, C_yy = (half_squared_distances(xd, y), half_squared_distances(xd, xd),
-                                half_squared_distances(y, y))
-            eps = eps_list[0]
-            damp = 1 / (1 + eps / rho)
-            f_ba, f_aa = softmin(eps, C_xy, b_log), softmin(eps, C_xx, a_log)
-            g_ab, g_bb = damp * softmin(eps, C_xy.T, a_log), damp * softmin(eps, C_yy, b_log)
-            for eps in eps_list:
-                damp = 1 / (1 + eps / rho)
-                ft_ba, ft_aa = softmin(eps, C_xy, b_log + g_ab / eps), softmin(eps, C_xx, a_log + f_aa / eps)
-                gt_ab = damp * softmin(eps, C_xy.T, a_log + f_ba / eps)
-                gt_bb = damp * softmin(eps, C_yy, b_log + g_bb / eps)
-                f_ba, g_ab, f_aa, g_bb = (0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab), 0.5 * (f_aa + ft_aa),
-                                          0.5 * (g_bb + gt_bb))
-        eps = eps_list[-1]
-        f_ba_x = softmin(eps, half_squared_distances(x, y), b_log + g_ab / eps)
-        f_aa_x = softmin(eps, half_squared_distances(x, xd), a_log + f_aa / eps)
-        g_ab = (1 / (1 + eps / rho)) * softmin(eps, C_xy.T, a_log + f_ba / eps)
-        value = (a * (f_ba_x - f_aa_x)).sum() + rho * (b * (torch.exp(-g_bb / rho) - torch.exp(-g_ab / rho))).sum()
-        return value, None
-
-    return divergence
-
-
-def nearest_target_distance(source: torch.Tensor, target: torch.Tensor) -> float:
-    """δ: the median over source codes of the Euclidean distance to the nearest target code (codes flattened)."""
-    return torch.cdist(flatten_codes(source), flatten_codes(target)).min(1).values.median().item()
 
 
 def main() -> None:
@@ -152,9 +103,9 @@ def main() -> None:
         print(f"\n{edit}: δ = {delta:.3f}\n  the run's lw        {at_d_line(cal, rendered.shape[1], values)}")
         columns, labels = [inputs[:8], rendered[1][:8]], ["input", "run's lw"]
         for r in reaches:
-            semi = args.relax == "target" and r is not None
-            lw.sinkhorn_divergence = (semi_relaxed_divergence(r * delta) if semi
-                                      else unbalanced_divergence(None if r is None else r * delta))
+            semi = args.relax == "target" and r is not None  # LW's own target_reach: no stand-in
+            if not semi:
+                lw.sinkhorn_divergence = unbalanced_divergence(None if r is None else r * delta)
             name, label = ("balanced", "balanced") if r is None else (f"reach {r:g}·δ", f"reach {r:g} x nn")
             if semi:
                 name, label = f"targets {r:g}·δ", f"targets {r:g} x nn"
@@ -162,7 +113,8 @@ def main() -> None:
                 for seed in args.seeds:
                     t0 = time.perf_counter()
                     model, history, _ = train_edit("lw", store, definition, run.classifier, gamma,
-                                                   {**options, "seed": seed}, name=edit,
+                                                   {**options, "seed": seed, "target_reach": r if semi else None},
+                                                   name=edit,
                                                    weight_attributes=cfg["labels"]["weight_attributes"])
                     cal, rendered, values = judge_at_d(model, store, run.classifier, run.renderer, run.judge, edit,
                                                        definition, cfg["render"], args.n_boot, inputs)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ LT = {"lambda_pres": 1.0, "lambda_reg": 1.0, "pres_weight_power": 2, "batch_size
       "weight_decay": 0.0, "equalized_lr": False, "init": "zero", "max_epochs": 30, "max_steps": 60,
       "patience": 1000, "min_delta": 1.0e-4, "seed": 0}
 IFG = {"C": 1.0, "max_samples": 200, "balance": True, "solver": "linear_svc", "seed": 0}
-OPTIONS = {"lw": LW, "lw_nopres": LW, "lt": LT, "lt_core": LT, "ifg": IFG}
+OPTIONS = {"lw": LW, "lw_nopres": LW, "lw_balanced": LW, "lt": LT, "lt_core": LT, "ifg": IFG}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,9 @@ def test_resolved_options_are_complete(trained):
     assert lw["config"]["lambda_pres"] == 1.0 and nopres["config"]["lambda_pres"] == 0.0
     assert lw["config"]["lr"] == LW["lr"] and "blur" in lw["config"] and lw["blur"] > 0
     assert lw["weighting"] is True and lw["weight_columns"] == ["b", "c"]  # the edited attribute is left out
+    balanced = trained["lw_balanced"][2]  # the paper's S_ε whatever the section says; lw: the default target_reach
+    assert balanced["config"]["target_reach"] is None and math.isnan(balanced["reach"])
+    assert lw["config"]["target_reach"] == 0.2 and lw["reach"] > 0
     assert trained["lt_core"][2]["config"]["core"] is True and trained["lt"][2]["config"]["core"] is False
     assert trained["ifg"][2]["config"] == IFG
     (row,) = trained["ifg"][1]  # InterFaceGAN: one history row

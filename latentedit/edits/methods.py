@@ -44,7 +44,8 @@ class Method:
     in_wstar : bool
         The edit lives in W* (:mod:`latentedit.wstar`): training reads the trained T and stores a copy of it.
     fixed : dict
-        Options this method sets whatever its section says (``lw_nopres``: λ = 0; ``lt_core``: LT(*)).
+        Options this method sets whatever its section says (``lw_nopres``: λ = 0; ``lw_balanced``: the paper's
+        balanced S_ε, whatever ``edits.lw.target_reach`` is; ``lt_core``: LT(*)).
     sets_direction_step : int or None
         Rank among the methods whose mean edit norm sets a direction's step α in the latent summary
         (:func:`latentedit.edits.evaluate.summarize_edits`; 0 first); None: not a reference.
@@ -97,6 +98,9 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            uses_generator=True, history_columns=_COMPONENT_CURVES),
     Method("sefa", "SeFa", "latentedit.edits.sefa", "sefa", "direction", uses_classifier=True, uses_generator=True,
            history_columns=_COMPONENT_CURVES),
+    Method("lw_balanced", "LW (balanced)", "latentedit.edits.lw", "lw", "affine", uses_classifier=True,
+           uses_lambda_pres=True, uses_weight_attributes=True, fixed={"target_reach": None},
+           history_columns=_LW_CURVES),
 ]}
 
 
