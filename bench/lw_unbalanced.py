@@ -17,7 +17,7 @@ everything else are LW's own. GeomLoss's solves are cold and annealed (LW's own 
 
 ``--relax target`` relaxes only the targets' marginal instead: every edited code must still be carried somewhere.
 That is LW's own ``edits.lw.target_reach`` (:func:`latentedit.edits.sinkhorn.semi_relaxed_divergence`, the same δ),
-so those trainings are LW's with that option set, nothing stood in (README "Semi-relaxed transport").
+so those trainings are LW's with that option set, nothing stood in (README "Relax only the targets").
 
 Usage (in a finished default run's directory; 25–45 s per training on two threads, and 10 s to judge it)::
 

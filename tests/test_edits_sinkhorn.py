@@ -405,13 +405,12 @@ def test_the_semi_relaxed_gradient_is_the_derivative_of_its_value():
 def test_only_the_targets_marginal_is_relaxed():
     """Sources on one of two target modes: balanced, they must still cover the other mode; relaxed, they need not.
     Swap the roles (targets on one of two source modes) and the sources' marginal still holds: every source is
-    carried, so the relaxed divergence stays as large as the balanced one."""
+    carried, so the relaxed divergence stays of the balanced one's order."""
     one = _cloud(0, 40, 2, scale=0.3) + torch.tensor([4.0, 0.0], dtype=torch.float64)
     two = torch.cat([_cloud(1, 40, 2, scale=0.3) + torch.tensor([s, 0.0], dtype=torch.float64) for s in (4.0, -4.0)])
     kw = dict(blur=0.3, scaling=0.9)
-    balanced, relaxed = float(sinkhorn_loss(one, two, **kw)), float(semi_relaxed_divergence(one, two, reach=1.0, **kw)[0])
-    assert relaxed < 0.2 * balanced
-    balanced, relaxed = float(sinkhorn_loss(two, one, **kw)), float(semi_relaxed_divergence(two, one, reach=1.0, **kw)[0])
-    assert relaxed > 0.5 * balanced
+    relaxed = partial(semi_relaxed_divergence, reach=1.0, **kw)
+    assert float(relaxed(one, two)[0]) < 0.2 * float(sinkhorn_loss(one, two, **kw))
+    assert float(relaxed(two, one)[0]) > 0.5 * float(sinkhorn_loss(two, one, **kw))
     with pytest.raises(ValueError, match="reach"):
         semi_relaxed_divergence(one, two, reach=0.0)

@@ -467,8 +467,8 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
     with autograd through C(x, y) and C(x, x). β's self-term does not depend on x, and its entropic mass term is
     left out of the value. As ρ → ∞ this is :func:`sinkhorn_divergence` (tested against GeomLoss). LW uses it with
     ``target_reach`` (:mod:`latentedit.edits.lw`): "add one digit" then need not put the new digit in every empty
-    slot in the targets' proportions, a per-image choice an affine map makes badly (README "Semi-relaxed
-    transport").
+    slot in the targets' proportions, a per-image choice an affine map makes badly (README "Relax only the
+    targets").
 
     Parameters
     ----------

@@ -15,8 +15,10 @@ how well they come back.
   raises an image's objective. R is the spread of the code's layers around their mean (``layer_spread`` λ,
   ``projection.optimize_layer_spread``; default 0): e4e's observation (Tov et al., "Designing an Encoder for StyleGAN
   Image Manipulation", SIGGRAPH 2021, its L_d-reg on the offsets Δ_l = w_l − w_0) that W+ codes near W, all layers
-  alike, edit better than codes each of whose layers is fitted on its own, traded against reconstruction. (The prototype of issue 13: 20 steps of per-layer W+ codes, started from the broadcast
-  W, raised the oracle's all-presence agreement of reconstructions from 0.17 to 0.92.) With ``compile``, the steps
+  alike, edit better than codes each of whose layers is fitted on its own, traded against reconstruction (README
+  "Codes near W": not in the digits W+, where it lowers every edit). (The prototype of issue 13: 20 steps of
+  per-layer W+ codes, started from the broadcast W, raised the oracle's all-presence agreement of reconstructions
+  from 0.17 to 0.92.) With ``compile``, the steps
   run through ``torch.compile`` of the renderer (inductor fuses the modulation, bias and activation work around the
   convolutions), every batch padded to the full batch size so that one graph serves all of them; where compiling
   fails (no C++ compiler, say) the eager renderer runs, with a warning. Digits W+ generator, batch 256, two threads:
