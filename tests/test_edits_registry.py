@@ -9,6 +9,7 @@ import importlib
 import re
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,15 @@ def test_an_edit_model_that_executes_code_is_refused(tmp_path):
 class _Evil:
     def __reduce__(self):
         return (print, ("pwned",))
+
+
+def test_an_option_a_method_fixes_does_not_reach_its_jobs_params():
+    """rules/common/params.smk's edit_options: lw_balanced fixes target_reach, so its jobs' params leave it out and
+    changing edits.lw.target_reach reruns lw's jobs, not lw_balanced's; ifg's jobs do not receive the evaluation alpha."""
+    ns = {"config": {"edits": {"lw": {"lr": 1.0, "target_reach": 0.2}, "ifg": {"alpha": 3.0, "C": 1.0}}},
+          "get_method": get_method}
+    exec((Path(__file__).resolve().parents[1] / "rules" / "common" / "params.smk").read_text(), ns)
+    jobs = namedtuple("Wildcards", "method seed")
+    assert ns["edit_options"](jobs("lw", "0")) == {"lr": 1.0, "seed": 0, "target_reach": 0.2}
+    assert ns["edit_options"](jobs("lw_balanced", "2")) == {"lr": 1.0, "seed": 2}
+    assert ns["edit_options"](jobs("ifg", "0")) == {"C": 1.0, "seed": 0}
