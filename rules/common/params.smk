@@ -84,7 +84,9 @@ def edit_options(wildcards):
     """
     method = get_method(wildcards.method)
     opts = config["edits"][method.options]
-    opts = {key: v for key, v in opts.items() if key != "alpha" and key not in method.fixed}
+    opts = {
+        key: v for key, v in opts.items() if key != "alpha" and key not in method.fixed
+    }
     return sorted_keys({**opts, "seed": int(wildcards.seed)})
 
 
