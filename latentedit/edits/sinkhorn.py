@@ -179,13 +179,36 @@ def _all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
-def _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials):
+def _target_damping(eps: float, rho: float | None) -> float:
+    """GeomLoss's ``dampening`` factor 1/(1 + ε/ρ) of the updates on a side whose marginal is relaxed by ρ·KL
+    (:func:`semi_relaxed_divergence`: the targets'); 1 for a balanced side (ρ None)."""
+    return 1.0 if rho is None else 1 / (1 + eps / rho)
+
+
+def _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials, rho=None):
     """One symmetric log-domain update of the four potentials, averaged with the old ones (Feydy's thesis,
-    Fig. 3.25): the cold annealing's step, and the warm fallback's at a fixed ε."""
+    Fig. 3.25): the cold annealing's step, and the warm fallback's at a fixed ε. ``rho``: the targets' updates
+    (g_ab, g_bb) are damped by :func:`_target_damping` (None: balanced, undamped)."""
     f_ba, g_ab, f_aa, g_bb = potentials
     ft_ba, gt_ab = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_yx, a_log + f_ba / eps)
     ft_aa, gt_bb = _softmin(eps, C_xx, a_log + f_aa / eps), _softmin(eps, C_yy, b_log + g_bb / eps)
+    if rho is not None:
+        damp = _target_damping(eps, rho)
+        gt_ab, gt_bb = damp * gt_ab, damp * gt_bb
     return 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab), 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
+
+
+def _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log, rho=None):
+    """A cold solve: the four potentials started from soft-mins at the first ε, then one :func:`_averaged_update`
+    per ε of the annealing ``schedule`` (GeomLoss's loop). ``rho``: the targets' updates damped (None: balanced)."""
+    eps, damp = schedule[0], _target_damping(schedule[0], rho)
+    potentials = (_softmin(eps, C_xy, b_log), _softmin(eps, C_yx, a_log), _softmin(eps, C_xx, a_log),
+                  _softmin(eps, C_yy, b_log))
+    if rho is not None:
+        potentials = (potentials[0], damp * potentials[1], potentials[2], damp * potentials[3])
+    for eps in schedule:
+        potentials = _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials, rho)
+    return potentials
 
 
 def _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance, iterations=0):
@@ -420,12 +443,8 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
                 eps, C_xy, C_xx, C_yy, a, b, tuple(start),
                 max_iterations if max_iterations is not None else len(schedule), tolerance)
         else:
-            eps = schedule[0]
-            f_ba, g_ab = _softmin(eps, C_xy, b_log), _softmin(eps, C_yx, a_log)
-            f_aa, g_bb = _softmin(eps, C_xx, a_log), _softmin(eps, C_yy, b_log)
-            for eps in schedule:
-                f_ba, g_ab, f_aa, g_bb = _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log,
-                                                          (f_ba, g_ab, f_aa, g_bb))
+            eps = schedule[-1]
+            f_ba, g_ab, f_aa, g_bb = _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log)
             iterations = len(schedule)
     final = _kernel_final_step(kernels, (f_ba, g_ab, f_aa, g_bb), a, b, eps, x, yd) if (
         analytic and kernels is not None) else None
@@ -503,18 +522,10 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
         C_yx = C_xy.T.contiguous()
         C_yy = half_squared_distances(yd, yd) if cost_yy is None else cost_yy
         schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
-        eps = schedule[0]
-        damp = 1 / (1 + eps / rho)
-        f_ba, f_aa = _softmin(eps, C_xy, b_log), _softmin(eps, C_xx, a_log)
-        g_ab, g_bb = damp * _softmin(eps, C_yx, a_log), damp * _softmin(eps, C_yy, b_log)
-        for eps in schedule:
-            damp = 1 / (1 + eps / rho)
-            ft_ba, ft_aa = _softmin(eps, C_xy, b_log + g_ab / eps), _softmin(eps, C_xx, a_log + f_aa / eps)
-            gt_ab = damp * _softmin(eps, C_yx, a_log + f_ba / eps)
-            gt_bb = damp * _softmin(eps, C_yy, b_log + g_bb / eps)
-            f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
-            f_aa, g_bb = 0.5 * (f_aa + ft_aa), 0.5 * (g_bb + gt_bb)
-        g_last = damp * _softmin(eps, C_yx, a_log + f_ba / eps)  # β's side of the last update (no gradient)
+        f_ba, g_ab, f_aa, g_bb = _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log, rho)
+        eps = schedule[-1]
+        # β's side of the last update (no gradient)
+        g_last = _target_damping(eps, rho) * _softmin(eps, C_yx, a_log + f_ba / eps)
     # the last update, in parallel, with autograd on (the potentials above are constants: envelope theorem)
     f_ba = _softmin(eps, half_squared_distances(x, yd), b_log + g_ab / eps)
     f_aa = _softmin(eps, half_squared_distances(x, xd), a_log + f_aa / eps)
