@@ -106,9 +106,8 @@ def main() -> None:
             semi = args.relax == "target" and r is not None  # LW's own target_reach: no stand-in
             if not semi:
                 lw.sinkhorn_divergence = unbalanced_divergence(None if r is None else r * delta)
-            name, label = ("balanced", "balanced") if r is None else (f"reach {r:g}·δ", f"reach {r:g} x nn")
-            if semi:
-                name, label = f"targets {r:g}·δ", f"targets {r:g} x nn"
+            kind = "targets" if semi else "reach"
+            name, label = ("balanced", "balanced") if r is None else (f"{kind} {r:g}·δ", f"{kind} {r:g} x nn")
             try:
                 for seed in args.seeds:
                     t0 = time.perf_counter()
