@@ -19,7 +19,7 @@ from latentedit.edits.sinkhorn import half_squared_distances, sinkhorn_divergenc
 # A fast configuration for tiny clouds: a learning rate large enough (Adam moves each parameter by about lr per
 # step) for a shift of 3 in ~100 steps; no early stopping unless a test asks for it.
 FAST = LWConfig(lr=0.05, max_epochs=1000, max_steps=150, patience=1000, eval_every_steps=0, seed=0,  # every epoch
-               target_reach=None)  # the paper's balanced S_ε, whose warm starts these tests check
+               target_reach=None, pres_mode="distribution")  # the paper's LW (balanced S_ε: its warm starts)
 
 
 def _blobs(n: int, d: int, shift: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

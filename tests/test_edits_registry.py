@@ -161,12 +161,13 @@ class _Evil:
 
 
 def test_an_option_a_method_fixes_does_not_reach_its_jobs_params():
-    """rules/common/params.smk's edit_options: lw_balanced fixes target_reach, so its jobs' params leave it out and
-    changing edits.lw.target_reach reruns lw's jobs, not lw_balanced's; ifg's jobs do not receive the evaluation alpha."""
-    ns = {"config": {"edits": {"lw": {"lr": 1.0, "target_reach": 0.2}, "ifg": {"alpha": 3.0, "C": 1.0}}},
+    """rules/common/params.smk's edit_options: lw_paper fixes target_reach and pres_mode, so its jobs' params leave
+    them out and changing either reruns lw's jobs, not lw_paper's; ifg's jobs do not receive the evaluation alpha."""
+    lw = {"lr": 1.0, "target_reach": 0.2, "pres_mode": "per_code_falls"}
+    ns = {"config": {"edits": {"lw": lw, "ifg": {"alpha": 3.0, "C": 1.0}}},
           "get_method": get_method}
     exec((Path(__file__).resolve().parents[1] / "rules" / "common" / "params.smk").read_text(), ns)
     jobs = namedtuple("Wildcards", "method seed")
-    assert ns["edit_options"](jobs("lw", "0")) == {"lr": 1.0, "seed": 0, "target_reach": 0.2}
-    assert ns["edit_options"](jobs("lw_balanced", "2")) == {"lr": 1.0, "seed": 2}
+    assert ns["edit_options"](jobs("lw", "0")) == {**lw, "seed": 0}
+    assert ns["edit_options"](jobs("lw_paper", "2")) == {"lr": 1.0, "seed": 2}
     assert ns["edit_options"](jobs("ifg", "0")) == {"C": 1.0, "seed": 0}

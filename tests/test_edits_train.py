@@ -21,7 +21,7 @@ from latentedit.labels.classifiers import LatentClassifier
 from latentedit.labels.correlations import correlation_matrix
 
 NAMES = ["a", "b", "c"]
-ADD_A = {"source": {"a": 0}, "target": {"a": 1}, "attribute": "a", "lambda_pres": 1.0}
+ADD_A = {"source": {"a": 0}, "target": {"a": 1}, "attribute": "a", "lambda_pres": 2.0}  # lw_paper: 1 whatever
 REMOVE_A = {"source": {"a": 1}, "target": {"a": 0}, "attribute": "a", "lambda_pres": 1.0}
 
 LW = {"lr": 0.05, "max_epochs": 1000, "max_steps": 60, "batch_cap": 256, "blur_fraction": 0.5, "scaling": 0.5,
@@ -32,7 +32,7 @@ LT = {"lambda_pres": 1.0, "lambda_reg": 1.0, "pres_weight_power": 2, "batch_size
       "weight_decay": 0.0, "equalized_lr": False, "init": "zero", "max_epochs": 30, "max_steps": 60,
       "patience": 1000, "min_delta": 1.0e-4, "seed": 0}
 IFG = {"C": 1.0, "max_samples": 200, "balance": True, "solver": "linear_svc", "seed": 0}
-OPTIONS = {"lw": LW, "lw_nopres": LW, "lw_balanced": LW, "lt": LT, "lt_core": LT, "ifg": IFG}
+OPTIONS = {"lw": LW, "lw_nopres": LW, "lw_paper": LW, "lt": LT, "lt_core": LT, "ifg": IFG}
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +87,13 @@ def test_every_method_gives_a_weights_only_model(trained, tmp_path, store):
 
 def test_resolved_options_are_complete(trained):
     lw, nopres = trained["lw"][2], trained["lw_nopres"][2]
-    assert lw["config"]["lambda_pres"] == 1.0 and nopres["config"]["lambda_pres"] == 0.0
+    assert lw["config"]["lambda_pres"] == 2.0 and nopres["config"]["lambda_pres"] == 0.0
     assert lw["config"]["lr"] == LW["lr"] and "blur" in lw["config"] and lw["blur"] > 0
     assert lw["weighting"] is True and lw["weight_columns"] == ["b", "c"]  # the edited attribute is left out
-    balanced = trained["lw_balanced"][2]  # the paper's S_ε whatever the section says; lw: the default target_reach
-    assert balanced["config"]["target_reach"] is None and math.isnan(balanced["reach"])
-    assert lw["config"]["target_reach"] == 0.2 and lw["reach"] > 0
+    paper = trained["lw_paper"][2]  # the paper's LW whatever the section and the definition say; lw: the defaults
+    assert paper["config"]["target_reach"] is None and math.isnan(paper["reach"])
+    assert paper["config"]["pres_mode"] == "distribution" and paper["config"]["lambda_pres"] == 1.0
+    assert lw["config"]["target_reach"] == 0.2 and lw["reach"] > 0 and lw["config"]["pres_mode"] == "per_code_falls"
     assert trained["lt_core"][2]["config"]["core"] is True and trained["lt"][2]["config"]["core"] is False
     assert trained["ifg"][2]["config"] == IFG
     (row,) = trained["ifg"][1]  # InterFaceGAN: one history row

@@ -79,8 +79,8 @@ def edit_selection(wildcards):
 def edit_options(wildcards):
     """The options section of the job's method (registry: Method.options; lw and lw_nopres share edits.lw), with
     the job's seed (the {seed} wildcard, one of edits.seeds). edits.ifg.alpha only sets the evaluation step, and an
-    option the method fixes (Method.fixed: lw_balanced's target_reach) does not come from the section, so the
-    training jobs do not receive them: changing one reruns no job of such a method.
+    option the method fixes (Method.fixed: lw_paper's target_reach and pres_mode) does not come from the section, so
+    the training jobs do not receive them: changing one reruns no job of such a method.
     """
     method = get_method(wildcards.method)
     opts = config["edits"][method.options]
