@@ -83,7 +83,7 @@ _COMPONENT_CURVES = ("score", "runner_up_score")  # one row: the assigned compon
 
 # The paper's LW where the default deviates from it (latentedit.edits.lw: target_reach, pres_mode): the balanced
 # S_ε and the OT L_pres between the attribute clouds, at the λ = 1 every edit of the paper's digits Table 2 was
-# measured with here (README "Relax only the targets", "Per-code preservation").
+# measured with here (README "Relax only the targets", "Per-code preservation with relaxed targets").
 PAPER_LW = {"target_reach": None, "pres_mode": "distribution", "lambda_pres": 1.0}
 
 METHODS: dict[str, Method] = {m.name: m for m in [
