@@ -27,10 +27,18 @@ Codes are unit Gaussians, the target shifted by 0.5 per dimension; a D divisible
 512) with a block-diagonal edit over all layers, as the faces world trains it (18 × 512 = 9216). The blur follows the
 training default (0.25·σ_rms) and scaling 0.8.
 
+``--reach r`` also times the semi-relaxed steps of ``LWConfig.target_reach`` (the targets' marginal relaxed at
+reach r·δ, δ the median distance from a source code to its nearest target, ``lw.nearest_target_distance``):
+**relaxed cold**, the whole ε-annealing every step, and **relaxed warm**, every code
+starting from its potentials in the tables and updating at the final ε until the value moves by less than
+:data:`latentedit.edits.sinkhorn.SEMI_RELAXED_WARM_TOLERANCE` (no first-epoch extension: these solves never extend),
+with their ratio and the updates a warm solve ran on average.
+
 Usage::
 
     python bench/lw_step.py                       # N = 256…4096, D = 64, 2048 (4×512) and 9216 (18×512)
     python bench/lw_step.py --n 512 1024 --d 64 --repeats 5 --threads 2 --csv results/bench/lw_step.csv
+    python bench/lw_step.py --n 512 --d 1024 --reach 0.2 --threads 1   # the size of the digits' W+ (8 × 128)
 
 Times are medians over ``--repeats`` runs after one warm-up run; the table is printed and optionally written.
 """
@@ -46,9 +54,10 @@ import torch
 from _timing import timed  # bench/ is on sys.path when run as a script
 
 from latentedit.edits.affine import AffineEdit
-from latentedit.edits.lw import Preservation, TargetCosts, WarmStarts, lw_step
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, annealing_steps,
-                                       bounding_diameter, default_blur, flatten_codes, half_squared_distances)
+from latentedit.edits.lw import Preservation, TargetCosts, WarmStarts, lw_step, nearest_target_distance
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, SEMI_RELAXED_WARM_TOLERANCE,
+                                       WARM_TOLERANCE, annealing_steps, bounding_diameter, default_blur, flatten_codes,
+                                       half_squared_distances)
 from latentedit.labels.classifiers import LatentClassifier
 from latentedit.training_utils import Adam
 
@@ -99,7 +108,8 @@ def floor_work(x: torch.Tensor, y: torch.Tensor, blur: float, scaling: float):
     return lse, matmuls, n_eps
 
 
-def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.device) -> dict:
+def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.device,
+              reach: float | None = None) -> dict:
     gen = torch.Generator().manual_seed(0)
     pool = 8  # batches of the same clouds, drawn in turn so that a warm step always meets new points
     xs = [codes(n, d, 0.0, gen, device) for _ in range(pool)]
@@ -152,7 +162,33 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
         row["warm_pres_step_s"] = timed(lambda: lw_step(edit, opt, x, y, None, None, blur, DEFAULT_SCALING, pres,
                                                         f_x, warm_p, rows, rows), device, repeats)
         row["warm_pres_ratio"] = row["warm_pres_step_s"] / row["floor_s"]
+    if reach is not None:
+        row.update(relaxed_steps(xs, ys, index, target_costs, rows, edit, opt, blur, reach, repeats, device))
     return row
+
+
+def relaxed_steps(xs, ys, index, target_costs, rows, edit, opt, blur, reach, repeats, device) -> dict:
+    """Cold and warm steps with the targets' marginal relaxed at reach·δ, over the same pool of batches."""
+    pool, n = len(xs), len(xs[0])
+    reach_abs = reach * nearest_target_distance(torch.cat(xs), torch.cat(ys))
+    warm = WarmStarts(pool * n, pool * n, extend=False, tolerance=SEMI_RELAXED_WARM_TOLERANCE)
+    turn = iter(range(10 ** 9))
+
+    def step(use_warm: bool):
+        t = next(turn)
+        k, j = t % pool, (t % pool + t // pool) % pool
+        costs = target_costs[j].batch(rows) if target_costs[j] is not None else None
+        lw_step(edit, opt, xs[k], ys[j], None, None, blur, DEFAULT_SCALING, warm=warm if use_warm else None,
+                idx_src=index[k], idx_tgt=index[j], target_costs=costs, reach=reach_abs)
+
+    out = {"reach": reach_abs, "relaxed_cold_step_s": timed(lambda: step(False), device, repeats)}
+    for _ in range(pool):  # one epoch fills the tables
+        step(True)
+    warm.solves["wasserstein"].clear()
+    out["relaxed_warm_step_s"] = timed(lambda: step(True), device, repeats)
+    out["relaxed_warm_updates"] = sum(u for _, u in warm.solves["wasserstein"]) / len(warm.solves["wasserstein"])
+    out["relaxed_speedup"] = out["relaxed_cold_step_s"] / out["relaxed_warm_step_s"]
+    return out
 
 
 def main(argv=None) -> int:
@@ -164,6 +200,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--preservation", action="store_true", help="also time a step with L_pres")
     parser.add_argument("--csv", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--reach", type=float, default=None,
+                        help="also time semi-relaxed steps, targets relaxed at this × δ (LWConfig.target_reach)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -178,10 +216,14 @@ def main(argv=None) -> int:
     rows = []
     for d in args.d:
         for n in args.n:
-            row = bench_one(n, d, args.repeats, args.preservation, device)
+            row = bench_one(n, d, args.repeats, args.preservation, device, args.reach)
             rows.append(row)
             extra = (f"  warm+L_pres {row['warm_pres_step_s'] * 1e3:8.1f} ms ({row['warm_pres_ratio']:4.2f}×)"
                      if args.preservation else "")
+            if args.reach is not None:
+                extra += (f"  relaxed at {args.reach:g}·δ: cold {row['relaxed_cold_step_s'] * 1e3:8.1f} ms, warm "
+                          f"{row['relaxed_warm_step_s'] * 1e3:8.1f} ms ({row['relaxed_warm_updates']:.1f} updates a "
+                          f"solve), cold/warm {row['relaxed_speedup']:4.2f}×")
             print(f"N={n:5d} D={d:5d}  cold {row['cold_step_s'] * 1e3:8.1f} ms  warm {row['warm_step_s'] * 1e3:8.1f} "
                   f"ms  first epoch {row['first_epoch_step_s'] * 1e3:8.1f} ms  floor {row['floor_s'] * 1e3:8.1f} ms "
                   f"(lse {row['floor_lse_s'] * 1e3:.1f} over {row['eps_steps']} ε + matmuls "

@@ -417,6 +417,43 @@ def test_warm_start_auto_follows_the_code_size(monkeypatch):
         LWConfig(warm_start="yes")
 
 
+def test_semi_relaxed_solves_start_from_the_tables_never_extended(monkeypatch):
+    """With target_reach, a solve starts from its codes' potentials once the tables hold them all, else cold: the
+    c-transform that extends a balanced solve does not hold for the damped targets' side."""
+    import latentedit.edits.lw as lw
+
+    seen, tolerances = [], set()
+    real = lw.semi_relaxed_divergence
+
+    def spy(*args, start=None, tolerance=None, **kwargs):
+        seen.append("table" if start is not None else "cold")
+        tolerances.add(tolerance)
+        return real(*args, start=start, tolerance=tolerance, **kwargs)
+
+    monkeypatch.setattr(lw, "semi_relaxed_divergence", spy)
+    x, y = _blobs(64, 4, 1.0, 0)
+    cfg = dataclasses.replace(FAST, batch_cap=32, max_steps=6, max_epochs=3, target_reach=0.5)
+    train_lw(x, y, x, y, cfg)
+    assert seen == ["cold", "cold", "cold", "table", "table", "table", "table", "table", "table", "table"], seen
+    assert tolerances == {lw.SEMI_RELAXED_WARM_TOLERANCE, lw.VALIDATION_TOLERANCE}
+    seen.clear()
+    train_lw(x, y, x, y, dataclasses.replace(cfg, warm_start="never"))
+    assert seen and set(seen) == {"cold"}
+
+
+def test_warm_started_semi_relaxed_training_learns_the_same_edit_as_cold():
+    """From the tables or cold, LW with relaxed targets moves every source onto the same one of two target modes."""
+    source, target = _one_source_two_targets(0)
+    val_source, val_target = _one_source_two_targets(1)
+    cfg = dataclasses.replace(FAST, batch_cap=64, max_steps=300, target_reach=0.3)
+    moved = {}
+    for mode in ("auto", "never"):
+        edit, _ = train_lw(source, target, val_source, val_target, dataclasses.replace(cfg, warm_start=mode))
+        with torch.no_grad():
+            moved[mode] = edit(val_source)[:, 0]
+    assert float((moved["auto"] - moved["never"]).abs().mean()) < 0.2, moved
+
+
 def test_warm_starts_index_each_term_s_tables_by_its_own_codes(monkeypatch):
     """Sources and targets of different counts, with L_pres: the Wasserstein term's y side is the targets, L_pres's the
     unedited sources; a swapped index or a table of the wrong size fails here (wrong shapes or an IndexError)."""

@@ -85,10 +85,10 @@ import torch
 
 from latentedit.edits.affine import AffineEdit
 from latentedit.edits.model import affine_parameters
-from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, WARM_TOLERANCE, Potentials,
-                                       SinkhornState, attribute_cost_divergence, default_blur, flatten_codes,
-                                       half_squared_distances, preservation_weights, semi_relaxed_divergence,
-                                       sinkhorn_divergence)
+from latentedit.edits.sinkhorn import (DEFAULT_BLUR_FRACTION, DEFAULT_SCALING, SEMI_RELAXED_WARM_TOLERANCE,
+                                       WARM_TOLERANCE, Potentials, SinkhornState, attribute_cost_divergence,
+                                       default_blur, flatten_codes, half_squared_distances, preservation_weights,
+                                       semi_relaxed_divergence, sinkhorn_divergence)
 from latentedit.edits.train import EditJob, TrainedEdit
 from latentedit.edits.weights import balanced_weights
 from latentedit.training_utils import Adam, fit
@@ -356,15 +356,16 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
     if warm is not None and (idx_src is None or idx_tgt is None):
         raise ValueError("warm starts need the batch's code indices (idx_src, idx_tgt)")
     edited = edit(z_src)
-    if reach is not None:
-        l_w, _ = semi_relaxed_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, reach=reach,
-                                         cost_yy=target_costs)
+    kwargs = warm.solver_kwargs("wasserstein", idx_src, idx_tgt) if warm else {}
+    if reach is not None:  # starts only from the tables (WarmStarts.extend is off for these solves)
+        l_w, state = semi_relaxed_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, reach=reach,
+                                             cost_yy=target_costs, start=kwargs.get("start"),
+                                             tolerance=kwargs.get("tolerance", SEMI_RELAXED_WARM_TOLERANCE))
     else:
-        kwargs = warm.solver_kwargs("wasserstein", idx_src, idx_tgt) if warm else {}
         l_w, state = sinkhorn_divergence(edited, z_tgt, a, b, blur=blur, scaling=scaling, cost_yy=target_costs,
                                          **kwargs)
-        if warm is not None:
-            warm.record("wasserstein", kwargs, state, idx_src, idx_tgt)
+    if warm is not None:
+        warm.record("wasserstein", kwargs, state, idx_src, idx_tgt)
     if pres is None:
         return l_w, torch.zeros((), device=l_w.device)
     if pres.mode != "distribution":
@@ -499,8 +500,10 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
 
     dim = math.prod(source.shape[1:])
     use_warm = cfg.warm_start != "never"
-    extend = cfg.warm_start == "always" or dim <= WARM_START_MAX_DIM  # auto: extension only where it pays
-    warm = WarmStarts(len(source), len(target), extend=extend) if use_warm else None
+    # auto: extension only where it pays; the semi-relaxed solves start from the tables or cold (no extension)
+    extend = (cfg.warm_start == "always" or dim <= WARM_START_MAX_DIM) and reach is None
+    tolerance = WARM_TOLERANCE if reach is None else SEMI_RELAXED_WARM_TOLERANCE
+    warm = WarmStarts(len(source), len(target), extend=extend, tolerance=tolerance) if use_warm else None
     # validation meets the same codes every epoch: it starts from the last epoch's solve and runs to a tight tolerance
     val_warm = WarmStarts(len(z_vs), len(z_vt), extend=extend, tolerance=VALIDATION_TOLERANCE) if use_warm else None
     val_rows = torch.arange(len(z_vs), device=device), torch.arange(len(z_vt), device=device)  # rows in val_warm

@@ -85,6 +85,10 @@ DEFAULT_BLUR_FRACTION = 0.25  # blur = 0.25·σ_rms: resolves the edits of the d
 DEFAULT_SCALING = 0.8  # ≈ 17 annealing iterations at the default blur; 0.5 is GeomLoss's fast, less exact setting
 WARM_TOLERANCE = 1.0e-3  # a warm solve stops once an update moves the value by less than this, relatively
 MIN_WARM_ITERATIONS = 2  # … but not before this many updates (the first one mostly absorbs the change of points)
+# The semi-relaxed solves' (semi_relaxed_divergence): their damped targets' side settles more slowly, so a relative
+# change of 1e-3 per update stops 2–4e-3 short of the value; 1e-4 stops within a cold solve's error
+# (tests/test_edits_sinkhorn.py)
+SEMI_RELAXED_WARM_TOLERANCE = 1.0e-4
 
 
 def flatten_codes(z: torch.Tensor) -> torch.Tensor:
@@ -464,10 +468,16 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     return loss, state
 
 
+def _semi_relaxed_value(a, b, f_ba, g_ab, f_aa, g_bb, rho) -> torch.Tensor:
+    """The semi-relaxed divergence from its potentials: ⟨a, f_ba − f_aa⟩ + ρ ⟨b, exp(−g_bb/ρ) − exp(−g_ab/ρ)⟩."""
+    return (a * (f_ba - f_aa)).sum() + rho * (b * (torch.exp(-g_bb / rho) - torch.exp(-g_ab / rho))).sum()
+
+
 def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
                             b: torch.Tensor | None = None, blur: float | None = None, scaling: float = DEFAULT_SCALING,
                             reach: float = 1.0, diameter: float | None = None, cost_yy: torch.Tensor | None = None,
-                            ) -> tuple[torch.Tensor, None]:
+                            start: Potentials | None = None, tolerance: float = WARM_TOLERANCE,
+                            max_iterations: int | None = None) -> tuple[torch.Tensor, SinkhornState]:
     """A Sinkhorn divergence that keeps α's marginal and relaxes β's by ρ·KL, ρ = reach² (a deviation from LW).
 
     The semi-relaxed entropic problem (Séjourné et al. 2019, "Sinkhorn divergences for unbalanced optimal transport",
@@ -481,9 +491,11 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
 
         S = ⟨a, f_ba − f_aa⟩ + ρ ⟨b, exp(−g_bb/ρ) − exp(−g_ab/ρ)⟩,
 
-    solved cold like :func:`sinkhorn_divergence` (GeomLoss's annealed, averaged log-domain updates), with β's updates
-    damped by 1/(1 + ε/ρ) (GeomLoss's ``dampening``) and α's not; the gradient reaches x through one last update
-    with autograd through C(x, y) and C(x, x). β's self-term does not depend on x, and its entropic mass term is
+    solved like :func:`sinkhorn_divergence` (GeomLoss's annealed, averaged log-domain updates), with β's updates
+    damped by 1/(1 + ε/ρ) (GeomLoss's ``dampening``) and α's not; one last update gives the value and, from its
+    soft-min weights, the gradient in x (as GeomLoss's, C(x, x) differentiated in its first argument only). Warm (``start``: potentials on x and y at ε = blur², e.g. each code's
+    from the last solve it took part in), the same averaged updates run at the final ε until one moves the value by
+    less than ``tolerance`` (relative), as :func:`sinkhorn_divergence`'s warm solves do, in the log domain. β's self-term does not depend on x, and its entropic mass term is
     left out of the value. As ρ → ∞ this is :func:`sinkhorn_divergence` (tested against GeomLoss). LW uses it with
     ``target_reach`` (:mod:`latentedit.edits.lw`): "add one digit" then need not put the new digit in every empty
     slot in the targets' proportions, a per-image choice an affine map makes badly (README "Relax only the
@@ -497,13 +509,15 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
         In the codes' units; ρ = reach².
     cost_yy : Tensor, shape (M, M), optional
         C(y, y) of a constant y, when the caller has it.
+    start, tolerance, max_iterations
+        As :func:`sinkhorn_divergence` (no ``warm`` state to extend: the c-transform of a relaxed side is damped).
 
     Returns
     -------
     loss : Tensor, shape ()
         Differentiable in x.
-    state : None
-        Nothing warm-starts these solves.
+    state : SinkhornState
+        The points and potentials, from which the codes' next solves start (``iterations``: the updates it ran).
     """
     if not reach > 0:
         raise ValueError(f"reach must be > 0, got {reach}")
@@ -517,21 +531,40 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
     b = marginal_weights(b, len(y), y, "b")
     a_log, b_log = _log_weights(a), _log_weights(b)
     xd, yd = x.detach(), y.detach()
+    if start is not None:
+        start = Potentials(*start)
+        if not (start.f_ba.shape == start.f_aa.shape == (len(x),)
+                and start.g_ab.shape == start.g_bb.shape == (len(y),)):
+            raise ValueError(f"start potentials for {len(x)} and {len(y)} points have shapes "
+                             f"{[tuple(p.shape) for p in start]}")
     with torch.no_grad():
         C_xy, C_xx = half_squared_distances(xd, yd), half_squared_distances(xd, xd)
         C_yx = C_xy.T.contiguous()
         C_yy = half_squared_distances(yd, yd) if cost_yy is None else cost_yy
         schedule = epsilon_schedule(diameter if diameter is not None else bounding_diameter(xd, yd), blur, scaling)
-        f_ba, g_ab, f_aa, g_bb = _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log, rho)
         eps = schedule[-1]
-        # β's side of the last update (no gradient)
-        g_last = _target_damping(eps, rho) * _softmin(eps, C_yx, a_log + f_ba / eps)
-    # the last update, in parallel, with autograd on (the potentials above are constants: envelope theorem)
-    f_ba = _softmin(eps, half_squared_distances(x, yd), b_log + g_ab / eps)
-    f_aa = _softmin(eps, half_squared_distances(x, xd), a_log + f_aa / eps)
-    g_ab = g_last
-    loss = (a * (f_ba - f_aa)).sum() + rho * (b * (torch.exp(-g_bb / rho) - torch.exp(-g_ab / rho))).sum()
-    return loss, None
+        if start is None:
+            f_ba, g_ab, f_aa, g_bb = _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log, rho)
+            iterations = len(schedule)
+        else:
+            potentials, value, iterations = tuple(start), None, 0
+            while iterations < (max_iterations if max_iterations is not None else len(schedule)):
+                potentials = _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials, rho)
+                iterations += 1
+                previous, value = value, float(_semi_relaxed_value(a, b, *potentials, rho))
+                if _settled(value, previous, iterations, tolerance, eps):
+                    break
+            f_ba, g_ab, f_aa, g_bb = potentials
+        # the last update, in parallel, and its gradient in x (the potentials above are constants: envelope
+        # theorem). f_ba and f_aa are soft-mins over C(x, y) and C(x, x), so ∇_{x_i} S = a_i (Σ_k P^aa_ik x_k −
+        # Σ_j P_ij y_j), P and P^aa their row-stochastic soft-min weights: two N×M×D products, where autograd
+        # through the two costs took four more (as sinkhorn_divergence's warm solves, _kernel_final_step)
+        logits_xy, logits_xx = (b_log + g_ab / eps) - C_xy / eps, (a_log + f_aa / eps) - C_xx / eps
+        g_ab = _target_damping(eps, rho) * _softmin(eps, C_yx, a_log + f_ba / eps)
+        f_ba, f_aa = -eps * torch.logsumexp(logits_xy, 1), -eps * torch.logsumexp(logits_xx, 1)
+        grad = a.detach().unsqueeze(1) * (torch.softmax(logits_xx, 1) @ xd - torch.softmax(logits_xy, 1) @ yd)
+    loss = _semi_relaxed_value(a, b, f_ba, g_ab, f_aa, g_bb, rho) + ((x - xd) * grad).sum()
+    return loss, SinkhornState(xd, yd, a_log, b_log, f_ba, g_ab, f_aa, g_bb, eps, iterations)
 
 
 def sinkhorn_loss(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None, b: torch.Tensor | None = None,
