@@ -366,6 +366,16 @@ def extended_potentials(state: SinkhornState, x: torch.Tensor, y: torch.Tensor) 
                       _softmin(eps, half_squared_distances(y, state.y), state.b_log + state.g_bb / eps))
 
 
+def _checked_start(start: Potentials | None, n: int, m: int) -> Potentials | None:
+    """Start potentials as :class:`Potentials`, checked against the problem's n and m points (None passes)."""
+    if start is None:
+        return None
+    start = Potentials(*start)
+    if not (start.f_ba.shape == start.f_aa.shape == (n,) and start.g_ab.shape == start.g_bb.shape == (m,)):
+        raise ValueError(f"start potentials for {n} and {m} points have shapes {[tuple(p.shape) for p in start]}")
+    return start
+
+
 def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
                         b: torch.Tensor | None = None, blur: float | None = None, scaling: float = DEFAULT_SCALING,
                         diameter: float | None = None, warm: SinkhornState | None = None,
@@ -414,12 +424,7 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
         raise ValueError("warm-start from a state or from potentials, not both")
     if start is None and warm is not None and warm.fits(xd, yd, eps_final):
         start = extended_potentials(warm, xd, yd)
-    if start is not None:
-        start = Potentials(*start)
-        if not (start.f_ba.shape == start.f_aa.shape == (len(x),)
-                and start.g_ab.shape == start.g_bb.shape == (len(y),)):
-            raise ValueError(f"start potentials for {len(x)} and {len(y)} points have shapes "
-                             f"{[tuple(p.shape) for p in start]}")
+    start = _checked_start(start, len(x), len(y))
     # a warm solve with y, a and b constant (LW's case) takes its gradient from the kernels: no autograd costs
     analytic = start is not None and not (y.requires_grad or a.requires_grad or b.requires_grad)
     costs_x = xd if analytic else x
@@ -531,12 +536,7 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
     b = marginal_weights(b, len(y), y, "b")
     a_log, b_log = _log_weights(a), _log_weights(b)
     xd, yd = x.detach(), y.detach()
-    if start is not None:
-        start = Potentials(*start)
-        if not (start.f_ba.shape == start.f_aa.shape == (len(x),)
-                and start.g_ab.shape == start.g_bb.shape == (len(y),)):
-            raise ValueError(f"start potentials for {len(x)} and {len(y)} points have shapes "
-                             f"{[tuple(p.shape) for p in start]}")
+    start = _checked_start(start, len(x), len(y))
     with torch.no_grad():
         C_xy, C_xx = half_squared_distances(xd, yd), half_squared_distances(xd, xd)
         C_yx = C_xy.T.contiguous()
