@@ -16,9 +16,10 @@ edit that turns one image's 3 into an 8 and another's 8 into a 3 costs nothing �
 world, where LW adds the digit but rewrites the existing one. ``per_code`` compares each code with itself,
 L_pres = Σ_i a_i · ½ Σ_l w_l (F_l(z_i) − F_l(z'_i))²; ``per_code_falls`` counts only falls, (F_l(z_i) − F_l(z'_i))₊,
 so an "add" edit may raise any presence (the new digit, whichever it is) but is charged for every attribute a code
-loses but those the definition names (``count_1`` of a 1 → 2 edit has w = 0: ``EditJob.gamma_row``). Neither needs a Sinkhorn solve (nor ``pres_blur``: NaN in the history). Their scale differs from the paper's:
-a code's term is at most ½ Σ_l w_l, against a Wasserstein term of ≈ 100–250 on the digits' 8 × 128 W+ codes, so
-λ = 1 barely acts. Measured there with the semi-relaxed transport below (README "Per-code preservation with relaxed
+loses but those the definition names (``count_1`` of a 1 → 2 edit has w = 0: ``EditJob.gamma_row``). Neither needs
+a Sinkhorn solve (nor ``pres_blur``: NaN in the history). Their scale differs from the paper's: a code's term is at
+most ½ Σ_l w_l, against a Wasserstein term of ≈ 100–250 on the digits' 8 × 128 W+ codes, so λ = 1 barely acts.
+Measured there with the semi-relaxed transport below (README "Per-code preservation with relaxed
 targets"): ``per_code_falls`` at λ = 100 keeps the existing digits in about twice as many "add one digit" edits as
 the paper's L_pres at λ = 1 (1 → 2 clean edits 0.320 → 0.566 ± 0.005, 2 → 3 0.097 → 0.212 ± 0.033 over three
 seeds), with the target change unchanged (0.937 ± 0.012, 0.947 ± 0.017); the presence edits ("add a 0") need λ ≈ 1:

@@ -498,13 +498,14 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
 
     solved like :func:`sinkhorn_divergence` (GeomLoss's annealed, averaged log-domain updates), with β's updates
     damped by 1/(1 + ε/ρ) (GeomLoss's ``dampening``) and α's not; one last update gives the value and, from its
-    soft-min weights, the gradient in x (as GeomLoss's, C(x, x) differentiated in its first argument only). Warm (``start``: potentials on x and y at ε = blur², e.g. each code's
-    from the last solve it took part in), the same averaged updates run at the final ε until one moves the value by
-    less than ``tolerance`` (relative), as :func:`sinkhorn_divergence`'s warm solves do, in the log domain. β's self-term does not depend on x, and its entropic mass term is
-    left out of the value. As ρ → ∞ this is :func:`sinkhorn_divergence` (tested against GeomLoss). LW uses it with
-    ``target_reach`` (:mod:`latentedit.edits.lw`): "add one digit" then need not put the new digit in every empty
-    slot in the targets' proportions, a per-image choice an affine map makes badly (README "Relax only the
-    targets").
+    soft-min weights, the gradient in x (as GeomLoss's, C(x, x) differentiated in its first argument only). Warm
+    (``start``: potentials on x and y at ε = blur², e.g. each code's from the last solve it took part in), the same
+    averaged updates run at the final ε until one moves the value by less than ``tolerance`` (relative), as
+    :func:`sinkhorn_divergence`'s warm solves do, in the log domain. β's self-term does not depend on x, and its
+    entropic mass term is left out of the value. As ρ → ∞ this is :func:`sinkhorn_divergence` (tested against
+    GeomLoss). LW uses it with ``target_reach`` (:mod:`latentedit.edits.lw`): "add one digit" then need not put the
+    new digit in every empty slot in the targets' proportions, a per-image choice an affine map makes badly (README
+    "Relax only the targets").
 
     Parameters
     ----------
