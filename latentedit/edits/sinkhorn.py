@@ -167,6 +167,11 @@ def _dual_value(a, b, f_ba, g_ab, f_aa, g_bb) -> torch.Tensor:
     return (a * (f_ba - f_aa)).sum() + (b * (g_ab - g_bb)).sum()
 
 
+def _semi_relaxed_value(a, b, f_ba, g_ab, f_aa, g_bb, rho) -> torch.Tensor:
+    """The semi-relaxed divergence from its potentials: ⟨a, f_ba − f_aa⟩ + ρ ⟨b, exp(−g_bb/ρ) − exp(−g_ab/ρ)⟩."""
+    return (a * (f_ba - f_aa)).sum() + rho * (b * (torch.exp(-g_bb / rho) - torch.exp(-g_ab / rho))).sum()
+
+
 def _softmin(eps: float, C: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """The soft c-transform f_i = −ε log Σ_j exp(h_j − C_ij / ε): (N, M) costs, (M,) log-weights → (N,)."""
     return -eps * torch.logsumexp(h.unsqueeze(0) - C / eps, dim=1)
@@ -215,15 +220,20 @@ def _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log, rho=Non
     return potentials
 
 
-def _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance, iterations=0):
+def _log_domain_updates(eps, C_xy, C_xx, C_yy, a, b, potentials, max_iterations, tolerance, iterations=0, rho=None,
+                        C_yx=None):
     """The warm solve's updates with log-sum-exp soft-mins (the cold loop's update at a fixed ε); the reference for
-    :func:`_warm_updates`, and its fallback. ``iterations``: updates already run (they count towards both limits)."""
+    :func:`_warm_updates`, and its fallback. ``iterations``: updates already run (they count towards both limits).
+    ``rho``: the semi-relaxed problem's (the targets' updates damped, its value settling); ``C_yx``: C(x, y)ᵀ when the
+    caller has it contiguous (None: the transposed view)."""
     a_log, b_log = _log_weights(a), _log_weights(b)
+    C_yx = C_xy.T if C_yx is None else C_yx
     value = None
     while iterations < max_iterations:
-        potentials = _averaged_update(eps, C_xy, C_xy.T, C_xx, C_yy, a_log, b_log, potentials)
+        potentials = _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials, rho)
         iterations += 1
-        previous, value = value, float(_dual_value(a, b, *potentials))
+        previous, value = value, float(_dual_value(a, b, *potentials) if rho is None
+                                       else _semi_relaxed_value(a, b, *potentials, rho))
         if _settled(value, previous, iterations, tolerance, eps):
             break
     return (*potentials, iterations)
@@ -473,11 +483,6 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None
     return loss, state
 
 
-def _semi_relaxed_value(a, b, f_ba, g_ab, f_aa, g_bb, rho) -> torch.Tensor:
-    """The semi-relaxed divergence from its potentials: ⟨a, f_ba − f_aa⟩ + ρ ⟨b, exp(−g_bb/ρ) − exp(−g_ab/ρ)⟩."""
-    return (a * (f_ba - f_aa)).sum() + rho * (b * (torch.exp(-g_bb / rho) - torch.exp(-g_ab / rho))).sum()
-
-
 def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
                             b: torch.Tensor | None = None, blur: float | None = None, scaling: float = DEFAULT_SCALING,
                             reach: float = 1.0, diameter: float | None = None, cost_yy: torch.Tensor | None = None,
@@ -548,14 +553,9 @@ def semi_relaxed_divergence(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | 
             f_ba, g_ab, f_aa, g_bb = _annealed_potentials(schedule, C_xy, C_yx, C_xx, C_yy, a_log, b_log, rho)
             iterations = len(schedule)
         else:
-            potentials, value, iterations = tuple(start), None, 0
-            while iterations < (max_iterations if max_iterations is not None else len(schedule)):
-                potentials = _averaged_update(eps, C_xy, C_yx, C_xx, C_yy, a_log, b_log, potentials, rho)
-                iterations += 1
-                previous, value = value, float(_semi_relaxed_value(a, b, *potentials, rho))
-                if _settled(value, previous, iterations, tolerance, eps):
-                    break
-            f_ba, g_ab, f_aa, g_bb = potentials
+            f_ba, g_ab, f_aa, g_bb, iterations = _log_domain_updates(
+                eps, C_xy, C_xx, C_yy, a, b, tuple(start),
+                max_iterations if max_iterations is not None else len(schedule), tolerance, rho=rho, C_yx=C_yx)
         # the last update, in parallel, and its gradient in x (the potentials above are constants: envelope
         # theorem). f_ba and f_aa are soft-mins over C(x, y) and C(x, x), so ∇_{x_i} S = a_i (Σ_k P^aa_ik x_k −
         # Σ_j P_ij y_j), P and P^aa their row-stochastic soft-min weights: two N×M×D products, where autograd
