@@ -75,6 +75,11 @@ def make_edit(z: torch.Tensor) -> AffineEdit:
     return AffineEdit(z.shape[1]) if z.dim() == 2 else AffineEdit(z.shape[2], n_layers=z.shape[1])
 
 
+def batch_pair(t: int, pool: int) -> tuple[int, int]:
+    """Step t's source and target batch: source batch k meets a different target batch on every pass."""
+    return t % pool, (t % pool + t // pool) % pool
+
+
 def floor_work(x: torch.Tensor, y: torch.Tensor, blur: float, scaling: float):
     """The floor's two parts as functions, and its number of ε steps.
 
@@ -128,7 +133,7 @@ def bench_one(n: int, d: int, repeats: int, preservation: bool, device: torch.de
 
     def warm_step(first_epoch: bool = False, gather: bool = True):
         t = next(turn)
-        k, j = t % pool, (t % pool + t // pool) % pool  # source batch k meets a different target batch every pass
+        k, j = batch_pair(t, pool)
         if first_epoch:  # no code seen yet: the last solve's potentials, extended to the batch
             warm.tables.clear()
         costs = target_costs[j].batch(rows) if gather and target_costs[j] is not None else None
@@ -176,7 +181,7 @@ def relaxed_steps(xs, ys, index, target_costs, rows, edit, opt, blur, reach, rep
 
     def step(use_warm: bool):
         t = next(turn)
-        k, j = t % pool, (t % pool + t // pool) % pool
+        k, j = batch_pair(t, pool)
         costs = target_costs[j].batch(rows) if target_costs[j] is not None else None
         lw_step(edit, opt, xs[k], ys[j], None, None, blur, DEFAULT_SCALING, warm=warm if use_warm else None,
                 idx_src=index[k], idx_tgt=index[j], target_costs=costs, reach=reach_abs)
