@@ -20,9 +20,15 @@ Rules for the added digit:
 It also renders the projections of the test sources' own targets: the ceiling of a perfect per-image edit, set by the
 inversion alone.
 
+``--kernel`` adds maps that are not affine, fit to the same pairs: kernel ridge regression of the step,
+H(z) = m + Σ_i c_i exp(−‖z − z_i‖² / h) over the flattened train source codes z_i, h = ``bandwidth`` × the median
+squared distance between them, (K + ridge·I) c = steps − m, m their mean; alone, and on the residual of the cleanest
+affine fit (ridge 1), H = W z + b + kernel part. They say how much of the gap between the affine fit and the
+projected targets is the affine form's, with as many pairs as the run has train sources.
+
 Usage (in a finished default run's directory; ≈ 5 min on two cores)::
 
-    python bench/affine_ceiling.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--rules fixed random]
+    python bench/affine_ceiling.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3] [--rules fixed random] [--kernel]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +49,14 @@ from _judging import cells, judged, load_run, write_grid  # noqa: E402
 from latentedit.data.digits import DigitsConfig, add_one_digit, load_glyphs  # noqa: E402
 from latentedit.edits.affine import AffineEdit  # noqa: E402
 from latentedit.edits.definitions import split_selection_mask  # noqa: E402
-from latentedit.edits.model import affine_parameters, load_edit  # noqa: E402
+from latentedit.edits.model import affine_parameters, apply_edit, load_edit  # noqa: E402
 from latentedit.imaging import generate_uint8  # noqa: E402
+from latentedit.labels.classifiers import predict_logits  # noqa: E402
 from latentedit.projection.project import project_images  # noqa: E402
-from latentedit.render.calibrate import calibrate_edit  # noqa: E402
-from latentedit.render.render import render_codes, render_edit  # noqa: E402
+from latentedit.render.calibrate import calibrate  # noqa: E402
+from latentedit.render.render import render_codes  # noqa: E402
+
+Step = Callable[[torch.Tensor], torch.Tensor]  # H: codes (N, *S) ↦ their steps, the edit being z + α·H(z)
 
 def affine_fit(source: np.ndarray, target: np.ndarray, ridge: float | None) -> dict:
     """The edit model of z_t − z_s ≈ A z_s + b, ridge ``ridge``·n on A per layer (None: the mean step, A = 0)."""
@@ -71,6 +81,53 @@ def affine_fit(source: np.ndarray, target: np.ndarray, ridge: float | None) -> d
     return {"type": "affine", **affine_parameters(edit), "method": "affine_fit", "edit": "fit", "wstar": None}
 
 
+def kernel_fit(source: np.ndarray, target: np.ndarray, bandwidth: float, ridge: float,
+               base: Step | None = None) -> Step:
+    """H(z) = base(z) + m + Σ_i c_i exp(−‖z − z_i‖² / h), the kernel part fit by kernel ridge regression (module
+    docstring) to the steps z_t − z_s, minus ``base``'s steps when given (None: the kernel part alone)."""
+    x = torch.as_tensor(source, dtype=torch.float64).flatten(1)
+    steps = torch.as_tensor(target - source, dtype=torch.float64).flatten(1)
+    if base is not None:
+        steps = steps - base(torch.as_tensor(source)).double().flatten(1)
+    mean = steps.mean(0)
+    squared = torch.cdist(x, x).pow(2)
+    h = bandwidth * squared[squared > 0].median()
+    coef = torch.linalg.solve(torch.exp(-squared / h) + ridge * torch.eye(len(x), dtype=x.dtype), steps - mean)
+
+    def step(z: torch.Tensor) -> torch.Tensor:
+        kernel = torch.exp(-torch.cdist(z.double().flatten(1), x).pow(2) / h)
+        out = (kernel @ coef + mean).to(z.dtype).view(z.shape)
+        return out if base is None else out + base(z)
+
+    return step
+
+
+def model_step(model: dict) -> Step:
+    """The step H of an edit model (z' = z + α·H(z) for an affine one)."""
+    return lambda z: apply_edit(model, z, 1.0) - z
+
+
+def judge_step(step: Step, run, codes: np.ndarray, val_source: torch.Tensor, k: int, t: int, pred_in: dict,
+               edit: str, definition: dict, names: list[str], n_boot: int) -> tuple:
+    """Judge z ↦ z + α·H(z) like an ``evaluate_edit`` job: d from the latent classifier on the val sources (τ = 1,
+    unit 1, as for LW), the test codes rendered at 0, d and 1. Returns (calibration, renders, judged values)."""
+    with torch.no_grad():
+        val_step = step(val_source)
+
+        def rate(alpha: float) -> float:
+            read = predict_logits(run.classifier, val_source + alpha * val_step)[:, k] > 0
+            return float((read.long() == t).float().mean())
+
+        cal = calibrate(rate, tau=1.0, n_codes=len(val_source))
+        alphas = np.array([0.0, cal.d, 1.0])
+        z = torch.as_tensor(codes)
+        test_step = step(z)
+        edited = [z + float(alpha) * test_step for alpha in alphas]
+        logits = np.stack([predict_logits(run.classifier, e).numpy() for e in edited]).astype(np.float32)
+        rendered = np.stack([generate_uint8(run.renderer, e, 128).numpy() for e in edited])
+    return cal, rendered, judged(run.judge, rendered, alphas, pred_in, logits, edit, definition, names, n_boot)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("rundir", nargs="?", default=".")
@@ -79,6 +136,7 @@ def main() -> None:
     ap.add_argument("--rules", nargs="+", default=["fixed", "random"], choices=["fixed", "random"])
     ap.add_argument("--digit", type=int, default=5, help="the glyph class of the fixed rule")
     ap.add_argument("--ridge", nargs="+", type=float, default=[1e-3, 1e-2, 1e-1])
+    ap.add_argument("--kernel", action="store_true", help="also fit kernel ridge maps (module docstring)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--grid", default=None, help="write a PNG per edit here: the first 8 test sources, their projected "
@@ -88,7 +146,7 @@ def main() -> None:
 
     run = load_run(args.rundir, args.config)
     cfg, results, store, space, images = run.cfg, run.results, run.store, run.space, run.images
-    classifier, generator, scale, encoder = run.classifier, run.generator, run.scale, run.encoder
+    generator, scale, encoder = run.generator, run.scale, run.encoder
     renderer, judge, projection = run.renderer, run.judge, run.projection
     digits_cfg = DigitsConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["digits"].items()})
     glyphs = load_glyphs(digits_cfg, np.random.default_rng(digits_cfg.seed))
@@ -100,13 +158,13 @@ def main() -> None:
         k, t = names.index(definition["attribute"]), int(definition["target"][definition["attribute"]])
         train = split_selection_mask(store, definition["source"], "train")
         val_source = torch.as_tensor(store.latents[split_selection_mask(store, definition["source"], "val")])
-        val_target = torch.as_tensor(store.latents[split_selection_mask(store, definition["target"], "val")])
         codes, ids = render_codes(store, definition["source"], cfg["render"]["max_images"], cfg["render"]["seed"])
         inputs = images.images[images.rows_of(ids, "the test sources")]
         pred_in = judge.predict(inputs)
 
         print(f"\n{edit}: {train.sum()} train source codes, {len(val_source)} val (calibration), {len(codes)} test")
-        models = {"LW, trained by the run": load_edit(results / "edits" / "lw" / edit / "seed0" / "model.pt")}
+        run_lw = load_edit(results / "edits" / "lw" / edit / "seed0" / "model.pt")
+        steps = {"LW, trained by the run": model_step(run_lw)}
         columns, labels = [inputs[:8]], ["input"]  # the grid: one column per image source, 8 test sources
         for rule in args.rules:
             t0 = time.perf_counter()
@@ -129,14 +187,20 @@ def main() -> None:
             print(f"  {rule + ': projected targets (ceiling)':44s} {cells(ceiling, 1)}")
             columns.append(renders[1][:8])
             labels.append(f"{rule}:\ntarget")
-            models[f"{rule}: mean step"] = affine_fit(store.latents[train], targets, None)
+            source = store.latents[train]
+            steps[f"{rule}: mean step"] = model_step(affine_fit(source, targets, None))
             for ridge in args.ridge:
-                models[f"{rule}: affine per layer, ridge {ridge:g}"] = affine_fit(store.latents[train], targets, ridge)
-        for name, model in models.items():
-            cal = calibrate_edit(model, val_source, val_target, classifier, k, t, tau=1.0)
-            alphas = np.array([0.0, cal.d, 1.0])
-            rendered, logits = render_edit(model, renderer, codes, alphas, classifier, "cpu", 128, desc=name)
-            values = judged(judge, rendered, alphas, pred_in, logits, edit, definition, names, args.n_boot)
+                steps[f"{rule}: affine per layer, ridge {ridge:g}"] = model_step(affine_fit(source, targets, ridge))
+            if args.kernel:
+                affine = model_step(affine_fit(source, targets, 1.0))
+                for bandwidth, ridge in ((1.0, 0.1), (0.5, 0.1), (0.5, 1.0)):
+                    steps[f"{rule}: kernel h {bandwidth:g}, ridge {ridge:g}"] = kernel_fit(source, targets, bandwidth,
+                                                                                         ridge)
+                    steps[f"{rule}: affine 1 + kernel h {bandwidth:g}, ridge {ridge:g}"] = kernel_fit(
+                        source, targets, bandwidth, ridge, base=affine)
+        for name, step in steps.items():
+            cal, rendered, values = judge_step(step, run, codes, val_source, k, t, pred_in, edit, definition, names,
+                                               args.n_boot)
             columns.append(rendered[1][:8])
             labels.append(name.replace("affine per layer, ", "").replace(": ", ":\n").replace(", ", ",\n"))
             reached = "" if cal.reached else f" (τ not reached: {cal.rate:.3f})"

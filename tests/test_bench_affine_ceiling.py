@@ -43,3 +43,24 @@ def test_ridge_shrinks_the_linear_part_not_the_offset(affine_fit):
     assert weight["strong"] < 0.01 * weight["weak"]
     # with A ≈ 0 the offset is the mean step (the codes are near-centred), not shrunk toward 0
     np.testing.assert_allclose(strong["state_dict"]["bias"].numpy(), (target - source).mean(0), atol=0.05)
+
+
+@pytest.fixture(scope="module")
+def kernel_fit():
+    return load_bench("affine_ceiling").kernel_fit
+
+
+def test_the_kernel_fit_reproduces_the_training_steps_and_keeps_its_base(kernel_fit, affine_fit):
+    source, target = _pairs(n=200)
+    target = target + np.sin(3 * source).astype(np.float32)  # a step no affine map gives
+    near = kernel_fit(source, target, bandwidth=1.0, ridge=1e-6)
+    step = near(torch.as_tensor(source)).numpy()
+    np.testing.assert_allclose(source + step, target, atol=1e-2)
+    affine = load_bench("affine_ceiling").model_step(affine_fit(source, target, 1.0))
+    on_affine = kernel_fit(source, target, bandwidth=1.0, ridge=1e-6, base=affine)
+    np.testing.assert_allclose(source + on_affine(torch.as_tensor(source)).numpy(), target, atol=1e-2)
+    # far from every training code the kernel part is its mean: the mean step, or the base's step plus its residual's
+    far = torch.full((1, *source.shape[1:]), 100.0)
+    np.testing.assert_allclose(near(far).numpy()[0], (target - source).mean(0), atol=1e-4)
+    residual = (target - source - affine(torch.as_tensor(source)).numpy()).mean(0)
+    np.testing.assert_allclose(on_affine(far).numpy()[0], affine(far).numpy()[0] + residual, atol=1e-3)

@@ -161,9 +161,9 @@ class _Evil:
 
 
 def test_an_option_a_method_fixes_does_not_reach_its_jobs_params():
-    """rules/common/params.smk's edit_options: lw_paper fixes target_reach and pres_mode, so its jobs' params leave
-    them out and changing either reruns lw's jobs, not lw_paper's; ifg's jobs do not receive the evaluation alpha."""
-    lw = {"lr": 1.0, "target_reach": 0.2, "pres_mode": "per_code_falls"}
+    """rules/common/params.smk's edit_options: lw_paper fixes target_reach, pres_mode and transport_attributes, so its
+    jobs' params leave them out and changing one reruns lw's jobs, not lw_paper's; ifg's jobs do not receive the evaluation alpha."""
+    lw = {"lr": 1.0, "target_reach": 0.2, "pres_mode": "per_code_falls", "transport_attributes": 0.0}
     ns = {"config": {"edits": {"lw": lw, "ifg": {"alpha": 3.0, "C": 1.0}}},
           "get_method": get_method}
     exec((Path(__file__).resolve().parents[1] / "rules" / "common" / "params.smk").read_text(), ns)

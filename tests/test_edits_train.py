@@ -101,6 +101,16 @@ def test_resolved_options_are_complete(trained):
     assert row["val_accuracy"] > 0.95  # a = [z₀ > 0] is linearly separable
 
 
+def test_attributes_in_the_transport_cost_reach_lw_alone(store, classifier, gamma):
+    """edits.lw.transport_attributes: lw trains with it; lw_nopres (which reads no classifier) and lw_paper fix it
+    at 0, the paper's cost."""
+    options = {**LW, "transport_attributes": 5.0}
+    resolved = {m: train_edit(m, store, ADD_A, classifier, gamma, options, name="add_a", weight_attributes=NAMES)[2]
+                for m in ("lw", "lw_nopres", "lw_paper")}
+    assert {m: r["config"]["transport_attributes"] for m, r in resolved.items()} == {
+        "lw": 5.0, "lw_nopres": 0.0, "lw_paper": 0.0}
+
+
 def test_edits_add_the_attribute_and_keep_the_others(trained, store, classifier):
     for method in ("lw", "lw_nopres", "lt", "lt_core"):
         m = latent_edit_metrics(trained[method][0], store, classifier)
