@@ -15,12 +15,14 @@ labels (``images.h5``, ``slot_labels``):
 
 Costs: ½‖x − y‖² between the W+ codes (LW's); the same plus ½μ Σ_l (p_l(x) − p_l(y))² over the latent classifiers'
 presence probabilities p = σF(has_0 … has_9) (what ``edits.lw.transport_attributes`` adds, with w = 1 here); between the
-images' pixels (in [0, 1]); between the image oracle's embeddings. The blur of each entropic plan is 0.25 σ_rms of its
-own cost's features.
+images' pixels (in [0, 1]); between the image oracle's embeddings; and, when the run trained W* (``edits.methods``
+holds ``lw_wstar`` or ``ifg_wstar``), between the codes in W*, T(z), where ``lw_wstar``'s transport runs. The blur of
+each entropic plan is 0.25 σ_rms of its own cost's features.
 
 Usage (in a finished default run's directory; ≈ 1 min on two cores)::
 
     python bench/ot_pairing.py [RUNDIR] [--edits add_digit_1to2 add_digit_2to3 add_digit_3to4] [--mu 100 1000]
+        [--wstar MODEL]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from _judging import load_run  # noqa: E402
 from latentedit.edits.definitions import split_selection_mask  # noqa: E402
 from latentedit.edits.sinkhorn import default_blur, half_squared_distances, sinkhorn_divergence  # noqa: E402
 from latentedit.labels.classifiers import predict_logits  # noqa: E402
+from latentedit.wstar.realnvp import load_wstar, map_codes, wstar_from_checkpoint  # noqa: E402
 
 
 def clean_pairs(source_slots: np.ndarray, target_slots: np.ndarray) -> np.ndarray:
@@ -70,6 +73,8 @@ def main() -> None:
     ap.add_argument("--edits", nargs="+", default=["add_digit_1to2", "add_digit_2to3", "add_digit_3to4"])
     ap.add_argument("--mu", nargs="+", type=float, default=[100.0, 1000.0],
                     help="weights of the presence probabilities added to the W+ cost")
+    ap.add_argument("--wstar", default=None, help="a W* model (default: the run's results/<world>/wstar/model.pt, "
+                                                  "when it trained one)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -77,6 +82,8 @@ def main() -> None:
     run = load_run(args.rundir, args.config)
     store, images = run.store, run.images
     presence = [i for i, name in enumerate(run.names) if name.startswith("has_")]
+    wstar_path = Path(args.wstar) if args.wstar else run.results / "wstar" / "model.pt"
+    T = wstar_from_checkpoint(load_wstar(wstar_path)) if args.wstar or wstar_path.exists() else None
     print(f"run {args.rundir}: {run.space} codes {store.latents.shape[1:]}. Cells: share of clean pairs "
           "(the target keeps the source's digits in their slots)")
     for edit in args.edits:
@@ -96,6 +103,9 @@ def main() -> None:
         for mu in args.mu:
             features[f"W+ codes + presence, μ = {mu:g}"] = [torch.cat((z, mu ** 0.5 * p), 1)
                                                             for z, p in zip(codes, probs)]
+        if T is not None:
+            features["W* codes, T(z) (lw_wstar's cost)"] = [
+                map_codes(T, torch.as_tensor(store.latents[m])).flatten(1) for m in masks]
         features.update({"pixels": pixels, "the oracle's embedding": embeddings})
         for name, (x, y) in features.items():
             shares = pairing_shares(x, y, clean)
