@@ -14,7 +14,7 @@ from snakemake.utils import validate
 SCHEMA = "schemas/config.schema.yaml"
 ROOT = Path(__file__).resolve().parents[1]
 # overlays: partial configs given with --configfile on top of config.yaml (validated merged onto it)
-OVERLAYS = ["configs/digits_z.yaml", "configs/digits_reading_order.yaml"]
+OVERLAYS = ["configs/digits_z.yaml", "configs/digits_reading_order.yaml", "configs/digits_wstar.yaml"]
 SHIPPED_CONFIGS = ["config.yaml", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("configs/*.yaml")
                                           if str(p.relative_to(ROOT)) not in OVERLAYS)]
 
