@@ -383,7 +383,8 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
     the solves start, updated in place (None: cold, annealed solves); it needs ``idx_src``, ``idx_tgt``, the codes'
     rows in its tables. ``target_costs``: C(z_tgt, z_tgt), when the caller has it (:class:`TargetCosts`). ``reach``
     (codes' units): the Wasserstein term is the semi-relaxed divergence, solved cold (module docstring); None:
-    balanced.
+    balanced. ``transport``: the attributes in the transport cost (:class:`AttributeTransport`), with ``f_tgt`` =
+    F(z_tgt); ``target_costs`` and ``reach`` are then those of the augmented codes.
     """
     if warm is not None and (idx_src is None or idx_tgt is None):
         raise ValueError("warm starts need the batch's code indices (idx_src, idx_tgt)")
@@ -457,11 +458,11 @@ def train_lw(source: torch.Tensor, target: torch.Tensor, val_source: torch.Tenso
         Per-code weights (e.g. :func:`latentedit.edits.weights.balanced_weights`); uniform when None. They are
         renormalised within every batch.
     classifier : callable, optional
-        Latent classifier F: codes (B, ...) → outputs (B, L); needed when ``cfg.lambda_pres > 0``. It is not
-        optimised (freeze its parameters to save memory).
+        Latent classifier F: codes (B, ...) → outputs (B, L); needed when ``cfg.lambda_pres > 0`` or
+        ``cfg.transport_attributes > 0``. It is not optimised (freeze its parameters to save memory).
     gamma_row : Tensor, shape (L,), optional
-        γ_lk for the preservation weights w_l = 1 − γ_lk (see :func:`preservation_weights`); required with a
-        classifier and ``lambda_pres > 0``.
+        γ_lk for the preservation weights w_l = 1 − γ_lk (see :func:`preservation_weights`), which the transport
+        cost's attributes share; required with a classifier and ``lambda_pres > 0`` or ``transport_attributes > 0``.
     val_source_weights, val_target_weights : Tensor, shapes (N_v,), (M_v,), optional
         Weights of the validation codes; uniform when None.
     edited_attribute : int, optional
