@@ -382,7 +382,7 @@ def lw_losses(edit: AffineEdit, z_src: torch.Tensor, z_tgt: torch.Tensor, a: tor
     ``f_src`` = F(z_src), the classifier outputs of the unedited source codes (needed with ``pres``). ``warm``: where
     the solves start, updated in place (None: cold, annealed solves); it needs ``idx_src``, ``idx_tgt``, the codes'
     rows in its tables. ``target_costs``: C(z_tgt, z_tgt), when the caller has it (:class:`TargetCosts`). ``reach``
-    (codes' units): the Wasserstein term is the semi-relaxed divergence, solved cold (module docstring); None:
+    (codes' units): the Wasserstein term is the semi-relaxed divergence, warm from the tables (module docstring); None:
     balanced. ``transport``: the attributes in the transport cost (:class:`AttributeTransport`), with ``f_tgt`` =
     F(z_tgt); ``target_costs`` and ``reach`` are then those of the augmented codes.
     """
